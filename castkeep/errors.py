@@ -1,0 +1,96 @@
+"""The one error family users see. Each subclass is a failure a user can act on;
+its message says what to do."""
+
+from __future__ import annotations
+
+
+class CastkeepError(Exception):
+    """Base of every error castkeep raises on purpose. `exit_code` is what the CLI returns."""
+
+    exit_code: int = 2
+
+
+class ConfigurationError(CastkeepError):
+    """A setting is missing or wrong; the message names the CASTKEEP_ variable to fix."""
+
+
+class ModelNotConfiguredError(ConfigurationError):
+    """Weights for a model are not configured or not found at the configured local path."""
+
+
+class UnknownModelError(CastkeepError):
+    """A registry was asked for a name it does not know; the message lists the known ones."""
+
+
+class DatabaseError(CastkeepError):
+    """The catalogue cannot be reached or is not usable (e.g. pgvector missing)."""
+
+
+class ObjectNotFoundError(CastkeepError):
+    """An object store key does not exist."""
+
+
+class ObjectStoreError(CastkeepError):
+    """The object store cannot be reached or refused an operation."""
+
+
+class NotFoundError(CastkeepError):
+    """A catalogue entity (talent, consent, asset, request) does not exist."""
+
+
+class UnsupportedImageError(CastkeepError):
+    """An image cannot be decoded safely (corrupt, truncated, too many pixels, unknown format)."""
+
+
+class FaceError(CastkeepError):
+    """Face detection did not give what the operation needs (no face, several, too small)."""
+
+    exit_code = 3
+
+
+class NoFaceError(FaceError):
+    """No face was found."""
+
+
+class MultipleFacesError(FaceError):
+    """More faces than the operation can use; the message says how to choose one."""
+
+
+class FaceTooSmallError(FaceError):
+    """The face is below the minimum size or quality."""
+
+
+class EncoderMismatchError(CastkeepError):
+    """Embeddings of different encoders were compared; they live in different spaces."""
+
+
+class ManifestError(CastkeepError):
+    """A consent manifest or request file is invalid; the message names the file and field."""
+
+
+class ConsentError(CastkeepError):
+    """Consent does not cover the requested use; the message names every failing clause."""
+
+    exit_code = 3
+
+
+class LicenceError(CastkeepError):
+    """A model's licence forbids the requested use unless a licence id is configured."""
+
+    exit_code = 3
+
+
+class SpecError(CastkeepError):
+    """A lighting or camera spec is invalid or beyond what an engine can do."""
+
+
+class EngineError(CastkeepError):
+    """An edit engine failed while running."""
+
+
+class SigningError(CastkeepError):
+    """A C2PA manifest could not be signed; the message says which key/cert property is wrong."""
+
+
+class VerificationError(CastkeepError):
+    """A file's provenance could not be read at all."""

@@ -1,0 +1,275 @@
+"""Catalogue schema (SQLAlchemy 2, typed). The database schema itself is created only by the
+Alembic migrations in db/migrations; this module must agree with them (a test checks).
+
+Conventions: ids are UUIDs, times are timezone-aware UTC, content hashes are sha256 hex.
+Flexible, evolving detail (scopes, params, quality) lives in JSONB so later features rarely
+need a migration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ASSET_STATUSES = ("candidate", "approved", "rejected", "published", "quarantined")
+CONSENT_STATUSES = ("active", "revoked", "expired")
+REQUEST_STATUSES = (
+    "received",
+    "refused",
+    "running",
+    "awaiting_approval",
+    "completed",
+    "failed",
+)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        dict[str, Any]: JSONB,
+        list[Any]: JSONB,
+        uuid.UUID: UUID(as_uuid=True),
+        dt.datetime: DateTime(timezone=True),
+    }
+
+
+class Talent(Base):
+    __tablename__ = "talent"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    # The agency's own reference for the person (unique when given).
+    external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # PII: stays in the catalogue, never in a manifest or a log line.
+    display_name: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class Consent(Base):
+    __tablename__ = "consent"
+    __table_args__ = (
+        CheckConstraint("status IN ('active','revoked','expired')", name="consent_status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    talent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("talent.id"), index=True)
+    external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
+    release_doc_sha256: Mapped[str] = mapped_column(String(64))
+    release_doc_key: Mapped[str] = mapped_column(String(500))
+    valid_from: Mapped[dt.datetime]
+    valid_until: Mapped[dt.datetime] = mapped_column(index=True)
+    # {"channels": [...], "territories": [...], "purposes": [...], "edits": [...]}
+    scope: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    synthetic_likeness: Mapped[bool] = mapped_column(Boolean, default=False)
+    ai_training: Mapped[bool] = mapped_column(Boolean, default=False)
+    minor: Mapped[bool] = mapped_column(Boolean, default=False)
+    guardian: Mapped[str | None] = mapped_column(String(300))
+    signed_by: Mapped[str | None] = mapped_column(String(300))
+    notes: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="active", index=True)
+    # sha256 of the canonical manifest record this row came from (idempotent re-ingest).
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class ConsentEvent(Base):
+    """Append-only history of a consent (granted, revoked, expired, ...)."""
+
+    __tablename__ = "consent_event"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    consent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consent.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ReferencePortrait(Base):
+    __tablename__ = "reference_portrait"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    talent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("talent.id"), index=True)
+    consent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consent.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    object_key: Mapped[str] = mapped_column(String(500))
+    media_type: Mapped[str] = mapped_column(String(100))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    source_name: Mapped[str | None] = mapped_column(String(500))
+    # {"face_px": ..., "sharpness": ..., "det_score": ..., "yaw": ..., "roll": ...}
+    quality: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class AssetRequest(Base):
+    __tablename__ = "asset_request"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    campaign: Mapped[str] = mapped_column(String(300))
+    requester: Mapped[str] = mapped_column(String(300))
+    channel: Mapped[str] = mapped_column(String(50))
+    territory: Mapped[str] = mapped_column(String(10))
+    purpose: Mapped[str] = mapped_column(String(50))
+    publish_date: Mapped[dt.date] = mapped_column(Date)
+    # The validated request document, as submitted.
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    spec_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(30), default="received", index=True)
+    refusals: Mapped[list[Any]] = mapped_column(default=list)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        default=utcnow, server_default=func.now(), onupdate=utcnow
+    )
+
+
+class Generation(Base):
+    """One engine call: what ran, with which weights, seed and parameters, on what device."""
+
+    __tablename__ = "generation"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    request_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("asset_request.id"), index=True)
+    variant: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    engine: Mapped[str] = mapped_column(String(100))
+    engine_version: Mapped[str] = mapped_column(String(100))
+    model_hashes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    device: Mapped[str] = mapped_column(String(100))
+    timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    licence_id: Mapped[str | None] = mapped_column(String(200))
+    passed: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class Asset(Base):
+    __tablename__ = "asset"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('candidate','approved','rejected','published','quarantined')",
+            name="asset_status",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    request_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("asset_request.id"), index=True)
+    generation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("generation.id"))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    object_key: Mapped[str] = mapped_column(String(500))
+    media_type: Mapped[str] = mapped_column(String(100))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="candidate", index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    # The recorded use this asset was made for: {"channel","territory","purpose","edits","publish_date"}
+    use: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    manifest_label: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        default=utcnow, server_default=func.now(), onupdate=utcnow
+    )
+
+
+class Face(Base):
+    """A detected face with its embedding. Exactly one owner: a reference portrait or an asset.
+    Embeddings carry their encoder; vectors of different encoders are never compared."""
+
+    __tablename__ = "face"
+    __table_args__ = (
+        CheckConstraint(
+            "(reference_portrait_id IS NULL) <> (asset_id IS NULL)", name="face_one_owner"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    reference_portrait_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("reference_portrait.id"), index=True
+    )
+    asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("asset.id"), index=True)
+    face_index: Mapped[int] = mapped_column(Integer, default=0)
+    encoder: Mapped[str] = mapped_column(String(100), index=True)
+    encoder_version: Mapped[str] = mapped_column(String(100))
+    dim: Mapped[int] = mapped_column(Integer)
+    # Dimension-free column; per-encoder HNSW indexes cast to vector(dim) (see migrations).
+    embedding: Mapped[Any] = mapped_column(Vector())
+    box: Mapped[list[Any]] = mapped_column(default=list)  # [x0, y0, x1, y1] in original pixels
+    landmarks: Mapped[list[Any]] = mapped_column(default=list)  # 5 x [x, y]
+    quality: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class Lineage(Base):
+    """What an asset was derived from: reference portraits (under which consent) or parent assets."""
+
+    __tablename__ = "lineage"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("asset.id"), index=True)
+    reference_portrait_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("reference_portrait.id"), index=True
+    )
+    parent_asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("asset.id"))
+    talent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("talent.id"), index=True)
+    consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consent.id"), index=True)
+    relationship: Mapped[str] = mapped_column(String(30))  # parentOf | componentOf
+
+
+class Score(Base):
+    __tablename__ = "score"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    generation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("generation.id"), index=True)
+    asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("asset.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))  # identity | lighting | camera | quality
+    talent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("talent.id"))
+    face_index: Mapped[int | None] = mapped_column(Integer)
+    value: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained: hash = sha256(prev_hash + canonical payload). An edited or
+    deleted row breaks the chain at that row (db/audit_log.py verifies)."""
+
+    __tablename__ = "audit_event"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    id: Mapped[uuid.UUID] = mapped_column(unique=True, default=new_id)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(60), index=True)
+    entity_type: Mapped[str | None] = mapped_column(String(40))
+    entity_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

