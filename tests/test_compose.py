@@ -1,0 +1,154 @@
+"""docker-compose.yml cannot be run here (no Docker); these tests read it and check it against the
+settings model, so a renamed setting or a missing service fails here rather than in production."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from castkeep.flows.settings import Settings
+
+COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def _interpolate(value: str) -> str:
+    """Compose's own ${VAR:-default} rule, with the defaults (as `docker compose up` would use them
+    on a machine with no .env)."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return os.environ.get(m.group(1)) or (m.group(2) or "")
+
+    return _VAR.sub(sub, value)
+
+
+def _env(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): _interpolate(str(v)) for k, v in env.items()}
+
+
+def _resolve_field(name: str) -> str | None:
+    """Walk Settings by a CASTKEEP_A__B name; return None if it names a real leaf field, else why not."""
+    parts = name.removeprefix("CASTKEEP_").lower().split("__")
+    model: type[BaseModel] = Settings
+    for i, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            return f"{name}: {model.__name__} has no field {part!r}"
+        ann = field.annotation
+        is_model = isinstance(ann, type) and issubclass(ann, BaseModel)
+        last = i == len(parts) - 1
+        if last and is_model:
+            return f"{name}: {part!r} is a section, not a setting"
+        if not last:
+            if not is_model:
+                return f"{name}: {part!r} is a setting, not a section"
+            model = ann
+    return None
+
+
+def _castkeep_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        n: s
+        for n, s in compose["services"].items()
+        if any(k.startswith("CASTKEEP_") for k in _env(s))
+    }
+
+
+def test_required_services_exist(compose):
+    services = compose["services"]
+    for name in ("postgres", "minio", "minio-init", "prefect-server", "worker-cpu", "worker-gpu"):
+        assert name in services, f"missing service {name}"
+    assert services["postgres"]["image"].startswith("pgvector/pgvector:")
+    assert services["minio"]["image"].startswith("minio/minio")
+    assert "prefect" in services["prefect-server"]["image"]
+    assert services["prefect-server"]["command"][:3] == ["prefect", "server", "start"]
+
+
+def test_bucket_job_enables_object_lock_on_every_bucket(compose):
+    script = "\n".join(compose["services"]["minio-init"]["command"])
+    env = _env(compose["services"]["worker-cpu"])
+    for bucket in (env["CASTKEEP_STORAGE__BUCKET"], env["CASTKEEP_STORAGE__RESTRICTED_BUCKET"]):
+        assert re.search(rf"mc mb .*--with-lock\s+\S+/{re.escape(bucket)}\s*$", script, re.M), bucket
+
+
+def test_workers_serve_the_cpu_and_gpu_pools(compose):
+    services = compose["services"]
+    for name, pool in (("worker-cpu", "cpu"), ("worker-gpu", "gpu")):
+        cmd = services[name]["command"]
+        assert cmd[:3] == ["prefect", "worker", "start"], name
+        assert cmd[cmd.index("--pool") + 1] == pool
+        assert cmd[cmd.index("--type") + 1] == "process"
+        assert _env(services[name])["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+    gpu = services["worker-gpu"]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert gpu["runtime"] == "nvidia"
+    assert "deploy" not in services["worker-cpu"]
+
+
+def test_every_castkeep_variable_is_a_settings_field(compose):
+    services = _castkeep_services(compose)
+    assert {"worker-cpu", "worker-gpu", "castkeep-setup"} <= set(services)
+    problems = [
+        p
+        for s in services.values()
+        for k in _env(s)
+        if k.startswith("CASTKEEP_") and (p := _resolve_field(k))
+    ]
+    assert problems == []
+
+
+def test_field_walk_rejects_unknown_names():
+    # The checker itself must be able to fail.
+    assert _resolve_field("CASTKEEP_STORAGE__KIND") is None
+    assert "no field 'bukket'" in _resolve_field("CASTKEEP_STORAGE__BUKKET")
+    assert "section" in _resolve_field("CASTKEEP_STORAGE")
+    assert "not a section" in _resolve_field("CASTKEEP_HOME__X")
+
+
+@pytest.mark.parametrize("service", ["worker-cpu", "worker-gpu", "castkeep-setup"])
+def test_service_env_parses_into_the_production_settings(compose, service, monkeypatch):
+    for key in list(os.environ):
+        if key.startswith("CASTKEEP_"):
+            monkeypatch.delenv(key)
+    env = _env(compose["services"][service])
+    for key, value in env.items():
+        if key.startswith("CASTKEEP_"):
+            monkeypatch.setenv(key, value)
+    s = Settings()
+    assert s.storage.kind == "s3"
+    assert s.storage.endpoint == "minio:9000"
+    assert s.storage.secure is False and s.storage.object_lock is True
+    assert s.database.url.startswith("postgresql+psycopg://castkeep:")
+    assert s.database.url.endswith("@postgres:5432/castkeep")
+    assert s.home == Path("/var/lib/castkeep")
+    assert s.prefect.gpu_work_pool == "gpu"
+    # The MinIO root credentials and the castkeep S3 credentials must be the same pair.
+    minio = _env(compose["services"]["minio"])
+    assert s.storage.access_key == minio["MINIO_ROOT_USER"]
+    assert s.storage.secret_key.get_secret_value() == minio["MINIO_ROOT_PASSWORD"]
+
+
+def test_database_password_is_shared_with_postgres(compose):
+    pg = _env(compose["services"]["postgres"])
+    url = _env(compose["services"]["worker-cpu"])["CASTKEEP_DATABASE__URL"]
+    assert f"{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@" in url
+    assert url.rsplit("/", 1)[1] == pg["POSTGRES_DB"]
+    init = compose["configs"]["pg-init"]["content"]
+    assert "CREATE EXTENSION IF NOT EXISTS vector" in init
