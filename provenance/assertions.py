@@ -1,0 +1,166 @@
+"""Typed inputs for castkeep's own C2PA assertions, and their JSON form.
+
+Nothing here may identify a person: talents appear only by pseudonymous id, release documents
+only by sha256. The validators refuse values that look like names or e-mail addresses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+CONSENT_LABEL = "com.castkeep.consent"
+CONSENT_SCHEMA = "https://castkeep.dev/schemas/consent/v1"
+SCORES_LABEL = "com.castkeep.scores"
+SCORES_SCHEMA = "https://castkeep.dev/schemas/scores/v1"
+TRAINING_MINING_LABEL = "cawg.training-mining"
+METADATA_LABEL = "c2pa.metadata"
+
+TRAINING_MINING_USES = (
+    "cawg.ai_generative_training",
+    "cawg.ai_inference",
+    "cawg.ai_training",
+    "cawg.data_mining",
+)
+
+EDIT_KINDS = ("lighting", "camera", "background", "wardrobe", "expression", "group_composite")
+
+# PLUS (useplus.org) vocabulary. Model releases with scopes are "limited".
+PLUS_NS = "http://ns.useplus.org/ldf/xmp/1.0/"
+PLUS_VOCAB = "http://ns.useplus.org/ldf/vocab/"
+MODEL_RELEASE_STATUSES = ("MR-NON", "MR-NAP", "MR-UMR", "MR-LMR")
+# Closest PLUS ImageAlterationConstraints term for each forbidden castkeep edit kind.
+_ALTERATION = {
+    "lighting": "IMAL-NRET",  # no retouching
+    "expression": "IMAL-NRET",
+    "wardrobe": "IMAL-NRET",
+    "camera": "IMAL-NRET",
+    "background": "IMAL-NMER",  # no merging
+    "group_composite": "IMAL-NMER",
+}
+
+# Pseudonymous identifiers: opaque tokens (uuid, slug with digits, prefix:id), no spaces or '@'.
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+PseudonymousId = Annotated[str, StringConstraints(pattern=_ID)]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScopeSummary(_Spec):
+    """What the consents allow, as vocabulary terms (never free text about the person)."""
+
+    channels: tuple[str, ...] = ()
+    territories: tuple[str, ...] = ()
+    purposes: tuple[str, ...] = ()
+    edits: tuple[str, ...] = ()
+    synthetic_likeness: bool = False
+    ai_training: bool = False
+
+    @field_validator("channels", "territories", "purposes", "edits")
+    @classmethod
+    def _terms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for term in value:
+            if not re.fullmatch(r"[A-Za-z0-9*][A-Za-z0-9_*.-]{0,63}", term):
+                raise ValueError(f"scope term {term!r} must be a short vocabulary token")
+        return value
+
+
+class ConsentAssertion(_Spec):
+    talents: tuple[PseudonymousId, ...] = Field(min_length=1)
+    consents: tuple[PseudonymousId, ...] = Field(min_length=1)
+    scope: ScopeSummary = ScopeSummary()
+    valid_until: dt.datetime | dt.date | None = None
+    release_doc_sha256s: tuple[Sha256Hex, ...] = ()
+    model_release_status: str = "MR-LMR"
+
+    @field_validator("model_release_status")
+    @classmethod
+    def _status(cls, value: str) -> str:
+        if value not in MODEL_RELEASE_STATUSES:
+            raise ValueError(f"model_release_status must be one of {MODEL_RELEASE_STATUSES}")
+        return value
+
+
+class IdentityScore(_Spec):
+    talent_id: PseudonymousId
+    distance: float
+    threshold: float
+    passed: bool
+    similarity: float | None = None
+    face_index: int | None = None
+
+
+class AdherenceEntry(_Spec):
+    error: float
+    threshold: float
+    passed: bool
+    unit: str = ""
+
+
+class ScoresAssertion(_Spec):
+    encoder: str = Field(min_length=1)  # name + version of the identity encoder
+    identity: tuple[IdentityScore, ...] = ()
+    lighting: AdherenceEntry | None = None
+    camera: AdherenceEntry | None = None
+
+
+def _iso(value: dt.datetime | dt.date | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.isoformat()
+
+
+def consent_assertion(consent: ConsentAssertion, forbidden_edits: tuple[str, ...]) -> dict:
+    return {
+        "label": CONSENT_LABEL,
+        "data": {
+            "schema": CONSENT_SCHEMA,
+            "talents": list(consent.talents),
+            "consents": list(consent.consents),
+            "scope": consent.scope.model_dump(mode="json"),
+            "valid_until": _iso(consent.valid_until),
+            "release_document_sha256": list(consent.release_doc_sha256s),
+            "forbidden_edits": list(forbidden_edits),
+        },
+    }
+
+
+def scores_assertion(scores: ScoresAssertion) -> dict:
+    data = scores.model_dump(mode="json", exclude_none=True)
+    return {"label": SCORES_LABEL, "data": {"schema": SCORES_SCHEMA, **data}}
+
+
+def training_mining_assertion(allowed: bool) -> dict:
+    use = "allowed" if allowed else "notAllowed"
+    return {
+        "label": TRAINING_MINING_LABEL,
+        "data": {"entries": {name: {"use": use} for name in TRAINING_MINING_USES}},
+    }
+
+
+def alteration_constraints(forbidden_edits: tuple[str, ...]) -> list[str]:
+    terms = sorted({_ALTERATION[kind] for kind in forbidden_edits if kind in _ALTERATION})
+    return [PLUS_VOCAB + term for term in terms]
+
+
+def model_release_assertion(consent: ConsentAssertion, forbidden_edits: tuple[str, ...]) -> dict:
+    """PLUS model-release fields as a C2PA metadata (JSON-LD) assertion."""
+    data: dict = {
+        "@context": {"plus": PLUS_NS},
+        "plus:ModelReleaseStatus": PLUS_VOCAB + consent.model_release_status,
+        "plus:ModelReleaseID": list(consent.consents),
+    }
+    if consent.valid_until is not None:
+        data["plus:LicenseEndDate"] = _iso(consent.valid_until)
+    constraints = alteration_constraints(forbidden_edits)
+    if constraints:
+        data["plus:ImageAlterationConstraints"] = constraints
+    return {"label": METADATA_LABEL, "data": data}
