@@ -75,7 +75,7 @@ class ConsentAssertion(_Spec):
     talents: tuple[PseudonymousId, ...] = Field(min_length=1)
     consents: tuple[PseudonymousId, ...] = Field(min_length=1)
     scope: ScopeSummary = ScopeSummary()
-    valid_until: dt.datetime | dt.date | None = None
+    valid_until: dt.date | dt.datetime | None = None
     release_doc_sha256s: tuple[Sha256Hex, ...] = ()
     model_release_status: str = "MR-LMR"
 
@@ -110,7 +110,7 @@ class ScoresAssertion(_Spec):
     camera: AdherenceEntry | None = None
 
 
-def _iso(value: dt.datetime | dt.date | None) -> str | None:
+def _iso(value: dt.date | dt.datetime | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, dt.datetime) and value.tzinfo is None:
