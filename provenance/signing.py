@@ -300,3 +300,39 @@ def make_signer(config: SignerConfig | CallbackSignerConfig) -> Signer:
                                 serialization.NoEncryption())
     return Signer(algorithm=algorithm, chain_pem=chain_pem, leaf=leaf, tsa_url=config.tsa_url,
                   key_pem=key_pem)
+
+
+def resolve_signer_config(*, keys_dir: Path, cert_chain: Path | None = None,
+                          private_key: Path | None = None, algorithm: str = "es256",
+                          tsa_url: str | None = None) -> SignerConfig:
+    """The configured certificate + key, else the development CA under ``keys_dir``.
+
+    Plain values in, so the edge (CLI, flows) passes its settings down. The development CA's
+    own key type decides its algorithm.
+    """
+    from castkeep.errors import ConfigurationError
+    from castkeep.provenance.keys import dev_ca_paths
+
+    if cert_chain is not None or private_key is not None:
+        if cert_chain is None or private_key is None:
+            missing = "CASTKEEP_SIGNING__CERT_CHAIN" if cert_chain is None else "CASTKEEP_SIGNING__PRIVATE_KEY"
+            raise ConfigurationError(f"signing needs both a certificate chain and a private key; set {missing}")
+        return SignerConfig(Path(cert_chain), Path(private_key), algorithm, tsa_url)
+    dev = dev_ca_paths(Path(keys_dir))
+    if dev is None:
+        raise SigningError(
+            f"no signing identity: run `castkeep keys init` (development CA under {keys_dir}) or "
+            "set CASTKEEP_SIGNING__CERT_CHAIN and CASTKEEP_SIGNING__PRIVATE_KEY"
+        )
+    return SignerConfig(dev.chain, dev.private_key, dev.algorithm, tsa_url)
+
+
+def resolve_trust_anchors(*, keys_dir: Path, configured: list[Path] | tuple[Path, ...] = ()) -> list[Path]:
+    """Configured anchor PEMs plus the development root when it exists."""
+    from castkeep.provenance.keys import dev_ca_paths
+
+    anchors = [Path(p) for p in configured]
+    dev = dev_ca_paths(Path(keys_dir))
+    if dev is not None and dev.root_cert not in anchors:
+        anchors.append(dev.root_cert)
+    return anchors

@@ -55,6 +55,7 @@ class VerificationReport:
     training_mining: dict[str, str] | None = None
     model_release: dict[str, Any] | None = None
     failure_details: list[Failure] = field(default_factory=list)
+    manifest_label: str | None = None
     error: str | None = None
 
     @property
@@ -192,6 +193,7 @@ def verify_bytes(data: bytes, media_type: str | None = None, *,
         ),
         model_release=_assertion(manifest, METADATA_LABEL),
         failure_details=failures,
+        manifest_label=store.get("active_manifest"),
     )
 
 

@@ -1,0 +1,93 @@
+"""`castkeep keys`: the signing identity (development CA or configured certificate).
+
+Also the settings -> provenance glue the flows use: `signer_config_from_settings`,
+`trust_anchors_from_settings`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+keys_app = typer.Typer(help="Signing keys: create the development CA, show the identity in use.",
+                       no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(keys_app, name="keys")
+
+
+def keys_dir(settings) -> Path:
+    return Path(settings.home) / "keys"
+
+
+def signer_config_from_settings(settings):
+    """SignerConfig for the configured certificate, else the development CA."""
+    from castkeep.provenance.signing import resolve_signer_config
+
+    s = settings.signing
+    return resolve_signer_config(keys_dir=keys_dir(settings), cert_chain=s.cert_chain,
+                                 private_key=s.private_key, algorithm=s.algorithm,
+                                 tsa_url=s.tsa_url)
+
+
+def trust_anchors_from_settings(settings) -> list[Path]:
+    from castkeep.provenance.signing import resolve_trust_anchors
+
+    return resolve_trust_anchors(keys_dir=keys_dir(settings),
+                                 configured=settings.signing.trust_anchors)
+
+
+@keys_app.command("init")
+def init(
+    force: bool = typer.Option(False, "--force", help="Replace existing keys (old signatures stay "
+                               "verifiable only while their root is a trust anchor)."),
+    algorithm: str = typer.Option(None, "--algorithm",
+                                  help="es256 (default), ps256 or ed25519; default: "
+                                       "CASTKEEP_SIGNING__ALGORITHM."),
+) -> None:
+    """Create the development CA under <CASTKEEP_HOME>/keys (kept if it exists, unless --force)."""
+    from castkeep.flows.settings import get_settings
+    from castkeep.provenance.keys import dev_ca_paths, init_dev_ca
+
+    settings = get_settings()
+    directory = keys_dir(settings)
+    existed = dev_ca_paths(directory) is not None
+    paths = init_dev_ca(directory, force=force, algorithm=(algorithm or settings.signing.algorithm).lower())
+    verb = "kept existing" if existed and not force else "created"
+    typer.echo(f"{verb} development CA ({paths.algorithm}) in {directory}")
+    typer.echo(f"trust anchor: {paths.root_cert}")
+
+
+@keys_app.command("show")
+def show(as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
+    """Show the signing identity castkeep uses and the trust anchors it verifies against."""
+    from castkeep.flows.settings import get_settings
+    from castkeep.provenance.keys import dev_ca_paths
+    from castkeep.provenance.signing import check_leaf, load_chain
+
+    settings = get_settings()
+    config = signer_config_from_settings(settings)
+    chain = load_chain(config.chain_path)
+    leaf = check_leaf(chain, config.chain_path, config.algorithm)
+    dev = dev_ca_paths(keys_dir(settings))
+    configured = settings.signing.cert_chain is not None
+    info = {
+        "source": "configured" if configured else "development",
+        "root_cert": None if configured or dev is None else str(dev.root_cert),
+        "chain": str(config.chain_path),
+        "private_key": str(config.key_path),
+        "algorithm": config.algorithm,
+        "subject": leaf.subject.rfc4514_string(),
+        "issuer": leaf.issuer.rfc4514_string(),
+        "not_after": leaf.not_valid_after_utc.isoformat(),
+        "tsa_url": config.tsa_url,
+        "trust_anchors": [str(p) for p in trust_anchors_from_settings(settings)],
+    }
+    if as_json:
+        typer.echo(json.dumps(info))
+        return
+    for key, value in info.items():
+        typer.echo(f"{key}: {value if not isinstance(value, list) else ', '.join(value) or '-'}")

@@ -1,0 +1,140 @@
+"""`castkeep verify FILE`: Content Credentials state, failures, consent and scores.
+
+Exit codes: 0 Trusted, 1 Valid but not trusted here, 2 Invalid or no manifest (or the file
+differs from the catalogued asset it claims to be).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+
+from castkeep.flows.cli_keys import trust_anchors_from_settings
+
+EXIT = {"Trusted": 0, "Valid": 1, "Invalid": 2}
+CATALOGUE_MISMATCH = "castkeep.catalogue.sha256Mismatch"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify")(verify)
+
+
+def _catalogue_check(sha256: str, asset_id: str | None) -> dict | None:
+    """Compare with the catalogue: by asset id when given, else by the file's sha256.
+
+    Returns None when the catalogue module is not available in this install.
+    """
+    try:
+        from castkeep.flows.runtime import open_runtime
+    except ImportError:
+        return None
+    import sqlalchemy as sa
+
+    from castkeep.db import schema
+
+    from castkeep.errors import CastkeepError, NotFoundError
+
+    try:
+        runtime = open_runtime()
+    except CastkeepError as exc:
+        if asset_id is not None:
+            raise
+        # The signature check stands on its own; say why the catalogue part is missing.
+        return {"catalogued": None, "error": str(exc)}
+    with runtime.sessions() as session:
+        if asset_id is not None:
+            try:
+                key = uuid.UUID(asset_id)
+            except ValueError:
+                raise NotFoundError(f"{asset_id!r} is not an asset id (a UUID)") from None
+            asset = session.get(schema.Asset, key)
+            if asset is None:
+                raise NotFoundError(f"no asset {asset_id} in the catalogue; check the id")
+        else:
+            asset = session.scalars(sa.select(schema.Asset).where(schema.Asset.sha256 == sha256)).first()
+        if asset is None:
+            return {"catalogued": False}
+        return {
+            "catalogued": True,
+            "asset_id": str(asset.id),
+            "status": getattr(asset, "status", None),
+            "sha256_matches": asset.sha256 == sha256,
+            "catalogue_sha256": asset.sha256,
+        }
+
+
+def verify(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                help="Image to verify (JPEG, PNG, WebP)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+    asset_id: str = typer.Option(None, "--asset-id",
+                                 help="Catalogued asset this file should be (checks its sha256)."),
+    catalogue: bool = typer.Option(True, "--catalogue/--no-catalogue",
+                                   help="Look the file up in the catalogue."),
+) -> None:
+    """Verify a file's Content Credentials against the configured trust anchors."""
+    from castkeep.flows.settings import get_settings
+    from castkeep.provenance.verify import verify_file
+
+    settings = get_settings()
+    report = verify_file(file, trust_anchors=trust_anchors_from_settings(settings))
+    cat = _catalogue_check(report.sha256, asset_id) if (catalogue or asset_id) else None
+    state = report.state
+    if cat and cat.get("catalogued") and not cat["sha256_matches"]:
+        report = replace(report, failures=[*report.failures, CATALOGUE_MISMATCH])
+        state = "Invalid"
+    out = {**report.to_dict(), "state": state, "catalogue": cat}
+    if as_json:
+        typer.echo(json.dumps(out, default=str))
+    else:
+        _print_human(file, out)
+    raise typer.Exit(EXIT.get(state, 2))
+
+
+def _print_human(file: Path, out: dict) -> None:
+    echo = typer.echo
+    echo(f"{file}: {out['state']}")
+    if not out["has_manifest"]:
+        echo("  no readable Content Credentials")
+    signer = out.get("signer") or {}
+    if signer:
+        echo(f"  signer: {signer.get('common_name')} ({signer.get('issuer')}), {signer.get('alg')}")
+    if out["has_manifest"]:
+        echo(f"  signed at: {out.get('signed_at') or 'no timestamp'}"
+             + (f" (claimed {out['claimed_at']})" if out.get("claimed_at") else ""))
+    for failure in out.get("failure_details") or []:
+        echo(f"  failure: {failure['code']}: {failure.get('explanation') or ''}")
+    for extra in out["failures"][len(out.get("failure_details") or []):]:
+        echo(f"  failure: {extra}")
+    for action in out["actions"]:
+        agent = action.get("softwareAgent") or {}
+        agent_s = f" by {agent.get('name')} {agent.get('version')}" if agent else ""
+        echo(f"  action: {action.get('action')}{agent_s}"
+             + (f": {action['description']}" if action.get("description") else ""))
+    for ing in out["ingredients"]:
+        echo(f"  ingredient: {ing.get('title')} ({ing.get('relationship')})")
+    consent = out.get("consent")
+    if consent:
+        echo(f"  consent: talents {', '.join(consent.get('talents', []))}; consents "
+             f"{', '.join(consent.get('consents', []))}; valid until {consent.get('valid_until')}")
+    scores = out.get("scores")
+    if scores:
+        ident = ", ".join(f"{s['talent_id']} {s['distance']:.3f}/{s['threshold']}"
+                          f"{'' if s['passed'] else ' FAIL'}" for s in scores.get("identity", []))
+        echo(f"  scores ({scores.get('encoder')}): identity {ident or '-'}")
+    training = out.get("training_mining")
+    if training:
+        echo("  AI training/mining: " + ", ".join(f"{k.split('.')[-1]}={v}" for k, v in training.items()))
+    cat = out.get("catalogue")
+    if cat is not None:
+        if cat.get("error"):
+            echo(f"  catalogue: not checked ({cat['error']})")
+        elif not cat.get("catalogued"):
+            echo("  catalogue: not a catalogued asset")
+        else:
+            ok = "matches" if cat["sha256_matches"] else "DIFFERS FROM"
+            echo(f"  catalogue: asset {cat['asset_id']} ({cat.get('status')}); file {ok} the catalogued sha256")
