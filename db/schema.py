@@ -22,6 +22,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    MetaData,
     String,
     Text,
     func,
@@ -41,6 +42,27 @@ REQUEST_STATUSES = (
 )
 
 
+LINEAGE_RELATIONSHIPS = ("parentOf", "componentOf")
+
+# Deterministic constraint/index names, so migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _sha256_check(column: str) -> CheckConstraint:
+    return CheckConstraint(f"{column} ~ '^[0-9a-f]{{64}}$'", name=f"{column}_hex")
+
+
+def _in_check(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    listed = ",".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=name)
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -50,6 +72,7 @@ def new_id() -> uuid.UUID:
 
 
 class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {
         dict[str, Any]: JSONB,
         list[Any]: JSONB,
@@ -72,7 +95,8 @@ class Talent(Base):
 class Consent(Base):
     __tablename__ = "consent"
     __table_args__ = (
-        CheckConstraint("status IN ('active','revoked','expired')", name="consent_status"),
+        _in_check("status", CONSENT_STATUSES, "status"),
+        _sha256_check("release_doc_sha256"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -112,6 +136,7 @@ class ConsentEvent(Base):
 
 class ReferencePortrait(Base):
     __tablename__ = "reference_portrait"
+    __table_args__ = (_sha256_check("sha256"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     talent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("talent.id"), index=True)
@@ -129,6 +154,7 @@ class ReferencePortrait(Base):
 
 class AssetRequest(Base):
     __tablename__ = "asset_request"
+    __table_args__ = (_in_check("status", REQUEST_STATUSES, "status"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     campaign: Mapped[str] = mapped_column(String(300))
@@ -173,10 +199,8 @@ class Generation(Base):
 class Asset(Base):
     __tablename__ = "asset"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('candidate','approved','rejected','published','quarantined')",
-            name="asset_status",
-        ),
+        _in_check("status", ASSET_STATUSES, "status"),
+        _sha256_check("sha256"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -200,13 +224,22 @@ class Asset(Base):
 
 class Face(Base):
     """A detected face with its embedding. Exactly one owner: a reference portrait or an asset.
-    Embeddings carry their encoder; vectors of different encoders are never compared."""
+    Embeddings carry their encoder; vectors of different encoders are never compared.
+
+    Nearest-neighbour search uses partial HNSW (cosine) indexes on a cast expression, created by
+    the migrations (not declared here, see FACE_HNSW_INDEXES). To use one, a query must filter
+    on the index's predicate and order by the same cast, e.g. for dlib::
+
+        dist = Face.embedding.cast(Vector(128)).cosine_distance(query)
+        select(Face).where(Face.encoder == "dlib-resnet-v1", Face.dim == 128).order_by(dist)
+
+    and for 512-d ArcFace encoders filter ``Face.dim == 512`` (plus the encoder name).
+    """
 
     __tablename__ = "face"
     __table_args__ = (
-        CheckConstraint(
-            "(reference_portrait_id IS NULL) <> (asset_id IS NULL)", name="face_one_owner"
-        ),
+        CheckConstraint("(reference_portrait_id IS NULL) <> (asset_id IS NULL)", name="one_owner"),
+        CheckConstraint("vector_dims(embedding) = dim", name="dim_matches"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -230,6 +263,12 @@ class Lineage(Base):
     """What an asset was derived from: reference portraits (under which consent) or parent assets."""
 
     __tablename__ = "lineage"
+    __table_args__ = (
+        _in_check("relationship", LINEAGE_RELATIONSHIPS, "relationship"),
+        CheckConstraint(
+            "reference_portrait_id IS NOT NULL OR parent_asset_id IS NOT NULL", name="has_source"
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("asset.id"), index=True)
@@ -262,6 +301,7 @@ class AuditEvent(Base):
     deleted row breaks the chain at that row (db/audit_log.py verifies)."""
 
     __tablename__ = "audit_event"
+    __table_args__ = (_sha256_check("prev_hash"), _sha256_check("hash"))
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     id: Mapped[uuid.UUID] = mapped_column(unique=True, default=new_id)
@@ -273,3 +313,10 @@ class AuditEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# (index name, dim, predicate): partial HNSW cosine indexes on (embedding::vector(dim)).
+FACE_HNSW_INDEXES = (
+    ("ix_face_embedding_dlib_hnsw", 128, "encoder = 'dlib-resnet-v1'"),
+    ("ix_face_embedding_512_hnsw", 512, "dim = 512"),
+)

@@ -1,0 +1,85 @@
+"""Alembic migrations, driven from code (no alembic.ini needed): `upgrade`, `current`, `head`.
+
+The schema is created only by these migrations. Concurrent upgrades (two processes starting
+at once) are serialised by an advisory lock taken in migrations/env.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from castkeep.db.engine import normalise_url, redact
+from castkeep.errors import DatabaseError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        # Passed as an attribute, not a main option: configparser would choke on '%' in passwords.
+        cfg.attributes["url"] = normalise_url(url)
+    return cfg
+
+
+def head() -> str:
+    """The newest revision in the migration chain."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise DatabaseError(f"the migration chain has {len(heads)} heads; expected one")
+    return heads[0]
+
+
+def _engine(url: str) -> sa.Engine:
+    return sa.create_engine(normalise_url(url), poolclass=NullPool)
+
+
+def current(url: str) -> str | None:
+    """The revision the database at `url` is on (None: never migrated)."""
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except DBAPIError as exc:
+        raise DatabaseError(f"cannot read the schema revision of {redact(url)}: {exc.orig}") from exc
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> str | None:
+    """Migrate the database at `url` to `revision`; returns the revision it is on afterwards."""
+    engine = _engine(url)
+    cfg = alembic_config(url)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except DBAPIError as exc:
+        raise DatabaseError(
+            f"migrating {redact(url)} failed: {str(exc.orig).splitlines()[0]}; the database user "
+            "needs to own the schema (and may need to create the vector extension)"
+        ) from exc
+    finally:
+        engine.dispose()
+    return current(url)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Migrate down to `revision` ("base" drops everything castkeep created)."""
+    engine = _engine(url)
+    cfg = alembic_config(url)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, revision)
+    finally:
+        engine.dispose()

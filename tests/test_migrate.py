@@ -1,0 +1,68 @@
+"""Alembic chain: head, current, upgrade on a fresh database, idempotent re-run, downgrade."""
+
+from __future__ import annotations
+
+import secrets
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from psycopg import sql
+
+from castkeep.db import migrate
+from castkeep.errors import DatabaseError
+from tests.plugins.db import _plain, _with_database
+
+
+@pytest.fixture
+def empty_db_url(pg_server_url: str):
+    name = f"castkeep_mig_{secrets.token_hex(4)}"
+    with psycopg.connect(_plain(pg_server_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield _with_database(pg_server_url, name)
+    with psycopg.connect(_plain(pg_server_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _tables(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_head_is_the_single_newest_revision():
+    assert migrate.head() == "0001"
+
+
+def test_pg_url_fixture_is_migrated_to_head(pg_url):
+    assert migrate.current(pg_url) == migrate.head()
+
+
+def test_upgrade_creates_every_table_and_is_idempotent(empty_db_url):
+    assert migrate.current(empty_db_url) is None
+    assert _tables(empty_db_url) == set()
+
+    assert migrate.upgrade(empty_db_url) == "0001"
+    expected = {
+        "alembic_version", "talent", "consent", "consent_event", "reference_portrait", "face",
+        "asset_request", "generation", "asset", "lineage", "score", "audit_event",
+    }
+    assert _tables(empty_db_url) == expected
+    # A second run finds nothing to do and keeps the revision.
+    assert migrate.upgrade(empty_db_url) == "0001"
+
+
+def test_downgrade_to_base_removes_castkeep_tables(empty_db_url):
+    migrate.upgrade(empty_db_url)
+    migrate.downgrade(empty_db_url, "base")
+    assert _tables(empty_db_url) == {"alembic_version"}
+    assert migrate.current(empty_db_url) is None
+    migrate.upgrade(empty_db_url)
+    assert migrate.current(empty_db_url) == "0001"
+
+
+def test_current_on_unreachable_server_is_a_database_error():
+    with pytest.raises(DatabaseError, match="cannot read the schema revision"):
+        migrate.current("postgresql+psycopg://nobody:pw@127.0.0.1:1/none")
