@@ -1,0 +1,72 @@
+"""`castkeep serve`: run the deployments of prefect.yaml with their schedules."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    setup: bool = typer.Option(
+        False, "--setup", help="First create the work pools (process type) and the `gpu` concurrency limit."
+    ),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Only do --setup, then exit."),
+    only: list[str] = typer.Option([], "--only", help="Serve just these deployments (repeatable)."),
+    prefect_file: Path = typer.Option(None, "--prefect-file", help="prefect.yaml to read (default: the project's)."),
+) -> None:
+    """Serve castkeep's deployments (ingest, fulfil-request, audit-nightly, expire-consents).
+
+    Uses the Prefect API in PREFECT_API_URL; when none is set, starts a local Prefect server with
+    its state under <CASTKEEP_HOME>/prefect (schedules need a server's scheduler).
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    from castkeep.errors import ConfigurationError
+    from castkeep.flows import serve as plan_mod
+    from castkeep.flows.settings import get_settings
+
+    settings = get_settings()
+    plan = plan_mod.load_plan(prefect_file)
+    if only:
+        unknown = sorted(set(only) - {d.name for d in plan})
+        if unknown:
+            raise ConfigurationError(
+                f"unknown deployment(s) {', '.join(unknown)}; prefect.yaml has "
+                + ", ".join(d.name for d in plan)
+            )
+        plan = [d for d in plan if d.name in only]
+
+    def run(api_url: str) -> None:
+        if setup:
+            result = asyncio.run(plan_mod.setup(plan, gpu_slots=settings.prefect.gpu_concurrency))
+            typer.echo(
+                f"work pools created: {', '.join(result.work_pools_created) or '-'}; "
+                f"existing: {', '.join(result.work_pools_existing) or '-'}; "
+                f"gpu concurrency limit: {result.gpu_limit}"
+            )
+        if no_serve:
+            return
+        from prefect import serve as prefect_serve
+
+        deployments = plan_mod.to_runner_deployments(plan)
+        typer.echo(f"serving {', '.join(d.name for d in plan)} against {api_url}")
+        prefect_serve(*deployments, print_starting_message=False)
+
+    configured = PREFECT_API_URL.value()
+    if configured:
+        run(configured)
+        return
+    from prefect.settings import temporary_settings
+
+    with plan_mod.local_server(settings.home / "prefect") as api_url:
+        # Flow runs start as subprocesses that read the environment, not this process's settings.
+        os.environ["PREFECT_API_URL"] = api_url
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            run(api_url)
