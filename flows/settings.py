@@ -47,6 +47,9 @@ class FacesSettings(_Section):
     # Licence id the user holds for commercial use of the insightface pack, if any.
     insightface_licence_id: str | None = None
     detect_max_side: int = 1024
+    # What a reference portrait's one face must reach to be ingested.
+    reference_min_face_px: int = 80
+    reference_min_sharpness: float = 25.0
 
 
 class EngineSettings(_Section):
