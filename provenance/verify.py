@@ -151,12 +151,29 @@ def _report_without_manifest(digest: str, media_type: str | None, code: str,
     )
 
 
+_anchor_cache: dict[tuple, str] = {}
+
+
+def _anchors_pem(paths: list[Path]) -> str:
+    # Keyed by path + mtime + size: re-read only when an anchor file changes.
+    try:
+        key = tuple((str(p), st.st_mtime_ns, st.st_size) for p in paths for st in [Path(p).stat()])
+    except OSError:
+        return load_trust_anchors(paths)  # raises the error naming the file
+    pem = _anchor_cache.get(key)
+    if pem is None:
+        pem = load_trust_anchors(paths)
+        _anchor_cache.clear()
+        _anchor_cache[key] = pem
+    return pem
+
+
 def verify_bytes(data: bytes, media_type: str | None = None, *,
                  trust_anchors: list[Path]) -> VerificationReport:
     """Validate the C2PA manifest embedded in ``data`` against ``trust_anchors`` (PEM files)."""
     digest = hashlib.sha256(data).hexdigest()
     media_type = media_type or sniff_media_type(data)
-    ctx = _reader_context(load_trust_anchors(list(trust_anchors)))
+    ctx = _reader_context(_anchors_pem(list(trust_anchors)))
     try:
         reader = c2pa.Reader.try_create(media_type, io.BytesIO(data), None, ctx)
     except c2pa.C2paError as exc:
