@@ -218,6 +218,17 @@ class Signer:
         self._native: c2pa.Signer | None = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        # The native handle and lock stay behind; a copy (e.g. in another worker) makes its own.
+        state = dict(self.__dict__)
+        state["_native"] = None
+        state.pop("_lock")
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:  # never shows key material
         return f"Signer(algorithm={self.algorithm!r}, subject={self.leaf.subject.rfc4514_string()!r})"
 

@@ -94,6 +94,16 @@ def test_signer_repr_hides_key(dev_signer, dev_ca):
     assert dev_signer.algorithm == "es256"
 
 
+def test_signer_survives_pickling(dev_signer, dev_ca, manifest_input_factory, fixtures_dir):
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(dev_signer))
+    signed = sign_image((fixtures_dir / "obama3.jpg").read_bytes(), "image/jpeg",
+                        manifest_input_factory(), copy)
+    assert verify_bytes(signed, "image/jpeg", trust_anchors=[dev_ca.root_cert]).state == "Trusted"
+    copy.close()
+
+
 def test_callback_signer_der_output_signs_trusted(dev_ca, manifest_input_factory, fixtures_dir):
     private = serialization.load_pem_private_key(dev_ca.private_key.read_bytes(), None)
     calls = []
