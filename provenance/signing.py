@@ -223,9 +223,11 @@ class Signer:
         state = dict(self.__dict__)
         state["_native"] = None
         state.pop("_lock")
+        state["leaf"] = self.leaf.public_bytes(serialization.Encoding.PEM)
         return state
 
     def __setstate__(self, state: dict) -> None:
+        state["leaf"] = x509.load_pem_x509_certificate(state["leaf"])
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
