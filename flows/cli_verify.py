@@ -7,7 +7,6 @@ differs from the catalogued asset it claims to be).
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,8 +34,8 @@ def _catalogue_check(sha256: str, asset_id: str | None) -> dict | None:
     import sqlalchemy as sa
 
     from castkeep.db import schema
-
-    from castkeep.errors import CastkeepError, NotFoundError
+    from castkeep.db.assets_repo import get_asset
+    from castkeep.errors import CastkeepError
 
     try:
         runtime = open_runtime()
@@ -47,13 +46,7 @@ def _catalogue_check(sha256: str, asset_id: str | None) -> dict | None:
         return {"catalogued": None, "error": str(exc)}
     with runtime.sessions() as session:
         if asset_id is not None:
-            try:
-                key = uuid.UUID(asset_id)
-            except ValueError:
-                raise NotFoundError(f"{asset_id!r} is not an asset id (a UUID)") from None
-            asset = session.get(schema.Asset, key)
-            if asset is None:
-                raise NotFoundError(f"no asset {asset_id} in the catalogue; check the id")
+            asset = get_asset(session, asset_id)  # NotFoundError says how to find ids
         else:
             asset = session.scalars(sa.select(schema.Asset).where(schema.Asset.sha256 == sha256)).first()
         if asset is None:
