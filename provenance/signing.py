@@ -239,6 +239,11 @@ class Signer:
         return self.leaf.subject.rfc4514_string()
 
     def native(self) -> c2pa.Signer:
+        # A long-lived worker can outlive its certificate; say so rather than let c2pa fail.
+        if dt.datetime.now(dt.timezone.utc) > self.leaf.not_valid_after_utc:
+            raise SigningError(f"signing certificate {self.subject} expired on "
+                               f"{self.leaf.not_valid_after_utc:%Y-%m-%d}; renew it "
+                               "(CASTKEEP_SIGNING__CERT_CHAIN) or `castkeep keys init --force`")
         with self._lock:
             if self._native is None or not self._native.is_valid:
                 self._native = self._make_native()
