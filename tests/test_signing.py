@@ -161,3 +161,18 @@ def test_resolve_trust_anchors(tmp_path):
     assert resolve_trust_anchors(keys_dir=tmp_path / "keys", configured=[extra]) == [
         extra, paths.root_cert]
     assert keys.ROOT_CERT == paths.root_cert.name
+
+
+def test_expired_while_running_is_refused_at_sign_time(tmp_path, manifest_input_factory, fixtures_dir):
+    from castkeep.provenance.signing import Signer
+
+    root_cert, root_key = build_root(NOW)
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = build_leaf(root_cert, root_key, leaf_key, NOW, not_before=NOW - dt.timedelta(days=2),
+                      not_after=NOW - dt.timedelta(seconds=1))
+    # As if make_signer had validated it while it was still valid.
+    signer = Signer(algorithm="es256", chain_pem=cert_pem(leaf) + cert_pem(root_cert), leaf=leaf,
+                    tsa_url=None, key_pem=key_pem(leaf_key))
+    with pytest.raises(SigningError, match="expired"):
+        sign_image((fixtures_dir / "obama3.jpg").read_bytes(), "image/jpeg",
+                   manifest_input_factory(), signer)
