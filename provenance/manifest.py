@@ -233,6 +233,11 @@ def sign_image(image_bytes: bytes, media_type: str, manifest: ManifestInput, sig
         finally:
             builder.close()
     except c2pa.C2paError as exc:
+        if signer.tsa_url and signer.tsa_url.rstrip("/") in str(exc):
+            raise SigningError(
+                f"the timestamp authority {signer.tsa_url} did not answer ({exc}); fix or unset "
+                "CASTKEEP_SIGNING__TSA_URL"
+            ) from exc
         raise SigningError(
             f"c2pa could not sign the {media_type} image: {exc}; check that the bytes are a "
             "complete image of that type and that the signing settings (CASTKEEP_SIGNING__*) "

@@ -176,3 +176,16 @@ def test_expired_while_running_is_refused_at_sign_time(tmp_path, manifest_input_
     with pytest.raises(SigningError, match="expired"):
         sign_image((fixtures_dir / "obama3.jpg").read_bytes(), "image/jpeg",
                    manifest_input_factory(), signer)
+
+
+def test_unreachable_tsa_names_setting(dev_ca, manifest_input_factory, fixtures_dir):
+    import socket
+
+    with socket.socket() as sock:  # a loopback port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    signer = make_signer(SignerConfig(dev_ca.chain, dev_ca.private_key,
+                                      tsa_url=f"http://127.0.0.1:{port}/tsa"))
+    with pytest.raises(SigningError, match="CASTKEEP_SIGNING__TSA_URL"):
+        sign_image((fixtures_dir / "obama3.jpg").read_bytes(), "image/jpeg",
+                   manifest_input_factory(), signer)
