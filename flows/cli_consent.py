@@ -1,0 +1,87 @@
+"""`castkeep consent ...`: consent records. `consent show ID` lives here; other consent
+commands add themselves to `consent_app`."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+consent_app = typer.Typer(help="Consent records: show the terms, history and portraits of one.",
+                          no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(consent_app, name="consent")
+
+
+def consent_details(session, consent_id: str) -> dict:  # noqa: ANN001
+    """JSON-ready view of a consent: terms, status history and the portraits it covers."""
+    from sqlalchemy import select
+
+    from castkeep.db import catalogue, schema
+    from castkeep.provenance.consent import ConsentTerms
+
+    row = catalogue.get_consent(session, consent_id)
+    terms = ConsentTerms.from_row(row)
+    talent = session.get(schema.Talent, row.talent_id)
+    refs = session.scalars(select(schema.ReferencePortrait).where(
+        schema.ReferencePortrait.consent_id == row.id).order_by(schema.ReferencePortrait.created_at))
+    return {
+        "id": terms.id,
+        "consent_ref": row.external_ref,
+        "talent": {"id": str(talent.id), "external_ref": talent.external_ref,
+                   "display_name": talent.display_name},
+        "status": terms.status,
+        "valid_from": terms.valid_from.isoformat(),
+        "valid_until": terms.valid_until.isoformat(),
+        "scope": terms.scope_summary(),
+        "synthetic_likeness": terms.synthetic_likeness,
+        "ai_training": terms.ai_training,
+        "minor": terms.minor,
+        "guardian": row.guardian,
+        "signed_by": row.signed_by,
+        "notes": row.notes,
+        "release_doc_sha256": row.release_doc_sha256,
+        "events": [{"kind": e.kind, "at": e.at.isoformat(), "actor": e.actor, "reason": e.reason}
+                   for e in catalogue.consent_events(session, row.id)],
+        "references": [{"id": str(r.id), "sha256": r.sha256, "source_name": r.source_name}
+                       for r in refs],
+    }
+
+
+@consent_app.command("show")
+def show(
+    consent_id: str = typer.Argument(..., help="Consent id, or the agency's consent reference."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+) -> None:
+    """Show a consent's terms, status history and the portraits it covers."""
+    from castkeep.flows.runtime import open_runtime
+
+    runtime = open_runtime()
+    try:
+        with runtime.sessions() as session:
+            info = consent_details(session, consent_id)
+    finally:
+        runtime.engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    scope = info["scope"]
+    talent = info["talent"]
+    typer.echo(f"consent {info['id']}" + (f" ({info['consent_ref']})" if info["consent_ref"] else ""))
+    typer.echo(f"  talent:      {talent['display_name']} ({talent['external_ref'] or talent['id']})")
+    typer.echo(f"  status:      {info['status']}")
+    typer.echo(f"  valid:       {info['valid_from']} .. {info['valid_until']}")
+    for key in ("channels", "territories", "purposes", "edits"):
+        typer.echo(f"  {key + ':':<12} {', '.join(scope[key]) or '-'}")
+    typer.echo(f"  synthetic likeness: {'yes' if info['synthetic_likeness'] else 'no'}; "
+               f"AI training: {'yes' if info['ai_training'] else 'no'}; "
+               f"minor: {'yes (guardian ' + str(info['guardian']) + ')' if info['minor'] else 'no'}")
+    typer.echo(f"  release document sha256: {info['release_doc_sha256']}")
+    for e in info["events"]:
+        typer.echo(f"  event {e['at']} {e['kind']} by {e['actor']}"
+                   + (f": {e['reason']}" if e["reason"] else ""))
+    typer.echo(f"  portraits: {len(info['references'])}")
+    for r in info["references"]:
+        typer.echo(f"    {r['id']}  {r['source_name'] or ''}")

@@ -1,0 +1,136 @@
+"""Flow: ingest reference portraits with their consent manifests, from a folder or an
+`s3://bucket/prefix`. Idempotent: re-running the same input changes nothing.
+
+    from castkeep.flows.ingest_references import ingest_references
+    result = ingest_references("examples/references")
+    result.summary()  # {"accepted": 3, "duplicates": 0, "rejected": []}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from castkeep.errors import ConfigurationError, NotFoundError
+from castkeep.flows.settings import FacesSettings, Settings, get_settings
+from castkeep.tasks.ingest import (
+    PROGRESS,
+    FolderSource,
+    IngestContext,
+    IngestOptions,
+    IngestResult,
+    S3PrefixSource,
+    Source,
+    chunks,
+    ingest_chunk,
+    plan_task,
+)
+
+DEFAULT_CHUNK_SIZE = 16
+
+
+def open_source(source: str, settings: Settings) -> Source:
+    """A folder path, or `s3://bucket/prefix` read with the configured S3 endpoint and keys.
+    NotFoundError (exit 2) when it is not usable."""
+    if source.startswith("s3://"):
+        bucket, _, prefix = source[len("s3://"):].partition("/")
+        if not bucket:
+            raise NotFoundError(f"{source}: no bucket; use s3://bucket/prefix")
+        from minio import Minio
+
+        st = settings.storage
+        try:
+            client = Minio(st.endpoint, access_key=st.access_key,
+                           secret_key=st.secret_key.get_secret_value(), secure=st.secure,
+                           region=st.region)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"bad S3 endpoint {st.endpoint!r} ({exc}); set CASTKEEP_STORAGE__ENDPOINT"
+            ) from exc
+        src = S3PrefixSource(client, bucket, prefix)
+        src.list()  # reachable and the bucket exists, or a clear error now
+        return src
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise NotFoundError(f"{source}: no such folder; give a folder of portraits and manifests")
+    if not path.is_dir():
+        raise NotFoundError(f"{source}: not a folder; give the folder that holds the manifests")
+    return FolderSource(path)
+
+
+def encoder_from_settings(faces: FacesSettings) -> Any:
+    """The configured face encoder, loaded once per process."""
+    from castkeep.models.encoders import shared_encoder
+
+    options: dict[str, Any] = {}
+    if faces.encoder == "dlib-resnet-v1":
+        options["max_side"] = faces.detect_max_side
+    elif faces.encoder.startswith("insightface"):
+        options.update(root=faces.insightface_root, pack=faces.insightface_pack,
+                       licence_id=faces.insightface_licence_id)
+    encoder = shared_encoder(faces.encoder, **options)
+    encoder.load()
+    return encoder
+
+
+@flow(name="ingest-references", validate_parameters=True)
+def ingest_references(source: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> IngestResult:
+    """Ingest every portrait under `source` that a consent manifest names. Returns (and
+    publishes as a table artifact) the accepted, duplicate and rejected portraits."""
+    from castkeep.flows.runtime import open_runtime
+
+    logger = get_run_logger()
+    settings = get_settings()
+    src = open_source(source, settings)
+    runtime = open_runtime(settings)
+    try:
+        started = dt.datetime.now(dt.timezone.utc)
+        plan = plan_task(src, started)
+        total = len(plan.jobs)
+        logger.info("%d portrait(s) to ingest, %d rejected while planning", total,
+                    len(plan.rejected))
+        progress = PROGRESS.get()
+        if progress is not None:
+            progress(0, total, None)
+        ctx = IngestContext(
+            source=src,
+            sessions=runtime.sessions,
+            store=runtime.store,
+            encoder=encoder_from_settings(settings.faces) if total else None,
+            options=IngestOptions(
+                actor=settings.acting_user,
+                run_started=started,
+                min_face_px=settings.faces.reference_min_face_px,
+                min_sharpness=settings.faces.reference_min_sharpness,
+            ),
+        )
+        outcomes = []
+        done = 0
+        for index, chunk in enumerate(chunks(plan.jobs, chunk_size)):
+            outcomes.extend(ingest_chunk(index, chunk, ctx, done, total))
+            done += len(chunk)
+        result = IngestResult.collect(outcomes, plan.rejected)
+    finally:
+        _close(runtime)
+    summary = result.summary()
+    logger.info("ingested %s: %d accepted, %d duplicate(s), %d rejected", src.label,
+                summary["accepted"], summary["duplicates"], len(summary["rejected"]))
+    create_table_artifact(
+        key="ingest-references",
+        table=result.table(),
+        description=f"Ingest of {src.label}: {summary['accepted']} accepted, "
+        f"{summary['duplicates']} duplicate(s), {len(summary['rejected'])} rejected",
+    )
+    return result
+
+
+def _close(runtime: Any) -> None:
+    close = getattr(runtime, "close", None)
+    if callable(close):
+        close()
+    else:
+        runtime.engine.dispose()

@@ -1,0 +1,563 @@
+"""Ingest steps: list a source, plan portraits against their consent manifests, and ingest each
+portrait (decode, dedup, face check, embed, mislabel guard, store, catalogue) exactly once.
+
+The plain functions do the work; the Prefect tasks at the bottom are thin wrappers that add
+retries. Work is chunked: one task run covers many portraits, not one each.
+
+Safety rules: file names come only from the source's own listing. A name written in a manifest is
+looked up in that listing, never joined onto a path, so `../`, absolute paths and odd characters
+cannot reach outside the source. Every portrait is one database transaction (talent, consent,
+reference, face and audit rows together); objects are content addressed and stored first, so a
+crash leaves at most an unreferenced object that a re-run reuses or `castkeep gc` removes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import hashlib
+import logging
+import mimetypes
+import os
+import posixpath
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from castkeep.db import catalogue
+from castkeep.db.catalogue import REFERENCES_PREFIX, RELEASE_DOCS_PREFIX, STORED_AT_META
+from castkeep.errors import (
+    CastkeepError,
+    ConsentError,
+    DatabaseError,
+    ManifestError,
+    NotFoundError,
+    ObjectStoreError,
+)
+from castkeep.models.face_types import DetectedFace
+from castkeep.models.imaging import DEFAULT_MAX_PIXELS, decode_image
+from castkeep.provenance.consent import (
+    ConsentManifest,
+    ConsentTerms,
+    LoadedManifest,
+    is_manifest_name,
+    parse_manifest_bytes,
+)
+from castkeep.provenance.policy import validity_reasons
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
+_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "TIFF": "tif"}
+
+Status = Literal["accepted", "duplicate", "rejected"]
+
+# Set by a caller (the CLI) to follow progress: called with (done, total, outcome or None).
+PROGRESS: contextvars.ContextVar[Callable[[int, int, Outcome | None], None] | None] = (
+    contextvars.ContextVar("castkeep_ingest_progress", default=None)
+)
+
+
+# ---------------------------------------------------------------- sources
+
+
+class Source(Protocol):
+    label: str
+
+    def list(self) -> list[str]:
+        """Every file, as a relative POSIX path."""
+
+    def read(self, rel: str) -> bytes:
+        """The bytes of a file from `list()`."""
+
+
+class FolderSource:
+    """A local folder. Hidden files and symbolic links inside it are skipped."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise NotFoundError(f"{root}: no such folder; give a folder of portraits and manifests")
+        self.label = str(root)
+        self._files: dict[str, str] | None = None
+
+    def list(self) -> list[str]:
+        if self._files is None:
+            files: dict[str, str] = {}
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                rel_dir = os.path.relpath(dirpath, self.root)
+                for name in sorted(filenames):
+                    full = os.path.join(dirpath, name)
+                    if name.startswith(".") or os.path.islink(full) or not os.path.isfile(full):
+                        continue
+                    rel = name if rel_dir == "." else f"{Path(rel_dir).as_posix()}/{name}"
+                    files[rel] = full
+            self._files = files
+        return list(self._files)
+
+    def read(self, rel: str) -> bytes:
+        self.list()
+        assert self._files is not None
+        # Only paths the walk itself produced are ever opened.
+        full = self._files.get(rel)
+        if full is None:
+            raise NotFoundError(f"{rel!r} is not a file of {self.label}")
+        with open(full, "rb") as fh:
+            return fh.read()
+
+
+class S3PrefixSource:
+    """Objects under `s3://bucket/prefix`, read with a minio client (the configured endpoint and
+    credentials). Keys become relative paths under the prefix; nothing else is readable."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.label = f"s3://{bucket}/{self.prefix}"
+        self._keys: dict[str, str] | None = None
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from minio.error import S3Error
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return fn(*args, **kwargs)
+        except S3Error as exc:
+            if exc.code in ("NoSuchBucket", "NoSuchKey"):
+                raise NotFoundError(f"{self.label}: {exc.code}; check the bucket and prefix") from exc
+            raise ObjectStoreError(f"{self.label}: S3 error {exc.code}: {exc.message}") from exc
+        except (HTTPError, OSError) as exc:
+            raise ObjectStoreError(
+                f"{self.label}: cannot reach S3 ({type(exc).__name__}); check "
+                "CASTKEEP_STORAGE__ENDPOINT and CASTKEEP_STORAGE__SECURE") from exc
+
+    def list(self) -> list[str]:
+        if self._keys is None:
+            base = f"{self.prefix}/" if self.prefix else ""
+            objects = self._call(lambda: list(self.client.list_objects(
+                self.bucket, prefix=base or None, recursive=True)))
+            self._keys = {}
+            for obj in sorted(objects, key=lambda o: o.object_name):
+                if getattr(obj, "is_dir", False) or getattr(obj, "is_delete_marker", False):
+                    continue
+                rel = obj.object_name[len(base):]
+                if rel and not any(part.startswith(".") or part in ("", "..")
+                                   for part in rel.split("/")):
+                    self._keys[rel] = obj.object_name
+        return list(self._keys)
+
+    def read(self, rel: str) -> bytes:
+        self.list()
+        assert self._keys is not None
+        key = self._keys.get(rel)
+        if key is None:
+            raise NotFoundError(f"{rel!r} is not an object of {self.label}")
+        resp = self._call(self.client.get_object, self.bucket, key)
+        try:
+            return resp.read()
+        finally:
+            resp.close()
+            resp.release_conn()
+
+
+# ---------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class Rejection:
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PortraitJob:
+    file: str  # relative path in the source, from its listing
+    manifest: ConsentManifest
+    manifest_label: str
+    release_doc: str  # relative path in the source, from its listing
+
+
+@dataclass
+class IngestPlan:
+    jobs: list[PortraitJob] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
+def resolve_name(folder: str, entry: str, listing: dict[str, str]) -> tuple[str | None, str]:
+    """Look a manifest's file entry up in the source listing: (relative path, "") or
+    (None, reason). The entry is never used as a path itself."""
+    raw = entry.replace("\\", "/")
+    parts = raw.split("/")
+    if raw.startswith("/") or ".." in parts or (len(raw) > 1 and raw[1] == ":"):
+        return None, (
+            f"{entry!r} escapes the manifest's folder; name files relative to the manifest's "
+            "folder, without '..' or absolute paths"
+        )
+    parts = [p for p in parts if p not in ("", ".")]
+    if not parts:
+        return None, f"{entry!r} is not a file name"
+    rel = _nfc(posixpath.join(folder, *parts) if folder else posixpath.join(*parts))
+    found = listing.get(rel)
+    if found is None:
+        return None, f"{entry!r} does not exist in the manifest's folder"
+    return found, ""
+
+
+def plan_ingest(source: Source, *, at: dt.datetime) -> IngestPlan:
+    """Match portraits to manifests. Manifest errors, missing or escaping names, consent not in
+    force at `at`, and portraits no manifest names become rejections; the rest become jobs."""
+    files = source.list()
+    listing = {_nfc(f): f for f in files}
+    plan = IngestPlan()
+    claimed: dict[str, str] = {}
+    named_docs: set[str] = set()
+    for name in files:
+        if not is_manifest_name(name):
+            continue
+        try:
+            loaded = parse_manifest_bytes(source.read(name), name)
+        except ManifestError as exc:
+            plan.rejected.append(Rejection(name, str(exc)))
+            continue
+        for item in loaded:
+            _plan_manifest(item, listing, plan, claimed, named_docs, at)
+    for name in files:
+        if name.lower().endswith(IMAGE_SUFFIXES) and name not in claimed and name not in named_docs:
+            plan.rejected.append(
+                Rejection(name, "no valid consent manifest names this portrait; add it to one")
+            )
+    return plan
+
+
+def _plan_manifest(
+    item: LoadedManifest,
+    listing: dict[str, str],
+    plan: IngestPlan,
+    claimed: dict[str, str],
+    named_docs: set[str],
+    at: dt.datetime,
+) -> None:
+    m = item.manifest
+    folder = posixpath.dirname(item.source)
+    doc, doc_reason = resolve_name(folder, m.release_document, listing)
+    if doc is not None:
+        named_docs.add(doc)
+    terms = ConsentTerms.from_manifest(m, consent_id=m.consent_ref or item.label)
+    not_in_force = validity_reasons(terms, at)
+    for entry in m.portraits:
+        rel, reason = resolve_name(folder, entry, listing)
+        if rel is None:
+            shown = posixpath.join(folder, entry) if folder else entry
+            plan.rejected.append(Rejection(shown, f"named by {item.label}: {reason}"))
+            continue
+        if rel in claimed:
+            if claimed[rel] != item.label:
+                plan.rejected.append(Rejection(
+                    rel, f"named by both {claimed[rel]} and {item.label}; a portrait needs "
+                    "exactly one consent manifest"))
+            continue
+        claimed[rel] = item.label
+        if doc is None:
+            plan.rejected.append(Rejection(
+                rel, f"release document of {item.label}: {doc_reason}"))
+        elif not_in_force:
+            plan.rejected.append(Rejection(
+                rel, f"consent of {item.label} is not in force: " + "; ".join(not_in_force)))
+        else:
+            plan.jobs.append(PortraitJob(rel, m, item.label, doc))
+
+
+# ---------------------------------------------------------------- one portrait
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    actor: str
+    run_started: dt.datetime
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    min_face_px: int = 80
+    min_sharpness: float = 10.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    file: str
+    status: Status
+    reason: str | None = None
+    sha256: str | None = None
+    reference_id: str | None = None
+    talent_id: str | None = None
+
+
+@dataclass
+class IngestContext:
+    """What ingesting needs, passed to every chunk (plain objects, no settings)."""
+
+    source: Source
+    sessions: sessionmaker[Session]
+    store: Any  # ObjectStore (routes restricted/ prefixes to its restricted bucket)
+    encoder: Any  # FaceEncoder, loaded
+    options: IngestOptions
+    _docs: dict[str, Any] = field(default_factory=dict)  # release doc rel -> StoredObject
+
+
+class _Reject(Exception):
+    """A portrait is rejected (internal control flow; becomes an Outcome)."""
+
+
+def ingest_portrait(job: PortraitJob, ctx: IngestContext) -> Outcome:
+    """Ingest one portrait; expected failures are returned as rejections, never raised."""
+    try:
+        return _ingest(job, ctx)
+    except (ObjectStoreError, DatabaseError):
+        raise  # infrastructure, not the portrait: the chunk task retries
+    except _Reject as exc:
+        return Outcome(job.file, "rejected", str(exc))
+    except CastkeepError as exc:
+        return Outcome(job.file, "rejected", str(exc))
+
+
+def _talent_label(manifest: ConsentManifest) -> str:
+    return manifest.talent.external_ref or str(manifest.talent.id)
+
+
+def _ingest(job: PortraitJob, ctx: IngestContext) -> Outcome:
+    opts = ctx.options
+    data = ctx.source.read(job.file)
+    sha = hashlib.sha256(data).hexdigest()
+    with ctx.sessions() as session:
+        existing = catalogue.reference_by_sha256(session, sha)
+        if existing is not None:
+            return _already(job, existing, ctx)
+
+    decoded = decode_image(data, max_pixels=opts.max_pixels)
+    face = _one_good_face(ctx, decoded.rgb)
+    _mislabel_guard(job, ctx, face)
+
+    ext = _EXT.get(decoded.format, "bin")
+    doc = _store_release_doc(job, ctx)
+    stored = ctx.store.put_bytes(data, prefix=REFERENCES_PREFIX, ext=ext,
+                                 media_type=decoded.media_type, metadata=_stamp())
+    try:
+        with ctx.sessions.begin() as session:
+            m = job.manifest
+            talent = catalogue.upsert_talent(
+                session, display_name=m.talent.display_name, external_ref=m.talent.external_ref,
+                talent_id=m.talent.id, actor=opts.actor)
+            consent = catalogue.get_or_create_consent(
+                session, talent_id=talent.id, manifest=m, release_doc_sha256=doc.sha256,
+                release_doc_key=doc.key, actor=opts.actor)
+            if consent.status != "active":
+                raise ConsentError(
+                    f"consent {consent.id} of {job.manifest_label} is {consent.status}; "
+                    "a new release is needed")
+            ref = catalogue.add_reference(
+                session, talent_id=talent.id, consent_id=consent.id, sha256=sha,
+                object_key=stored.key, media_type=decoded.media_type, width=decoded.width,
+                height=decoded.height, face=face, source_name=job.file, actor=opts.actor)
+            ref_id, talent_id = str(ref.id), str(talent.id)
+    except IntegrityError:
+        # Another ingest committed the same bytes between our check and our insert.
+        with ctx.sessions() as session:
+            existing = catalogue.reference_by_sha256(session, sha)
+        if existing is None:
+            raise
+        return _already(job, existing, ctx)
+    # `castkeep gc` may have removed an orphan with these bytes after our put (a re-used object
+    # keeps its first, old stamp): put it back so the new row never points at nothing.
+    if not ctx.store.exists(stored.key):
+        ctx.store.put_bytes(data, prefix=REFERENCES_PREFIX, ext=ext,
+                            media_type=decoded.media_type, metadata=_stamp())
+    if not ctx.store.exists(doc.key):
+        ctx._docs.pop(job.release_doc, None)
+        _store_release_doc(job, ctx)
+    return Outcome(job.file, "accepted", None, sha, ref_id, talent_id)
+
+
+def _stamp() -> dict[str, str]:
+    return {STORED_AT_META: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _already(job: PortraitJob, existing: Any, ctx: IngestContext) -> Outcome:
+    """Same bytes are already catalogued: a duplicate, unless this same run wrote them under this
+    name (a retried chunk), which is this run's acceptance."""
+    created = existing.created_at
+    created = created if created.tzinfo else created.replace(tzinfo=dt.timezone.utc)
+    if existing.source_name == job.file and created >= ctx.options.run_started:
+        return Outcome(job.file, "accepted", None, existing.sha256, str(existing.id),
+                       str(existing.talent_id))
+    return Outcome(
+        job.file, "duplicate",
+        f"same bytes as reference {existing.id} ({existing.source_name or 'unnamed'})",
+        existing.sha256, str(existing.id), str(existing.talent_id))
+
+
+def _one_good_face(ctx: IngestContext, rgb: Any) -> DetectedFace:
+    opts = ctx.options
+    faces = ctx.encoder.detect(rgb, embed=True)
+    if not faces:
+        raise _Reject("no face found; a reference portrait must show one clear, frontal face")
+    if len(faces) > 1:
+        raise _Reject(
+            f"{len(faces)} faces found; a reference portrait must show exactly one person")
+    face = faces[0]
+    q = face.quality
+    if q.face_px < opts.min_face_px:
+        raise _Reject(
+            f"face is {q.face_px} px, below the minimum of {opts.min_face_px} px; use a larger "
+            "or closer portrait")
+    if q.sharpness < opts.min_sharpness:
+        raise _Reject(
+            f"face is too blurred (sharpness {q.sharpness:.1f} < {opts.min_sharpness:.1f}); use "
+            "a sharper portrait")
+    if face.embedding is None:
+        raise _Reject("the encoder returned no embedding for the face")
+    return face
+
+
+def _mislabel_guard(job: PortraitJob, ctx: IngestContext, face: DetectedFace) -> None:
+    """A new portrait must look like the talent's existing references (including ones accepted
+    earlier in this batch, which are committed by then)."""
+    info = ctx.encoder.info
+    with ctx.sessions() as session:
+        ident = job.manifest.talent.id or job.manifest.talent.external_ref
+        talent = catalogue.find_talent(session, ident) if ident is not None else None
+        if talent is None:
+            if job.manifest.talent.id is not None:
+                raise _Reject(
+                    f"talent id {job.manifest.talent.id} is not in the catalogue; use "
+                    "`external_ref` for a new talent")
+            return
+        refs = catalogue.reference_embeddings(session, talent.id, info.name)
+    if not refs:
+        return
+    distances = [ctx.encoder.distance(face.embedding, r.embedding) for r in refs]
+    mean = sum(distances) / len(distances)
+    if mean > info.threshold:
+        raise _Reject(
+            f"face does not match talent {_talent_label(job.manifest)}'s {len(refs)} other "
+            f"reference{'s' if len(refs) != 1 else ''} (distance {mean:.2f} > "
+            f"{info.threshold:.2f}); check the manifest names the right person")
+
+
+def _store_release_doc(job: PortraitJob, ctx: IngestContext) -> Any:
+    doc = ctx._docs.get(job.release_doc)
+    if doc is None:
+        data = ctx.source.read(job.release_doc)
+        ext = posixpath.splitext(job.release_doc)[1].lstrip(".").lower() or "bin"
+        if not ext.isalnum() or len(ext) > 8:
+            ext = "bin"
+        media_type = mimetypes.guess_type(f"x.{ext}")[0] or "application/octet-stream"
+        doc = ctx.store.put_bytes(data, prefix=RELEASE_DOCS_PREFIX, ext=ext,
+                                  media_type=media_type, metadata=_stamp())
+        ctx._docs[job.release_doc] = doc
+    return doc
+
+
+def ingest_jobs(jobs: Sequence[PortraitJob], ctx: IngestContext, *, done: int = 0,
+                total: int = 0) -> list[Outcome]:
+    """Ingest a sequence of portraits in order, reporting progress after each."""
+    progress = PROGRESS.get()
+    out = []
+    for i, job in enumerate(jobs, 1):
+        outcome = ingest_portrait(job, ctx)
+        log.debug("%s: %s %s", job.file, outcome.status, outcome.reason or "")
+        out.append(outcome)
+        if progress is not None:
+            progress(done + i, total, outcome)
+    return out
+
+
+def chunks(items: Sequence[PortraitJob], size: int) -> Iterator[list[PortraitJob]]:
+    for start in range(0, len(items), max(1, size)):
+        yield list(items[start:start + size])
+
+
+# ---------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: list[Outcome]
+    duplicates: list[Outcome]
+    rejected: list[Outcome]
+
+    @classmethod
+    def collect(cls, outcomes: Sequence[Outcome], rejections: Sequence[Rejection]) -> IngestResult:
+        rejected = [o for o in outcomes if o.status == "rejected"]
+        rejected += [Outcome(r.file, "rejected", r.reason) for r in rejections]
+        return cls(
+            accepted=[o for o in outcomes if o.status == "accepted"],
+            duplicates=[o for o in outcomes if o.status == "duplicate"],
+            rejected=sorted(rejected, key=lambda o: o.file),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The CLI's --json shape."""
+        return {
+            "accepted": len(self.accepted),
+            "duplicates": len(self.duplicates),
+            "rejected": [{"file": o.file, "reason": o.reason or ""} for o in self.rejected],
+        }
+
+    def table(self) -> list[dict[str, str]]:
+        rows = [{"file": o.file, "status": o.status, "reason": o.reason or "",
+                 "reference": o.reference_id or ""}
+                for o in [*self.accepted, *self.duplicates, *self.rejected]]
+        return sorted(rows, key=lambda r: r["file"])
+
+
+# ---------------------------------------------------------------- gc
+
+
+def collect_orphans(
+    sessions: sessionmaker[Session], stores: Sequence[Any], *, older_than: dt.timedelta,
+    now: dt.datetime | None = None, dry_run: bool = False,
+) -> list[str]:
+    """Delete objects under references/ and restricted/ that no catalogue row points at and that
+    are older than `older_than` (younger ones may belong to an ingest still in progress)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    removed: list[str] = []
+    with sessions() as session:
+        keep = catalogue.catalogued_object_keys(session)
+    seen: set[int] = set()
+    for store in stores:
+        if id(store) in seen:
+            continue
+        seen.add(id(store))
+        for key in catalogue.orphan_objects(store, keep, stored_before=now - older_than):
+            if not dry_run:
+                store.delete(key)
+            removed.append(key)
+    return removed
+
+
+# ---------------------------------------------------------------- Prefect tasks
+
+
+@task(name="plan-ingest", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def plan_task(source: Source, at: dt.datetime) -> IngestPlan:
+    """List the source and match portraits to their consent manifests."""
+    return plan_ingest(source, at=at)
+
+
+@task(name="ingest-chunk", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
+      task_run_name="ingest-chunk-{index}")
+def ingest_chunk(index: int, jobs: list[PortraitJob], ctx: IngestContext, done: int = 0,
+                 total: int = 0) -> list[Outcome]:
+    """Ingest a chunk of portraits. Retrying is safe: each portrait is idempotent (content
+    addressed, one transaction, unique sha256) and a retry reports its own commits as accepted."""
+    return ingest_jobs(jobs, ctx, done=done, total=total)

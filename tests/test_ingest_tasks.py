@@ -1,0 +1,134 @@
+"""Ingest planning and sources (no database): names come only from listings, manifest errors,
+missing and escaping names, consent not in force, unclaimed portraits, weird file names."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import unicodedata
+
+import pytest
+
+from castkeep.errors import NotFoundError
+from castkeep.tasks.ingest import (
+    FolderSource,
+    IngestResult,
+    Outcome,
+    Rejection,
+    chunks,
+    plan_ingest,
+    resolve_name,
+)
+from tests.plugins.ingest import manifest_doc, write_manifest
+
+NOW = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+
+
+def touch(path, data=b"x"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_folder_source_lists_relative_paths_skipping_hidden_and_links(tmp_path):
+    touch(tmp_path / "a.jpg")
+    touch(tmp_path / "sub dir" / "b é.png", b"bb")
+    touch(tmp_path / ".hidden.jpg")
+    touch(tmp_path / ".git" / "c.jpg")
+    outside = touch(tmp_path.parent / f"{tmp_path.name}-outside.jpg")
+    os.symlink(outside, tmp_path / "link.jpg")
+    src = FolderSource(tmp_path)
+    assert src.list() == ["a.jpg", "sub dir/b é.png"]
+    assert src.read("sub dir/b é.png") == b"bb"
+    with pytest.raises(NotFoundError):
+        src.read("link.jpg")
+    with pytest.raises(NotFoundError):
+        src.read("../" + outside.name)
+
+
+def test_folder_source_requires_a_folder(tmp_path):
+    with pytest.raises(NotFoundError, match="no such folder"):
+        FolderSource(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("entry", ["../x.jpg", "/etc/passwd", "a/../../x.jpg", "..\\x.jpg", "C:/x.jpg"])
+def test_resolve_name_refuses_escapes(entry):
+    rel, reason = resolve_name("", entry, {"x.jpg": "x.jpg"})
+    assert rel is None and "escapes the manifest's folder" in reason
+
+
+def test_resolve_name_is_relative_to_the_manifest_folder_and_normalises_unicode():
+    nfd = unicodedata.normalize("NFD", "sub/é.jpg")
+    listing = {"sub/é.jpg": nfd}
+    assert resolve_name("sub", "é.jpg", listing) == (nfd, "")
+    assert resolve_name("sub", "./é.jpg", listing) == (nfd, "")
+    rel, reason = resolve_name("", "é.jpg", listing)
+    assert rel is None and "does not exist" in reason
+
+
+def test_plan_matches_portraits_and_reports_every_problem(tmp_path):
+    for name in ("a.jpg", "b.jpg", "c.jpg", "stray.jpg", "sub/d.jpg"):
+        touch(tmp_path / name)
+    write_manifest(tmp_path, "one.consent.yaml", manifest_doc(["a.jpg", "missing.jpg", "../../etc/x.jpg"]))
+    write_manifest(tmp_path, "two.json", manifest_doc(["a.jpg", "b.jpg"], ref="t2"))
+    write_manifest(tmp_path, "expired.yaml", manifest_doc(["c.jpg"], ref="t3", valid_until="2020-01-01",
+                                                          valid_from="2019-01-01"))
+    write_manifest(tmp_path / "sub", "m.yaml", manifest_doc(["d.jpg"], ref="t4"))
+    (tmp_path / "broken.yaml").write_text("talent: {display_name: X}\nportraits: [b.jpg]\n")
+    plan = plan_ingest(FolderSource(tmp_path), at=NOW)
+
+    assert [(j.file, j.manifest.talent.external_ref, j.release_doc) for j in plan.jobs] == [
+        ("a.jpg", "talent-x", "release.txt"),
+        ("b.jpg", "t2", "release.txt"),
+        ("sub/d.jpg", "t4", "sub/release.txt"),
+    ]
+    reasons = {r.file: r.reason for r in plan.rejected}
+    assert reasons["missing.jpg"] == "named by one.consent.yaml: 'missing.jpg' does not exist in the manifest's folder"
+    assert "escapes the manifest's folder" in reasons["../../etc/x.jpg"]
+    assert reasons["a.jpg"].startswith("named by both one.consent.yaml and two.json")
+    assert reasons["c.jpg"].startswith("consent of expired.yaml is not in force: consent expired.yaml expired")
+    assert "expired on 2020-01-01" in reasons["c.jpg"]
+    assert reasons["stray.jpg"].startswith("no valid consent manifest names this portrait")
+    assert reasons["broken.yaml"].startswith("broken.yaml: invalid consent manifest")
+    assert "field `talent`" in reasons["broken.yaml"]
+    assert len(plan.rejected) == 6
+
+
+def test_plan_rejects_portraits_whose_release_document_is_missing(tmp_path):
+    touch(tmp_path / "a.jpg")
+    write_manifest(tmp_path, "m.yaml", manifest_doc(["a.jpg"], release="nope.pdf"), release_text=None)
+    plan = plan_ingest(FolderSource(tmp_path), at=NOW)
+    assert plan.jobs == []
+    assert plan.rejected == [Rejection("a.jpg", "release document of m.yaml: 'nope.pdf' does not exist "
+                                                "in the manifest's folder")]
+
+
+def test_plan_with_weird_names_and_batch(tmp_path):
+    names = ["with space.jpg", "ünïcødé 名前.jpg", "semi;colon'quote.jpg"]
+    for n in names:
+        touch(tmp_path / n)
+    batch = {"consents": [manifest_doc(names[:2], ref="w1"), manifest_doc(names[2:], ref="w2")]}
+    write_manifest(tmp_path, "batch.yaml", batch)
+    plan = plan_ingest(FolderSource(tmp_path), at=NOW)
+    assert [j.file for j in plan.jobs] == names
+    assert [j.manifest_label for j in plan.jobs] == ["batch.yaml[consents.0]"] * 2 + ["batch.yaml[consents.1]"]
+    assert plan.rejected == []
+
+
+def test_plan_not_yet_valid(tmp_path):
+    touch(tmp_path / "a.jpg")
+    write_manifest(tmp_path, "m.yaml", manifest_doc(["a.jpg"], consent_ref="c-future",
+                                                    valid_from="2027-01-01"))
+    [rej] = plan_ingest(FolderSource(tmp_path), at=NOW).rejected
+    assert "consent c-future is not valid until 2027-01-01" in rej.reason
+
+
+def test_result_summary_shape_and_chunks():
+    outcomes = [Outcome("b.jpg", "accepted"), Outcome("a.jpg", "duplicate", "same bytes"),
+                Outcome("c.jpg", "rejected", "no face found")]
+    result = IngestResult.collect(outcomes, [Rejection("a.yaml", "bad")])
+    assert result.summary() == {"accepted": 1, "duplicates": 1,
+                                "rejected": [{"file": "a.yaml", "reason": "bad"},
+                                             {"file": "c.jpg", "reason": "no face found"}]}
+    assert [r["file"] for r in result.table()] == ["a.jpg", "a.yaml", "b.jpg", "c.jpg"]
+    assert [len(c) for c in chunks(list(range(7)), 3)] == [3, 3, 1]
