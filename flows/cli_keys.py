@@ -49,10 +49,10 @@ def init(
                                        "CASTKEEP_SIGNING__ALGORITHM."),
 ) -> None:
     """Create the development CA under <CASTKEEP_HOME>/keys (kept if it exists, unless --force)."""
-    from castkeep.flows.settings import get_settings
+    from castkeep.flows.runtime import load_settings
     from castkeep.provenance.keys import dev_ca_paths, init_dev_ca
 
-    settings = get_settings()
+    settings = load_settings()
     directory = keys_dir(settings)
     existed = dev_ca_paths(directory) is not None
     paths = init_dev_ca(directory, force=force, algorithm=(algorithm or settings.signing.algorithm).lower())
@@ -64,11 +64,11 @@ def init(
 @keys_app.command("show")
 def show(as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
     """Show the signing identity castkeep uses and the trust anchors it verifies against."""
-    from castkeep.flows.settings import get_settings
+    from castkeep.flows.runtime import load_settings
     from castkeep.provenance.keys import dev_ca_paths
     from castkeep.provenance.signing import check_leaf, load_chain
 
-    settings = get_settings()
+    settings = load_settings()
     config = signer_config_from_settings(settings)
     chain = load_chain(config.chain_path)
     leaf = check_leaf(chain, config.chain_path, config.algorithm)

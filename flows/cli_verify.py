@@ -22,39 +22,38 @@ def register(app: typer.Typer) -> None:
     app.command("verify")(verify)
 
 
-def _catalogue_check(sha256: str, asset_id: str | None) -> dict | None:
+def _catalogue_check(settings, sha256: str, asset_id: str | None) -> dict:
     """Compare with the catalogue: by asset id when given, else by the file's sha256.
 
-    Returns None when the catalogue module is not available in this install.
+    A tampered file has a new sha256 and is not found by it; --asset-id catches that case.
     """
-    try:
-        from castkeep.flows.runtime import open_runtime
-    except ImportError:
-        return None
     import sqlalchemy as sa
 
     from castkeep.db import schema
     from castkeep.db.assets_repo import get_asset
     from castkeep.errors import CastkeepError
+    from castkeep.flows.runtime import open_runtime
 
     try:
-        runtime = open_runtime()
+        runtime = open_runtime(settings)
     except CastkeepError as exc:
         if asset_id is not None:
             raise
         # The signature check stands on its own; say why the catalogue part is missing.
         return {"catalogued": None, "error": str(exc)}
-    with runtime.sessions() as session:
+    with runtime, runtime.sessions() as session:
         if asset_id is not None:
             asset = get_asset(session, asset_id)  # NotFoundError says how to find ids
         else:
-            asset = session.scalars(sa.select(schema.Asset).where(schema.Asset.sha256 == sha256)).first()
+            asset = session.scalars(
+                sa.select(schema.Asset).where(schema.Asset.sha256 == sha256)
+            ).first()
         if asset is None:
             return {"catalogued": False}
         return {
             "catalogued": True,
             "asset_id": str(asset.id),
-            "status": getattr(asset, "status", None),
+            "status": asset.status,
             "sha256_matches": asset.sha256 == sha256,
             "catalogue_sha256": asset.sha256,
         }
@@ -70,12 +69,12 @@ def verify(
                                    help="Look the file up in the catalogue."),
 ) -> None:
     """Verify a file's Content Credentials against the configured trust anchors."""
-    from castkeep.flows.settings import get_settings
+    from castkeep.flows.runtime import load_settings
     from castkeep.provenance.verify import verify_file
 
-    settings = get_settings()
+    settings = load_settings()
     report = verify_file(file, trust_anchors=trust_anchors_from_settings(settings))
-    cat = _catalogue_check(report.sha256, asset_id) if (catalogue or asset_id) else None
+    cat = _catalogue_check(settings, report.sha256, asset_id) if (catalogue or asset_id) else None
     state = report.state
     if cat and cat.get("catalogued") and not cat["sha256_matches"]:
         report = replace(report, failures=[*report.failures, CATALOGUE_MISMATCH])

@@ -96,3 +96,100 @@ def test_real_command(signed_file, castkeep_home):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["state"] == "Trusted"
+
+
+# --- catalogue -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def catalogued(runtime_env, manifest_input_factory, fixtures_dir, tmp_path):
+    """A signed file in runtime_env's home, catalogued as an asset; yields (path, asset_id)."""
+    import hashlib
+
+    from castkeep.db import schema
+    from castkeep.db.engine import make_engine, session_factory
+
+    paths = init_dev_ca(runtime_env / "keys")
+    signer = make_signer(SignerConfig(paths.chain, paths.private_key))
+    data = sign_image((fixtures_dir / "obama3.jpg").read_bytes(), "image/jpeg",
+                      manifest_input_factory(), signer)
+    path = tmp_path / "catalogued.jpg"
+    path.write_bytes(data)
+    engine = make_engine(os.environ["CASTKEEP_DATABASE__URL"])
+    try:
+        with session_factory(engine).begin() as session:
+            asset = schema.Asset(sha256=hashlib.sha256(data).hexdigest(), object_key="assets/x.jpg",
+                                 media_type="image/jpeg", width=1, height=1, status="approved")
+            session.add(asset)
+            session.flush()
+            asset_id = str(asset.id)
+    finally:
+        engine.dispose()
+    yield path, asset_id
+    signer.close()
+
+
+def test_catalogued_asset_matches(cli, catalogued):
+    path, asset_id = catalogued
+    result = cli("verify", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["catalogue"]["catalogued"] is True
+    assert out["catalogue"]["asset_id"] == asset_id
+    assert out["catalogue"]["sha256_matches"] is True
+    assert out["catalogue"]["status"] == "approved"
+    human = cli("verify", str(path))
+    assert f"catalogue: asset {asset_id} (approved); file matches" in human.stdout
+
+
+def test_tampered_catalogued_asset_by_id(cli, catalogued):
+    path, asset_id = catalogued
+    data = bytearray(path.read_bytes())
+    data[-200] ^= 0x01
+    path.write_bytes(bytes(data))
+    by_hash = json.loads(cli("verify", str(path), "--json").stdout)
+    assert by_hash["catalogue"] == {"catalogued": False}  # a new sha256 is not found
+    result = cli("verify", str(path), "--json", "--asset-id", asset_id)
+    assert result.exit_code == 2
+    out = json.loads(result.stdout)
+    assert out["catalogue"]["sha256_matches"] is False
+    assert "castkeep.catalogue.sha256Mismatch" in out["failures"]
+    assert "assertion.dataHash.mismatch" in out["failures"]
+
+
+def test_re_signed_copy_differs_from_catalogue(cli, catalogued, runtime_env, manifest_input_factory,
+                                               fixtures_dir, tmp_path):
+    # Validly signed but not the catalogued bytes: Trusted alone, Invalid against the catalogue.
+    path, asset_id = catalogued
+    paths = init_dev_ca(runtime_env / "keys")
+    other = tmp_path / "other.jpg"
+    other.write_bytes(sign_image((fixtures_dir / "obama2.jpg").read_bytes(), "image/jpeg",
+                                 manifest_input_factory(), make_signer(SignerConfig(paths.chain, paths.private_key))))
+    assert cli("verify", str(other), "--no-catalogue").exit_code == 0
+    result = cli("verify", str(other), "--json", "--asset-id", asset_id)
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["state"] == "Invalid"
+
+
+def test_unknown_asset_id(cli, catalogued):
+    path, _ = catalogued
+    result = cli("verify", str(path), "--asset-id", "00000000-0000-0000-0000-000000000000")
+    assert result.exit_code != 0
+    assert "no asset" in str(result.exception)
+
+
+def test_unreachable_catalogue_still_verifies(cli, signed_file, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("CASTKEEP_DATABASE__URL", f"postgresql+psycopg://u:p@127.0.0.1:{port}/db")
+    from castkeep.flows.settings import get_settings
+
+    get_settings.cache_clear()
+    result = cli("verify", str(signed_file), "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["catalogue"]["catalogued"] is None and out["catalogue"]["error"]
+    get_settings.cache_clear()
