@@ -40,6 +40,11 @@ class FaceEncoder(ModelBase):
     @abstractmethod
     def info(self) -> EncoderInfo: ...
 
+    @property
+    def name(self) -> str:
+        """The stored encoder name (known without loading weights)."""
+        return self.info.name
+
     def detect(self, rgb: np.ndarray, *, embed: bool = True) -> list[DetectedFace]:
         """Every face in an H x W x 3 uint8 RGB image, largest first, in original pixels."""
         return self.predict(rgb, embed=embed)

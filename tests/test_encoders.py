@@ -51,7 +51,7 @@ def test_get_encoder_returns_unloaded_instances():
 
 def test_stored_family_name_sets_the_pack(tmp_path):
     enc = get_encoder("insightface-antelopev2", root=tmp_path)
-    assert enc.info.name == "insightface-antelopev2"
+    assert enc.name == "insightface-antelopev2" and not enc.loaded
     with pytest.raises(UnknownModelError, match="'buffalo_l' was configured"):
         get_encoder("insightface-antelopev2", root=tmp_path, pack="buffalo_l")
 
