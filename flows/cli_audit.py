@@ -1,0 +1,83 @@
+"""`castkeep audit` (the compliance audit) and `castkeep audit verify-log`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+audit_app = typer.Typer(
+    help="Compliance audit: signatures, hashes, consent validity, untracked faces, audit log.",
+    invoke_without_command=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")
+
+
+@audit_app.callback()
+def audit(
+    ctx: typer.Context,
+    talent: str = typer.Option(None, "--talent", help="Only this talent (id or external reference)."),
+    out: Path = typer.Option(None, "--out", help="Also write the report (JSON, Markdown, CSV) into this directory."),
+    expiring_days: int = typer.Option(30, "--expiring-days", min=0, help="Report consents expiring within N days."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Audit every approved/published asset. Exit 0 when clean, 1 when violations are found."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from castkeep.flows.audit import audit as audit_flow
+
+    report = audit_flow(talent=talent, expiring_within_days=expiring_days, out_dir=str(out) if out else None)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        _print_human(report)
+    raise typer.Exit(0 if report["clean"] else 1)
+
+
+def _print_human(report: dict) -> None:
+    typer.echo(
+        f"checked {report['checked']} asset(s), {report['audit_events_checked']} audit event(s): "
+        + ("clean" if report["clean"] else f"{len(report['violations'])} violation(s)")
+    )
+    for v in report["violations"]:
+        typer.echo(f"  {v['kind']}: asset {v['asset_id'] or '-'}: {v['detail']}")
+    for e in report["expiring"]:
+        typer.echo(
+            f"  expiring: consent {e['consent_id']} (talent {e['talent_id']}) on {e['valid_until']}, "
+            f"{len(e['asset_ids'])} asset(s)"
+        )
+    typer.echo(f"report: {report['report_keys']['json']}")
+    for path in (report.get("report_files") or {}).values():
+        typer.echo(f"written: {path}")
+
+
+@audit_app.command("verify-log")
+def verify_log(
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Check the audit_event hash chain. Exit 0 when intact, 1 when a row was edited or deleted."""
+    from sqlalchemy import func, select
+
+    from castkeep.db import schema
+    from castkeep.db.audit_log import verify_chain
+    from castkeep.flows.runtime import open_runtime
+
+    with open_runtime() as runtime, runtime.sessions() as session:
+        breaks = verify_chain(session)
+        count = session.scalar(select(func.count()).select_from(schema.AuditEvent)) or 0
+    result = {
+        "intact": not breaks,
+        "events": int(count),
+        "breaks": [{"seq": b.seq, "id": str(b.id), "detail": b.detail} for b in breaks],
+    }
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(f"{count} audit event(s): " + ("chain intact" if not breaks else f"{len(breaks)} break(s)"))
+        for b in result["breaks"]:
+            typer.echo(f"  seq {b['seq']} id {b['id']}: {b['detail']}")
+    raise typer.Exit(0 if not breaks else 1)

@@ -1,0 +1,192 @@
+"""Audit checks: plain functions over a session / object store, and thin Prefect tasks over them.
+
+Each check returns Violations (kind, asset id or None, detail); the flow gathers them into one
+report. Nothing here changes the catalogue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from castkeep.db import compliance
+from castkeep.errors import ObjectNotFoundError
+
+# Violation kinds (stable names: reports and alerting key on them).
+OBJECT_MISSING = "object_missing"
+HASH_MISMATCH = "hash_mismatch"
+MANIFEST_UNTRUSTED = "manifest_untrusted"
+CONSENT_INVALID = "consent_invalid"
+NO_CONSENT_LINK = "no_consent_link"
+UNTRACKED_FACE = "untracked_face"
+AUDIT_CHAIN_BROKEN = "audit_chain_broken"
+
+
+def encoder_profile(name: str) -> dict[str, Any]:
+    """Name, metric and same-person threshold of the configured encoder (no weights loaded)."""
+    from castkeep.models.encoders import get_encoder
+
+    info = get_encoder(name).info
+    return {"name": info.name, "version": info.version, "metric": info.metric, "threshold": float(info.threshold)}
+
+
+@dataclass(frozen=True)
+class Violation:
+    kind: str
+    asset_id: str | None
+    detail: str
+    talent_id: str | None = None
+    consent_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_integrity(store, asset: compliance.AssetUnderAudit, trust_anchors: list[Path]) -> list[Violation]:
+    """The object exists, its sha256 is the catalogue's, and its C2PA manifest is Trusted."""
+    from castkeep.provenance.verify import verify_bytes
+
+    try:
+        data = store.get_bytes(asset.object_key)
+    except ObjectNotFoundError:
+        return [Violation(OBJECT_MISSING, asset.id, f"object {asset.object_key} is missing from the store")]
+    out = []
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != asset.sha256:
+        out.append(
+            Violation(HASH_MISMATCH, asset.id, f"object {asset.object_key} has sha256 {digest}, catalogue says {asset.sha256}")
+        )
+    report = verify_bytes(data, asset.media_type, trust_anchors=trust_anchors)
+    if report.state != "Trusted":
+        failures = ", ".join(report.failures) or report.error or "no trusted signer"
+        out.append(Violation(MANIFEST_UNTRUSTED, asset.id, f"C2PA manifest is {report.state}: {failures}"))
+    return out
+
+
+def use_of(asset: compliance.AssetUnderAudit):
+    from castkeep.provenance.policy import Use
+
+    u = asset.use
+    return Use(
+        channel=str(u.get("channel", "")),
+        territory=str(u.get("territory", "")),
+        purpose=str(u.get("purpose", "")),
+        edits=tuple(u.get("edits") or ()),
+        synthetic_likeness=bool(u.get("synthetic_likeness", False)),
+    )
+
+
+def check_consents(session, assets: list[compliance.AssetUnderAudit], at: dt.datetime) -> list[Violation]:
+    """Each depicted talent's consent (the one the asset was made under) covers the asset's
+    recorded use now."""
+    from castkeep.provenance.consent import ConsentTerms
+    from castkeep.provenance.policy import evaluate
+
+    rows = compliance.consents_by_id(
+        session, {link.consent_id for a in assets for link in a.links if link.consent_id}
+    )
+    out = []
+    for asset in assets:
+        if not asset.links:
+            out.append(Violation(NO_CONSENT_LINK, asset.id, "asset has no lineage to any talent's consent"))
+            continue
+        use = use_of(asset)
+        seen = set()
+        for link in asset.links:
+            if (link.talent_id, link.consent_id) in seen:
+                continue
+            seen.add((link.talent_id, link.consent_id))
+            row = rows.get(link.consent_id) if link.consent_id else None
+            if row is None:
+                out.append(
+                    Violation(NO_CONSENT_LINK, asset.id, f"talent {link.talent_id} has no consent recorded for this asset", link.talent_id)
+                )
+                continue
+            decision = evaluate(ConsentTerms.from_row(row), use, at)
+            if not decision.allowed:
+                out.append(
+                    Violation(CONSENT_INVALID, asset.id, "; ".join(decision.reasons), link.talent_id, link.consent_id)
+                )
+    return out
+
+
+def identity_sweep(
+    session,
+    *,
+    encoder: str,
+    metric: str,
+    threshold: float,
+    talent_id: str | None = None,
+) -> tuple[list[Violation], int]:
+    """Faces in catalogued assets that match a talent's reference faces without a lineage link
+    to that talent. Returns (violations, matches examined)."""
+    matches = compliance.asset_faces_matching(
+        session, encoder=encoder, metric=metric, threshold=threshold, talent_id=talent_id
+    )
+    linked = compliance.linked_talents(session, sorted({m.asset_id for m in matches}))
+    out = [
+        Violation(
+            UNTRACKED_FACE,
+            m.asset_id,
+            f"face {m.face_index} matches talent {m.talent_id} (distance {m.distance:.3f} <= {threshold}) "
+            "but the asset has no consent link for that talent",
+            m.talent_id,
+        )
+        for m in matches
+        if m.talent_id not in linked.get(m.asset_id, set())
+    ]
+    return out, len(matches)
+
+
+def check_chain(session) -> tuple[list[Violation], int]:
+    """The audit_event hash chain; an edited or deleted row is reported with its seq and id."""
+    from sqlalchemy import func, select
+
+    from castkeep.db import schema
+    from castkeep.db.audit_log import verify_chain
+
+    breaks = verify_chain(session)
+    count = session.scalar(select(func.count()).select_from(schema.AuditEvent)) or 0
+    return [
+        Violation(AUDIT_CHAIN_BROKEN, None, f"audit_event seq {b.seq} id {b.id}: {b.detail}") for b in breaks
+    ], int(count)
+
+
+# --- Prefect tasks: the runtime (engine, sessions, store) is passed in, never cached ----------
+
+
+@task(name="audit-integrity", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def integrity_task(runtime, assets: list[compliance.AssetUnderAudit], trust_anchors: list[Path]) -> list[Violation]:
+    return [v for a in assets for v in check_integrity(runtime.store, a, trust_anchors)]
+
+
+@task(name="audit-consents", cache_policy=NO_CACHE)
+def consents_task(runtime, assets: list[compliance.AssetUnderAudit], at: dt.datetime) -> list[Violation]:
+    with runtime.sessions() as session:
+        return check_consents(session, assets, at)
+
+
+@task(name="audit-expiring", cache_policy=NO_CACHE)
+def expiring_task(runtime, at: dt.datetime, within_days: int, talent_id: str | None) -> list[compliance.CoveredConsent]:
+    with runtime.sessions() as session:
+        return compliance.expiring_consents(
+            session, now=at, within=dt.timedelta(days=within_days), talent_id=talent_id
+        )
+
+
+@task(name="audit-identity-sweep", cache_policy=NO_CACHE)
+def identity_task(runtime, encoder: str, metric: str, threshold: float, talent_id: str | None):
+    with runtime.sessions() as session:
+        return identity_sweep(session, encoder=encoder, metric=metric, threshold=threshold, talent_id=talent_id)
+
+
+@task(name="audit-chain", cache_policy=NO_CACHE)
+def chain_task(runtime) -> tuple[list[Violation], int]:
+    with runtime.sessions() as session:
+        return check_chain(session)
