@@ -41,7 +41,7 @@ def normalise_url(url: str) -> str:
         raise DatabaseError(
             f"castkeep needs PostgreSQL, got a {parsed.get_backend_name()!r} URL; {_FIX}"
         )
-    if parsed.get_driver_name() != "psycopg":
+    if parsed.drivername != "postgresql+psycopg":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
 

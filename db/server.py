@@ -369,7 +369,7 @@ def _ensure_database(server: BundledServer, database: str) -> None:
     with psycopg.connect(server.url("postgres").replace("+psycopg", ""), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if not exists:
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     with psycopg.connect(server.url(database).replace("+psycopg", ""), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -426,7 +426,9 @@ def ensure_bundled_server(data_dir: Path, *, port: int = 0, database: str = DEFA
     """Start (or reuse) the bundled PostgreSQL+pgvector under ``data_dir/pg``, make sure
     `database` exists with the vector extension, and return its ``postgresql+psycopg://`` URL."""
     server = start_bundled_server(Path(data_dir), port=port)
-    _ensure_database(server, database)
+    # Under the lock: two processes must not both try CREATE DATABASE / CREATE EXTENSION.
+    with _locked(_paths(data_dir)["lock"]):
+        _ensure_database(server, database)
     return server.url(database)
 
 
