@@ -1,0 +1,59 @@
+"""Consent revocation and expiry flows: end a consent and quarantine every asset it covered
+(lineage) and every asset showing the talent's face without other cover (face search)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from castkeep.tasks import revoke as cascade_tasks
+from castkeep.tasks.audit import encoder_profile
+
+
+def _face_profile(settings) -> dict[str, Any]:
+    return encoder_profile(settings.faces.encoder)
+
+
+@flow(name="revoke-consent")
+def revoke_consent(consent_id: str, reason: str) -> dict[str, Any]:
+    """Revoke one consent (idempotent: a second run changes nothing)."""
+    from castkeep.flows.runtime import open_runtime
+
+    logger = get_run_logger()
+    with open_runtime() as runtime:
+        result = cascade_tasks.revoke_task(runtime, consent_id, reason, "revoked", _face_profile(runtime.settings))
+    logger.info(
+        "consent %s %s: %d asset(s) quarantined (%d by lineage, %d by face)",
+        result.consent_id,
+        "revoked" if result.changed else "was already revoked",
+        len(result.quarantined),
+        len(result.derived),
+        len(result.face_matched),
+    )
+    return result.as_dict()
+
+
+@flow(name="expire-consents")
+def expire_consents() -> dict[str, Any]:
+    """Mark every active consent past valid_until expired and run its quarantine cascade."""
+    from castkeep.flows.runtime import open_runtime
+
+    logger = get_run_logger()
+    at = dt.datetime.now(dt.timezone.utc)
+    with open_runtime() as runtime:
+        face = _face_profile(runtime.settings)
+        due = cascade_tasks.due_consents_task(runtime, at)
+        results = [
+            cascade_tasks.revoke_task(runtime, cid, f"valid_until passed (checked {at.isoformat()})", "expired", face)
+            for cid in due
+        ]
+    quarantined = sorted({a for r in results for a in r.quarantined})
+    logger.info("%d consent(s) expired, %d asset(s) quarantined", len(results), len(quarantined))
+    return {
+        "checked_at": at.isoformat(),
+        "expired": [r.consent_id for r in results],
+        "quarantined": quarantined,
+        "results": [r.as_dict() for r in results],
+    }

@@ -1,0 +1,149 @@
+"""The revocation cascade: a consent ends (revoked by the talent, or expired), and every asset
+derived under it (lineage) or showing the talent's face without other cover is quarantined:
+status `quarantined` plus a legal hold in the object store. Nothing is ever deleted.
+
+Idempotent: a second run finds the consent already in that state and every asset already
+quarantined, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import select
+
+from castkeep.db import compliance, schema
+from castkeep.errors import CastkeepError
+
+
+class ConsentStateError(CastkeepError):
+    """A revocation request is incomplete (e.g. no reason given)."""
+
+
+@dataclass(frozen=True)
+class CascadeResult:
+    consent_id: str
+    talent_id: str
+    status: str
+    previous_status: str
+    changed: bool  # the consent's status changed in this run
+    quarantined: list[str]  # assets quarantined in this run
+    derived: list[str] = field(default_factory=list)  # assets reached through lineage
+    face_matched: list[str] = field(default_factory=list)  # assets reached through face search
+    held: list[str] = field(default_factory=list)  # object keys put on legal hold in this run
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _consent_for_update(session, consent_id: str | uuid.UUID) -> schema.Consent:
+    from castkeep.db.catalogue import get_consent
+
+    consent = get_consent(session, consent_id)
+    # Row lock: two cascades on one consent run one after the other.
+    return session.scalars(select(schema.Consent).where(schema.Consent.id == consent.id).with_for_update()).one()
+
+
+def cascade(
+    session,
+    store,
+    *,
+    consent_id: str | uuid.UUID,
+    status: str,
+    reason: str,
+    actor: str,
+    face: dict[str, Any] | None,
+) -> CascadeResult:
+    """Move a consent to `status` (revoked|expired) and quarantine what it covered. Runs in the
+    caller's transaction; legal holds are set before the caller commits, so a failure leaves the
+    catalogue unchanged (a hold on an object is harmless and the next run completes the rest).
+
+    `face`: the encoder profile (name, metric, threshold) for the face search, or None to skip it.
+    """
+    if status not in ("revoked", "expired"):
+        raise ValueError(f"cascade status must be revoked or expired, not {status!r}")
+    consent = _consent_for_update(session, consent_id)
+    previous = consent.status
+    if status == "expired" and previous == "revoked":
+        # Revocation is the stronger fact; an expiry run leaves it as it is.
+        status = "revoked"
+    changed = previous != status
+    if changed:
+        compliance.set_consent_status(session, consent, status, actor=actor, reason=reason)
+
+    # All statuses: already-quarantined assets are skipped below but still get their hold checked.
+    derived = compliance.assets_under_consent(session, consent.id, statuses=None)
+    matched: list[uuid.UUID] = []
+    if face is not None:
+        hits = compliance.asset_faces_matching(
+            session,
+            encoder=face["name"],
+            metric=face["metric"],
+            threshold=float(face["threshold"]),
+            talent_id=consent.talent_id,
+            statuses=None,
+        )
+        candidates = sorted({uuid.UUID(h.asset_id) for h in hits} - set(derived), key=str)
+        covered = compliance.other_active_consent_links(
+            session, candidates, talent_id=consent.talent_id, excluding=consent.id
+        )
+        matched = [a for a in candidates if a not in covered]
+
+    detail = {"consent_id": str(consent.id), "talent_id": str(consent.talent_id), "cascade": status}
+    quarantined = compliance.quarantine_assets(
+        session, [*derived, *matched], actor=actor, reason=f"consent {consent.id} {status}: {reason}", detail=detail
+    )
+    held = []
+    # Holds for everything this consent's cascade has quarantined, so a run that crashed after
+    # its commit but before a hold is completed by the next run.
+    for row in compliance.assets_by_id(session, [*derived, *matched]):
+        if row.status == "quarantined" and not store.legal_hold(row.object_key):
+            store.set_legal_hold(row.object_key, True)
+            held.append(row.object_key)
+    return CascadeResult(
+        consent_id=str(consent.id),
+        talent_id=str(consent.talent_id),
+        status=status,
+        previous_status=previous,
+        changed=changed,
+        quarantined=sorted(str(r.id) for r in quarantined),
+        derived=[str(a) for a in derived],
+        face_matched=[str(a) for a in matched],
+        held=held,
+    )
+
+
+def revoke(runtime, *, consent_id: str, reason: str, status: str = "revoked", face: dict[str, Any] | None) -> CascadeResult:
+    if not reason or not reason.strip():
+        raise ConsentStateError("a revocation needs a reason: pass --reason TEXT")
+    with runtime.sessions.begin() as session:
+        return cascade(
+            session,
+            runtime.store,
+            consent_id=consent_id,
+            status=status,
+            reason=reason.strip(),
+            actor=runtime.settings.acting_user,
+            face=face,
+        )
+
+
+def due_consents(runtime, at: dt.datetime) -> list[str]:
+    with runtime.sessions() as session:
+        return [str(c.id) for c in compliance.consents_past_due(session, now=at)]
+
+
+@task(name="revoke-consent", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def revoke_task(runtime, consent_id: str, reason: str, status: str, face: dict[str, Any] | None) -> CascadeResult:
+    return revoke(runtime, consent_id=consent_id, reason=reason, status=status, face=face)
+
+
+@task(name="consents-past-due", cache_policy=NO_CACHE)
+def due_consents_task(runtime, at: dt.datetime) -> list[str]:
+    return due_consents(runtime, at)
+
