@@ -1,0 +1,98 @@
+"""`castkeep status`: healthy report (text and JSON), exit 2 with a one-line error otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from castkeep.flows import cli
+
+CASTKEEP = str(Path(sys.executable).parent / "castkeep")
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    cli._register()
+    return CliRunner()
+
+
+def test_status_text_is_healthy(runner: CliRunner, runtime_env: Path):
+    result = runner.invoke(cli.app, ["status"])
+    assert result.exit_code == 0, result.output
+    assert f"data dir:      {runtime_env}" in result.stdout
+    assert "database:      ok (external)" in result.stdout
+    assert "PostgreSQL 1" in result.stdout and "pgvector 0." in result.stdout
+    assert "object store:  ok" in result.stdout
+    assert result.stderr == ""
+
+
+def test_status_json_is_exactly_the_report(runner: CliRunner, runtime_env: Path):
+    result = runner.invoke(cli.app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["healthy"] is True
+    assert report["data_dir"] == str(runtime_env)
+    db = report["database"]
+    assert db["mode"] == "external" and db["healthy"] is True
+    assert db["revision"] == db["head"] == "0001"
+    assert "***" in db["url"]
+    assert report["object_store"]["healthy"] is True
+    assert report["object_store"]["kind"] == os.environ.get("CASTKEEP_STORAGE__KIND", "filesystem")
+
+
+def test_unreachable_database_exits_2_with_the_setting(runner: CliRunner, runtime_env: Path,
+                                                        monkeypatch: pytest.MonkeyPatch):
+    from castkeep.flows.settings import get_settings
+
+    monkeypatch.setenv("CASTKEEP_DATABASE__URL", "postgresql+psycopg://u:pw@127.0.0.1:1/x")
+    get_settings.cache_clear()
+    result = runner.invoke(cli.app, ["status", "--json"])
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    assert report["healthy"] is False and report["database"]["healthy"] is False
+    assert report["object_store"]["healthy"] is True
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: cannot use PostgreSQL")
+    assert "CASTKEEP_DATABASE__URL" in errors[0]
+
+
+def test_unreachable_s3_exits_2_naming_the_endpoint_setting(runner: CliRunner, runtime_env: Path,
+                                                            monkeypatch: pytest.MonkeyPatch):
+    from castkeep.flows.settings import get_settings
+    from tests.plugins.db import _free_port
+
+    monkeypatch.setenv("CASTKEEP_STORAGE__KIND", "s3")
+    monkeypatch.setenv("CASTKEEP_STORAGE__ENDPOINT", f"127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("CASTKEEP_STORAGE__ACCESS_KEY", "a")
+    monkeypatch.setenv("CASTKEEP_STORAGE__SECRET_KEY", "b")
+    get_settings.cache_clear()
+    result = runner.invoke(cli.app, ["status"])
+    assert result.exit_code == 2
+    assert "database:      ok" in result.stdout
+    assert "object store:  FAILED" in result.stdout
+    assert "CASTKEEP_STORAGE__ENDPOINT" in result.stderr
+
+
+def test_fresh_home_starts_the_bundled_server(tmp_path: Path):
+    """The real console script on an empty CASTKEEP_HOME, as a new user would run it."""
+    from castkeep.db.server import stop_bundled_server
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASTKEEP_")}
+    env["CASTKEEP_HOME"] = str(tmp_path / "home")
+    try:
+        proc = subprocess.run([CASTKEEP, "status", "--json"], env=env, capture_output=True, text=True,
+                              timeout=180)
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["database"]["mode"] == "bundled"
+        assert report["database"]["pgvector"]
+        assert report["object_store"]["location"] == f"filesystem at {tmp_path / 'home' / 'objects'}"
+        assert (tmp_path / "home" / "pg" / "data" / "PG_VERSION").exists()
+    finally:
+        stop_bundled_server(tmp_path / "home")
