@@ -1,0 +1,160 @@
+"""Talent / consent / reference repository against the real catalogue (rolled back per test)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from castkeep.db import catalogue, schema
+from castkeep.errors import ManifestError, NotFoundError
+from castkeep.models.face_types import DetectedFace, FaceQuality
+from castkeep.provenance.consent import ConsentManifest
+from tests.plugins.ingest import manifest_doc
+
+SHA_A, SHA_B, SHA_C = "a" * 64, "b" * 64, "c" * 64
+
+
+def manifest(**kw) -> ConsentManifest:
+    return ConsentManifest.model_validate(manifest_doc(["a.jpg"], **kw))
+
+
+def face(vec, encoder="dlib-resnet-v1", version="1") -> DetectedFace:
+    return DetectedFace(
+        box=(10, 10, 110, 110), landmarks=((30, 40), (50, 40), (70, 40), (90, 40), (60, 70)),
+        eye_left=(40, 40), eye_right=(80, 40), nose=(60, 70),
+        quality=FaceQuality(face_px=100, sharpness=300.0, det_score=1.5, yaw=0.0, roll=0.0),
+        encoder=encoder, encoder_version=version, embedding=np.asarray(vec, dtype=np.float32),
+    )
+
+
+def add_ref(session, talent, consent, sha, vec, **kw):
+    return catalogue.add_reference(
+        session, talent_id=talent.id, consent_id=consent.id, sha256=sha,
+        object_key=f"references/{sha[:2]}/{sha[2:4]}/{sha}.jpg", media_type="image/jpeg",
+        width=200, height=300, face=face(vec, **kw), source_name=f"{sha[:4]}.jpg", actor="tester")
+
+
+@pytest.fixture
+def talent_with_consent(db_session):
+    t = catalogue.upsert_talent(db_session, display_name="Person X", external_ref="talent-x",
+                                actor="tester")
+    c = catalogue.get_or_create_consent(db_session, talent_id=t.id, manifest=manifest(),
+                                        release_doc_sha256=SHA_C,
+                                        release_doc_key=f"restricted/release-docs/cc/cc/{SHA_C}.txt",
+                                        actor="tester")
+    return t, c
+
+
+def test_upsert_talent_is_idempotent_and_audited(db_session):
+    a = catalogue.upsert_talent(db_session, display_name="A", external_ref="ext-1", actor="tester")
+    b = catalogue.upsert_talent(db_session, display_name="Renamed", external_ref="ext-1", actor="tester")
+    assert a.id == b.id and b.display_name == "A"
+    events = db_session.scalars(select(schema.AuditEvent).where(
+        schema.AuditEvent.kind == "talent.created")).all()
+    assert [e.entity_id for e in events] == [str(a.id)]
+    assert "A" not in str(events[0].payload.values())  # no display name (PII) in the log
+    assert catalogue.upsert_talent(db_session, display_name="x", talent_id=a.id, actor="t").id == a.id
+    with pytest.raises(ManifestError, match="not in the catalogue"):
+        catalogue.upsert_talent(db_session, display_name="x", talent_id=uuid.uuid4(), actor="t")
+
+
+def test_find_and_resolve_talent(db_session, talent_with_consent):
+    t, _ = talent_with_consent
+    assert catalogue.find_talent(db_session, "talent-x").id == t.id
+    assert catalogue.resolve_talent(db_session, str(t.id)).id == t.id
+    assert catalogue.find_talent(db_session, "nobody") is None
+    with pytest.raises(NotFoundError, match="castkeep talent list"):
+        catalogue.resolve_talent(db_session, str(uuid.uuid4()))
+
+
+def test_consent_created_once_with_granted_event(db_session, talent_with_consent):
+    t, c = talent_with_consent
+    again = catalogue.get_or_create_consent(
+        db_session, talent_id=t.id, manifest=ConsentManifest.model_validate(manifest_doc(["other.jpg"])),
+        release_doc_sha256=SHA_C, release_doc_key="k", actor="tester")
+    assert again.id == c.id  # same terms, different portrait list: one consent
+    assert c.scope == {"channels": ["social", "web"], "territories": ["DE", "FR", "US"],
+                       "purposes": ["advertising"], "edits": ["camera", "lighting"]}
+    assert c.status == "active" and c.release_doc_sha256 == SHA_C and c.synthetic_likeness
+    assert [e.kind for e in catalogue.consent_events(db_session, c.id)] == ["granted"]
+    audit = db_session.scalars(select(schema.AuditEvent).where(
+        schema.AuditEvent.kind == "consent.granted")).all()
+    assert [a.entity_id for a in audit] == [str(c.id)]
+    other = catalogue.get_or_create_consent(
+        db_session, talent_id=t.id, manifest=manifest(ai_training=True), release_doc_sha256=SHA_C,
+        release_doc_key="k", actor="tester")
+    assert other.id != c.id
+
+
+def test_consent_ref_reused_for_other_terms_is_refused(db_session, talent_with_consent):
+    t, _ = talent_with_consent
+    catalogue.get_or_create_consent(db_session, talent_id=t.id, manifest=manifest(consent_ref="c-1"),
+                                    release_doc_sha256=SHA_C, release_doc_key="k", actor="t")
+    with pytest.raises(ManifestError, match="consent_ref 'c-1' is already recorded"):
+        catalogue.get_or_create_consent(
+            db_session, talent_id=t.id, manifest=manifest(consent_ref="c-1", ai_training=True),
+            release_doc_sha256=SHA_C, release_doc_key="k", actor="t")
+    assert catalogue.get_consent(db_session, "c-1").external_ref == "c-1"
+
+
+def test_consent_terms_and_lookup(db_session, talent_with_consent):
+    t, c = talent_with_consent
+    terms = catalogue.consent_terms(db_session, str(c.id))
+    assert terms.id == str(c.id) and terms.talent_id == str(t.id)
+    assert terms.territories == ("DE", "FR", "US") and terms.release_doc_sha256 == SHA_C
+    assert terms.valid_until == dt.datetime(2035, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
+    assert [x.id for x in catalogue.consents_of_talent(db_session, t.id, status="active")] == [str(c.id)]
+    assert catalogue.consents_of_talent(db_session, t.id, status="revoked") == []
+    with pytest.raises(NotFoundError):
+        catalogue.get_consent(db_session, str(uuid.uuid4()))
+
+
+def test_references_and_embeddings_per_encoder(db_session, talent_with_consent):
+    t, c = talent_with_consent
+    v1 = np.linspace(-0.2, 0.2, 128)
+    r1 = add_ref(db_session, t, c, SHA_A, v1)
+    add_ref(db_session, t, c, SHA_B, np.linspace(0.1, -0.1, 512), encoder="insightface-buffalo_l")
+    embs = catalogue.reference_embeddings(db_session, t.id, "dlib-resnet-v1")
+    assert [e.reference_portrait_id for e in embs] == [r1.id]
+    assert embs[0].consent_id == c.id and embs[0].sha256 == SHA_A
+    np.testing.assert_allclose(embs[0].embedding, v1, atol=1e-6)
+    assert len(catalogue.reference_embeddings(db_session, t.id, "insightface-buffalo_l")) == 1
+    assert catalogue.reference_by_sha256(db_session, SHA_A).id == r1.id
+    assert catalogue.reference_by_sha256(db_session, "d" * 64) is None
+    assert r1.quality["face_px"] == 100
+    kinds = db_session.scalars(select(schema.AuditEvent.kind).order_by(schema.AuditEvent.seq)).all()
+    assert kinds == ["talent.created", "consent.granted", "reference.added", "reference.added"]
+
+
+def test_list_and_show_talent(db_session, talent_with_consent):
+    t, c = talent_with_consent
+    add_ref(db_session, t, c, SHA_A, np.zeros(128) + 0.05)
+    catalogue.upsert_talent(db_session, display_name="Other", external_ref="talent-y", actor="t")
+    rows = {s.external_ref: s for s in catalogue.list_talent(db_session)}
+    assert (rows["talent-x"].references, rows["talent-x"].consents, rows["talent-x"].active_consents) == (1, 1, 1)
+    assert (rows["talent-y"].references, rows["talent-y"].consents) == (0, 0)
+    detail = catalogue.show_talent(db_session, "talent-x")
+    assert detail.talent.id == t.id and [x.id for x in detail.consents] == [str(c.id)]
+    assert [r.sha256 for r in detail.references] == [SHA_A]
+    assert catalogue.catalogued_object_keys(db_session) == {
+        detail.references[0].object_key, c.release_doc_key}
+
+
+def test_orphan_objects_respects_rows_grace_and_hold(fs_store):
+    now = dt.datetime.now(dt.timezone.utc)
+    old = {catalogue.STORED_AT_META: (now - dt.timedelta(days=2)).isoformat()}
+    young = {catalogue.STORED_AT_META: now.isoformat()}
+    kept = fs_store.put_bytes(b"kept", prefix="references", ext="jpg", media_type="image/jpeg", metadata=old)
+    orphan = fs_store.put_bytes(b"orphan", prefix="references", ext="jpg", media_type="image/jpeg", metadata=old)
+    doc = fs_store.put_bytes(b"doc", prefix="restricted/release-docs", ext="txt", media_type="text/plain")
+    fresh = fs_store.put_bytes(b"fresh", prefix="references", ext="jpg", media_type="image/jpeg", metadata=young)
+    held = fs_store.put_bytes(b"held", prefix="references", ext="jpg", media_type="image/jpeg", metadata=old)
+    fs_store.set_legal_hold(held.key, True)
+    asset = fs_store.put_bytes(b"asset", prefix="assets", ext="jpg", media_type="image/jpeg", metadata=old)
+    found = set(catalogue.orphan_objects(fs_store, {kept.key}, stored_before=now - dt.timedelta(hours=1)))
+    assert found == {orphan.key, doc.key}
+    assert fresh.key not in found and asset.key not in found and held.key not in found
