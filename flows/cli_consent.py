@@ -85,3 +85,24 @@ def show(
     typer.echo(f"  portraits: {len(info['references'])}")
     for r in info["references"]:
         typer.echo(f"    {r['id']}  {r['source_name'] or ''}")
+
+
+@consent_app.command("revoke")
+def revoke(
+    consent_id: str = typer.Argument(..., help="Consent id, or the agency's consent reference."),
+    reason: str = typer.Option(..., "--reason", help="Why the consent ends (kept in the consent history)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+) -> None:
+    """Revoke a consent and quarantine every asset made under it or showing the talent's face
+    without other cover (status quarantined + legal hold; nothing is deleted). Safe to repeat."""
+    from castkeep.flows.revoke import revoke_consent
+
+    result = revoke_consent(consent_id, reason)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    state = "revoked" if result["changed"] else f"already {result['status']}"
+    typer.echo(f"consent {result['consent_id']} {state}; {len(result['quarantined'])} asset(s) quarantined "
+               f"({len(result['derived'])} by lineage, {len(result['face_matched'])} by face match)")
+    for asset_id in result["quarantined"]:
+        typer.echo(f"  quarantined {asset_id}")

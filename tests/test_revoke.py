@@ -5,6 +5,7 @@ with the acting user, and a second run changes nothing."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -172,3 +173,21 @@ def test_bad_requests_are_clear_errors(compliance_catalogue):
     with pytest.raises(ConsentStateError, match="--reason"):
         revoke(cat.runtime, consent_id=str(cat.consents["obama"]), reason="  ", face=None)
     assert cat.status("a_obama") == "published"
+
+
+def test_cli_consent_revoke_json(compliance_catalogue, actor):
+    from typer.testing import CliRunner
+
+    from castkeep.flows.cli import _register, app
+
+    _register()
+    cat = compliance_catalogue(untracked=True)
+    runner = CliRunner()
+    result = runner.invoke(app, ["consent", "revoke", "C-obama", "--reason", "withdrawn", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert cat.names(out["quarantined"]) == {"a_obama", "untracked"}
+    again = runner.invoke(app, ["consent", "revoke", "C-obama", "--reason", "withdrawn"])
+    assert again.exit_code == 0 and "already revoked; 0 asset(s) quarantined" in again.stdout
+    missing = runner.invoke(app, ["consent", "revoke", "C-obama"])
+    assert missing.exit_code != 0  # --reason is required
