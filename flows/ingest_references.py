@@ -70,8 +70,10 @@ def encoder_from_settings(faces: FacesSettings) -> Any:
     if faces.encoder == "dlib-resnet-v1":
         options["max_side"] = faces.detect_max_side
     elif faces.encoder.startswith("insightface"):
-        options.update(root=faces.insightface_root, pack=faces.insightface_pack,
-                       licence_id=faces.insightface_licence_id)
+        options.update(root=faces.insightface_root, licence_id=faces.insightface_licence_id,
+                       max_side=faces.detect_max_side)
+        if faces.encoder == "insightface":  # else the pack is part of the name
+            options["pack"] = faces.insightface_pack
     encoder = shared_encoder(faces.encoder, **options)
     encoder.load()
     return encoder
@@ -115,7 +117,7 @@ def ingest_references(source: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Inge
             done += len(chunk)
         result = IngestResult.collect(outcomes, plan.rejected)
     finally:
-        _close(runtime)
+        runtime.close()
     summary = result.summary()
     logger.info("ingested %s: %d accepted, %d duplicate(s), %d rejected", src.label,
                 summary["accepted"], summary["duplicates"], len(summary["rejected"]))
@@ -126,11 +128,3 @@ def ingest_references(source: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Inge
         f"{summary['duplicates']} duplicate(s), {len(summary['rejected'])} rejected",
     )
     return result
-
-
-def _close(runtime: Any) -> None:
-    close = getattr(runtime, "close", None)
-    if callable(close):
-        close()
-    else:
-        runtime.engine.dispose()
