@@ -58,12 +58,9 @@ def show(
     """Show a consent's terms, status history and the portraits it covers."""
     from castkeep.flows.runtime import open_runtime
 
-    runtime = open_runtime()
-    try:
+    with open_runtime() as runtime:
         with runtime.sessions() as session:
             info = consent_details(session, consent_id)
-    finally:
-        runtime.engine.dispose()
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return

@@ -28,12 +28,9 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON only.")
     from castkeep.db import catalogue
     from castkeep.flows.runtime import open_runtime
 
-    runtime = open_runtime()
-    try:
+    with open_runtime() as runtime:
         with runtime.sessions() as session:
             rows = [_summary_dict(t) for t in catalogue.list_talent(session)]
-    finally:
-        runtime.engine.dispose()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -55,12 +52,9 @@ def show(
     from castkeep.db import catalogue
     from castkeep.flows.runtime import open_runtime
 
-    runtime = open_runtime()
-    try:
+    with open_runtime() as runtime:
         with runtime.sessions() as session:
             detail = catalogue.show_talent(session, talent)
-    finally:
-        runtime.engine.dispose()
     info = _summary_dict(detail.talent)
     info["consents"] = [
         {"id": c.id, "status": c.status, "valid_from": c.valid_from.isoformat(),
@@ -101,12 +95,9 @@ def gc(
     from castkeep.flows.runtime import open_runtime
     from castkeep.tasks.ingest import collect_orphans
 
-    runtime = open_runtime()
-    try:
+    with open_runtime() as runtime:
         removed = collect_orphans(runtime.sessions, [runtime.store],
                                   older_than=dt.timedelta(hours=grace_hours), dry_run=dry_run)
-    finally:
-        runtime.engine.dispose()
     if as_json:
         typer.echo(json.dumps({"removed": removed, "dry_run": dry_run}))
         return

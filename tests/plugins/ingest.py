@@ -118,8 +118,7 @@ def ingested_catalogue(runtime_env: Path, prefect_harness) -> IngestedCatalogue:
     result = ingest_references(str(SAMPLES))
     assert result.summary() == {"accepted": 3, "duplicates": 0, "rejected": []}
     cat = IngestedCatalogue(home=runtime_env, result=result)
-    runtime = open_runtime()
-    try:
+    with open_runtime() as runtime:
         with runtime.sessions() as session:
             for t in session.scalars(select(schema.Talent)):
                 cat.talent_ids[t.external_ref] = str(t.id)
@@ -128,6 +127,4 @@ def ingested_catalogue(runtime_env: Path, prefect_harness) -> IngestedCatalogue:
                 cat.consent_ids[ref] = str(c.id)
             for r in session.scalars(select(schema.ReferencePortrait)):
                 cat.reference_ids[r.source_name] = str(r.id)
-    finally:
-        runtime.engine.dispose()
     return cat

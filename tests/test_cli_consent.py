@@ -1,0 +1,53 @@
+"""`castkeep consent show` on a catalogue holding the samples."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from castkeep.errors import NotFoundError
+
+
+@pytest.fixture(scope="module")
+def app():
+    from castkeep.flows import cli
+
+    cli._register()
+    return cli.app
+
+
+def test_consent_app_is_importable_group():
+    import typer
+
+    from castkeep.flows.cli_consent import consent_app
+
+    assert isinstance(consent_app, typer.Typer)
+    assert "show" in [c.name for c in consent_app.registered_commands]
+
+
+def test_consent_show_json(app, ingested_catalogue):
+    cid = ingested_catalogue.consent_ids["demo-talent-a"]
+    info = json.loads(CliRunner().invoke(app, ["consent", "show", cid, "--json"]).stdout)
+    assert info["id"] == cid and info["consent_ref"] == "demo-consent-a-2025"
+    assert info["talent"]["external_ref"] == "demo-talent-a"
+    assert info["status"] == "active" and info["synthetic_likeness"] and not info["ai_training"]
+    assert info["valid_until"] == "2030-12-31T23:59:59+00:00"
+    assert info["scope"]["channels"] == ["social", "web"]
+    assert [e["kind"] for e in info["events"]] == ["granted"]
+    assert sorted(r["source_name"] for r in info["references"]) == ["obama.jpg", "obama2.jpg"]
+    assert len(info["release_doc_sha256"]) == 64
+
+
+def test_consent_show_by_reference_human(app, ingested_catalogue):
+    out = CliRunner().invoke(app, ["consent", "show", "demo-consent-b-2025"]).stdout
+    cid = ingested_catalogue.consent_ids["demo-talent-b"]
+    assert out.splitlines()[0] == f"consent {cid} (demo-consent-b-2025)"
+    assert "  territories: DE, FR, GB, US" in out
+    assert "portraits: 1" in out
+
+
+def test_consent_show_unknown(app, ingested_catalogue):
+    result = CliRunner().invoke(app, ["consent", "show", "c-nope"])
+    assert isinstance(result.exception, NotFoundError)
