@@ -117,3 +117,49 @@ def test_worker_runs_the_deployed_audit_flow(runtime_env: Path, clean_db: str, t
 
     report = json.loads(build_store(get_settings()).get_bytes(row.payload["report_key"]))
     assert report["expiring_within_days"] == 7 and report["checked"] == 0 and report["clean"] is True
+
+
+def _deployments(env: dict[str, str]) -> dict[str, dict]:
+    out = _run(
+        [sys.executable, "-c",
+         "import asyncio, json\n"
+         "from prefect.client.orchestration import get_client\n"
+         "async def main():\n"
+         "    async with get_client() as c:\n"
+         "        ds = await c.read_deployments()\n"
+         "        print(json.dumps({d.name: {'schedules': [s.schedule.model_dump(mode='json') for s in d.schedules],\n"
+         "                                   'parameters': d.parameters} for d in ds}))\n"
+         "asyncio.run(main())\n"],
+        env,
+        timeout=60,
+    )
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_castkeep_serve_registers_every_deployment_with_its_schedule(runtime_env: Path, tmp_path: Path):
+    prefect_home = tmp_path / "prefect-home"
+    with serve_mod.local_server(prefect_home) as api_url:
+        env = serve_mod.server_env(prefect_home, api_url)
+        env.update(CASTKEEP_HOME=str(runtime_env), PREFECT_LOGGING_LEVEL="WARNING")
+        log = open(tmp_path / "serve.log", "wb")
+        serve = subprocess.Popen(
+            [str(Path(sys.executable).with_name("castkeep")), "serve"],
+            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            found: dict[str, dict] = {}
+            while time.monotonic() < deadline and len(found) < 4:
+                assert serve.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+                found = _deployments(env)
+                time.sleep(2)
+        finally:
+            code = serve_mod.stop_process(serve, terms=2, grace=15)
+            log.close()
+    assert sorted(found) == ["audit-nightly", "expire-consents", "fulfil-request", "ingest"]
+    assert found["audit-nightly"]["schedules"][0]["cron"] == "0 2 * * *"
+    assert found["expire-consents"]["schedules"][0]["cron"] == "30 1 * * *"
+    assert found["ingest"]["schedules"][0]["interval"] == 900.0
+    assert found["ingest"]["parameters"] == {"source": "/drop"}
+    assert found["fulfil-request"]["schedules"] == []
+    assert code is not None
