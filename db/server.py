@@ -353,8 +353,8 @@ def _start(p: dict[str, Path], user: str | None, port: int, fast: bool) -> int:
     )
     if proc.returncode != 0:
         raise DatabaseError(
-            "the bundled PostgreSQL did not start; its log ends with:\n"
-            f"{_log_tail(p)}\nfix the cause, or set CASTKEEP_DATABASE__URL to an external server"
+            f"the bundled PostgreSQL did not start ({proc.stdout.strip()[-300:]}); its log ends "
+            f"with:\n{_log_tail(p)}\nfix the cause, or set CASTKEEP_DATABASE__URL to an external server"
         )
     running = _postmaster(p["pgdata"])
     if running is None:

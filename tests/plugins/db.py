@@ -43,20 +43,27 @@ def _with_database(url: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """URL of the maintenance database ("postgres") on the test session's server."""
     external = os.environ.get(TEST_DB_ENV)
     if external:
         yield _with_database(external, "postgres")
         return
+    import shutil
+    import tempfile
+
     from castkeep.db.server import start_bundled_server, stop_bundled_server
 
-    data_dir = tmp_path_factory.mktemp("castkeep-pg")
+    # Not under pytest's basetemp: several concurrent pytest sessions prune each other's
+    # numbered dirs there, and a server must not lose its data dir mid-session.
+    data_dir = Path(tempfile.mkdtemp(prefix="castkeep-test-pg-"))
     server = start_bundled_server(data_dir, fast=True)
     try:
         yield server.url("postgres")
     finally:
         stop_bundled_server(data_dir)
+        if not os.environ.get("CASTKEEP_TEST_KEEP_PG"):
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
