@@ -1,0 +1,223 @@
+"""`classical`: the CPU, deterministic edit engine (the embedded default).
+
+It relights (models/relight.py) and reframes (models/reframe.py) a reference portrait, and makes
+honest group montages: each person's head-and-shoulders crop, edited under the one spec, side by
+side on a plain backdrop. It does not invent pixels, so it states its limits: large head turns,
+scene or wardrobe changes are refused with an error naming the engine that can do them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+
+from castkeep.errors import SpecError
+from castkeep.models.engines import (
+    EditEngine,
+    EditInput,
+    EditOutput,
+    EngineInfo,
+    requested_edit_kinds,
+)
+from castkeep.models.face_types import DetectedFace
+from castkeep.models.reframe import (
+    MAX_PITCH,
+    MAX_ROLL,
+    MAX_YAW,
+    MIN_ZOOM,
+    REFERENCE_FOCAL,
+    apply_framing,
+    parallax_warp,
+    plan_framing,
+    transform_point,
+)
+from castkeep.models.relight import HeadModel, relight, tint
+from castkeep.models.specs import CameraSpec, LightingSpec
+
+GENERATIVE = "qwen-image-edit"
+VERSION = "1.0"
+TILE_HEIGHT = 720
+MARGIN = 48
+DEFAULT_BACKDROP = (200, 200, 196)
+REFUSED_OPTIONS = {
+    "wardrobe": "change clothes",
+    "expression": "change facial expression",
+    "background": "replace the background",
+}
+OPTION_KEYS = frozenset({"backdrop"})
+
+
+class ClassicalEngine(EditEngine):
+    """Relight + reframe on CPU; groups as a side-by-side montage."""
+
+    def __init__(self, backdrop: tuple[int, int, int] = DEFAULT_BACKDROP) -> None:
+        super().__init__()
+        self.backdrop = tuple(int(c) for c in backdrop)
+        self.info = EngineInfo(
+            name="classical",
+            version=VERSION,
+            licence="Apache-2.0",
+            commercial_use=True,
+            device="cpu",
+            max_references=4,
+        )
+
+    def _load(self) -> None:  # nothing to load: no weights
+        return None
+
+    # -- inputs ------------------------------------------------------------------------------
+    def check_inputs(self, inp: EditInput) -> None:
+        if inp.scene:
+            raise SpecError(
+                "the classical engine cannot change the scene or background (it only relights "
+                f"and reframes the reference); use --engine {GENERATIVE} for scene changes"
+            )
+        for key, what in REFUSED_OPTIONS.items():
+            if key in inp.options:
+                raise SpecError(
+                    f"the classical engine cannot {what}; use --engine {GENERATIVE}"
+                )
+        super().check_inputs(inp)
+        unknown = set(inp.options) - OPTION_KEYS
+        if unknown:
+            raise SpecError(
+                f"unknown classical option(s) {sorted(unknown)}; known: {sorted(OPTION_KEYS)}"
+            )
+        backdrop = inp.options.get("backdrop")
+        if backdrop is not None and not (
+            isinstance(backdrop, (list, tuple)) and len(backdrop) == 3
+            and all(isinstance(c, int) and 0 <= c <= 255 for c in backdrop)
+        ):
+            raise SpecError("option 'backdrop' must be three integers 0..255 (R, G, B)")
+        if inp.camera is not None:
+            self._check_camera(inp.camera, inp.faces, inp.references)
+
+    def _check_camera(self, cam: CameraSpec, faces: list[DetectedFace], refs: list[np.ndarray]) -> None:
+        limits = [
+            ("yaw", cam.yaw, MAX_YAW),
+            ("pitch", cam.pitch, MAX_PITCH),
+            ("roll", cam.roll, MAX_ROLL),
+        ]
+        for name, value, limit in limits:
+            if abs(value) > limit:
+                raise SpecError(
+                    f"camera {name} {value:g} is beyond the classical engine's limit of "
+                    f"+/-{limit:g} degrees (it warps the photo, it cannot see round the head); "
+                    f"use --engine {GENERATIVE} for larger {name} changes"
+                )
+        if cam.shot is None and cam.focal_length / REFERENCE_FOCAL < MIN_ZOOM:
+            raise SpecError(
+                f"camera focal length {cam.focal_length:g} mm is wider than the classical engine "
+                f"can frame (it treats the reference as {REFERENCE_FOCAL:g} mm and can only crop); "
+                f"use at least {REFERENCE_FOCAL * MIN_ZOOM:g} mm or --engine {GENERATIVE}"
+            )
+        for i, (face, ref) in enumerate(zip(faces, refs)):
+            try:
+                plan_framing(ref.shape, face, HeadModel.from_face(face), cam)
+            except ValueError as exc:
+                shot = cam.shot.value if cam.shot else f"{cam.focal_length:g} mm"
+                raise SpecError(
+                    f"camera shot {shot!r} for reference {i} {exc}: the classical engine cannot "
+                    f"show what the photo does not; use a wider reference or --engine {GENERATIVE}"
+                ) from None
+
+    # -- run ---------------------------------------------------------------------------------
+    def _predict(self, inp: EditInput) -> EditOutput:
+        t0 = time.perf_counter()
+        # 1. Edit each reference (relight, turn, frame) independently; deterministic.
+        edits = [
+            self._edit_one(ref, face, inp.lighting, inp.camera)
+            for ref, face in zip(inp.references, inp.faces)
+        ]
+        # 2. One person: the edit is the output. Several: an honest side-by-side montage.
+        if len(edits) == 1:
+            image, ops = edits[0][0], [edits[0][1]]
+            tiles = None
+        else:
+            backdrop = tuple(inp.options.get("backdrop") or self.backdrop)
+            image, tiles = self._montage(edits, backdrop, inp.lighting)
+            ops = [e[1] for e in edits]
+        # 3. Output and metadata.
+        metadata: dict[str, Any] = {
+            "engine": self.info.name,
+            "engine_version": self.info.version,
+            "params": {
+                "lighting": inp.lighting.model_dump(mode="json") if inp.lighting else None,
+                "camera": inp.camera.model_dump(mode="json") if inp.camera else None,
+                "seed": inp.seed,  # recorded; the engine is deterministic and does not use it
+                "references": len(inp.references),
+            },
+            "operations": ops,
+            "tiles": tiles,
+            "timings": {"total_s": round(time.perf_counter() - t0, 4)},
+        }
+        return EditOutput(image=image, metadata=metadata, edit_kinds=requested_edit_kinds(inp))
+
+    def _edit_one(
+        self,
+        rgb: np.ndarray,
+        face: DetectedFace,
+        lighting: LightingSpec | None,
+        camera: CameraSpec | None,
+    ) -> tuple[np.ndarray, dict[str, Any], np.ndarray, HeadModel]:
+        head = HeadModel.from_face(face)
+        ops: dict[str, Any] = {}
+        out = rgb
+        if lighting is not None:
+            out = relight(out, face, lighting).image
+            ops["relight"] = {"head_centre": [round(head.cx, 1), round(head.cy, 1)]}
+        cam = camera or CameraSpec()
+        if cam.yaw or cam.pitch:
+            out = parallax_warp(out, head, cam.yaw, cam.pitch)
+            ops["turn"] = {"yaw": cam.yaw, "pitch": cam.pitch, "method": "depth parallax"}
+        framing = plan_framing(out.shape, face, head, cam)
+        out = apply_framing(out, framing)
+        ops["frame"] = {
+            "roll": cam.roll,
+            "zoom": round(framing.zoom, 4),
+            "cover_zoom": round(framing.cover_zoom, 4),
+            "border_fraction": round(framing.border_fraction, 4),
+            "size": list(framing.size),
+            "matrix": [[round(v, 6) for v in row] for row in framing.matrix.tolist()],
+            "focal_length": "field of view only" if camera and camera.shot is None else "not rendered",
+        }
+        return out, ops, framing.matrix, head
+
+    def _montage(self, edits, backdrop, lighting):
+        colour = np.array(backdrop, dtype=np.float32)
+        if lighting is not None:
+            colour = np.clip(colour * tint(lighting.colour_temperature), 0, 255)
+        tiles, boxes = [], []
+        for image, _ops, matrix, head in edits:
+            scale = math.hypot(matrix[0, 0], matrix[1, 0])
+            cx, cy = transform_point(matrix, (head.cx, head.cy))
+            ed = head.eye_dist * scale
+            tw, th = 5.2 * ed, 6.5 * ed
+            x0, y0 = cx - tw / 2.0, cy - 0.4 * th
+            # Crop head-and-shoulders by an affine (pixels beyond the photo become backdrop).
+            s = TILE_HEIGHT / th
+            out_w = int(round(tw * s))
+            crop_m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], dtype=np.float64)
+            tile = cv2.warpAffine(
+                image, crop_m, (out_w, TILE_HEIGHT), flags=cv2.INTER_CUBIC,
+                borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(c) for c in colour),
+            ).astype(np.float32)
+            # A soft oval keeps the person and lets the plain backdrop replace the room.
+            mask = np.zeros((TILE_HEIGHT, out_w), np.float32)
+            cv2.ellipse(mask, (out_w // 2, int(TILE_HEIGHT * 0.62)),
+                        (int(out_w * 0.46), int(TILE_HEIGHT * 0.62)), 0, 0, 360, 1.0, -1)
+            mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=out_w * 0.05)[..., None]
+            tiles.append(tile * mask + colour * (1.0 - mask))
+        width = sum(t.shape[1] for t in tiles) + MARGIN * (len(tiles) + 1)
+        canvas = np.empty((TILE_HEIGHT + 2 * MARGIN, width, 3), np.float32)
+        canvas[:] = colour
+        x = MARGIN
+        for tile in tiles:
+            canvas[MARGIN:MARGIN + TILE_HEIGHT, x:x + tile.shape[1]] = tile
+            boxes.append([x, MARGIN, x + tile.shape[1], MARGIN + TILE_HEIGHT])
+            x += tile.shape[1] + MARGIN
+        return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), boxes

@@ -1,0 +1,135 @@
+"""The classical engine end to end on real photos: deterministic, honest about its limits,
+relights the right side, rolls by the asked angle (measured by detecting the face again),
+and composes groups that still detect as the same people."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from castkeep.errors import SpecError
+from castkeep.models.adherence import face_pose
+from castkeep.models.encoders import get_encoder
+from castkeep.models.engines import EditInput, get_engine
+from castkeep.models.imaging import load_image
+from castkeep.models.reframe import face_share, shot_of_share
+from castkeep.models.relight import HeadModel
+from castkeep.models.specs import ShotSize, parse_camera, parse_lighting
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return get_encoder("dlib-resnet-v1")
+
+
+@pytest.fixture(scope="module")
+def people(fixtures_dir, encoder):
+    out = {}
+    for name in ("obama", "biden"):
+        rgb = load_image(fixtures_dir / f"{name}.jpg").rgb
+        out[name] = (rgb, encoder.detect(rgb, embed=True)[0])
+    return out
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return get_engine("classical")
+
+
+def _inp(people, names=("obama",), light=None, camera=None, **kw):
+    return EditInput(
+        references=[people[n][0] for n in names],
+        faces=[people[n][1] for n in names],
+        lighting=parse_lighting(light) if light else None,
+        camera=parse_camera(camera) if camera else None,
+        **kw,
+    )
+
+
+def test_info(engine):
+    assert engine.info.name == "classical"
+    assert engine.info.device == "cpu"
+    assert engine.info.commercial_use is True
+
+
+def test_deterministic(engine, people):
+    inp = _inp(people, light="azimuth=30,fill=0.2,temp=4000", camera="roll=10,shot=close-up")
+    a, b = engine.predict(inp), engine.predict(inp)
+    assert np.array_equal(a.image, b.image)
+    assert a.metadata["operations"] == b.metadata["operations"]
+    assert a.edit_kinds == ("lighting", "camera")
+
+
+@pytest.mark.parametrize(
+    ("camera", "word"),
+    [("yaw=60", "yaw"), ("pitch=-30", "pitch"), ("roll=60", "roll")],
+)
+def test_beyond_limits_names_the_engine_that_can(engine, people, camera, word):
+    with pytest.raises(SpecError) as info:
+        engine.predict(_inp(people, camera=camera))
+    assert word in str(info.value) and "qwen-image-edit" in str(info.value)
+
+
+def test_scene_and_wardrobe_are_refused(engine, people):
+    with pytest.raises(SpecError, match="cannot change the scene"):
+        engine.predict(_inp(people, light="azimuth=10", scene="a beach at sunset"))
+    with pytest.raises(SpecError, match="cannot change clothes"):
+        engine.predict(_inp(people, light="azimuth=10", options={"wardrobe": "red jumper"}))
+
+
+def test_wider_shot_than_the_photo_is_refused(engine, people):
+    with pytest.raises(SpecError, match="full"):
+        engine.predict(_inp(people, camera="shot=full"))
+
+
+def test_relight_lit_side_brighter(engine, people, encoder):
+    rgb, face = people["obama"]
+    out = engine.predict(_inp(people, light="azimuth=70,elevation=10,fill=0.1")).image
+    head = HeadModel.from_face(face)
+    p, q = head.local(rgb.shape)
+    cheeks = (np.abs(q) < 0.5) & (np.abs(p) > 0.15) & (np.abs(p) < 0.6)
+    lum = out.astype(np.float32).mean(axis=-1)
+    lum0 = rgb.astype(np.float32).mean(axis=-1)
+    right = lum[cheeks & (p > 0)].mean() / lum0[cheeks & (p > 0)].mean()
+    left = lum[cheeks & (p < 0)].mean() / lum0[cheeks & (p < 0)].mean()
+    assert right > 1.3 * left  # camera-right key: the image-right cheek gained most
+    assert len(encoder.detect(out, embed=False)) == 1
+
+
+@pytest.mark.parametrize("roll", [12.0, -20.0])
+def test_roll_measured_by_detection(engine, people, encoder, roll):
+    rgb, face = people["obama"]
+    out = engine.predict(_inp(people, camera=f"roll={roll}")).image
+    faces = encoder.detect(out, embed=False)
+    assert len(faces) == 1
+    measured = face_pose(faces[0])["roll"] - face_pose(face)["roll"]
+    assert measured == pytest.approx(roll, abs=3.0)
+
+
+def test_close_up_detects_in_the_close_up_bin(engine, people, encoder):
+    out = engine.predict(_inp(people, camera="shot=close-up")).image
+    faces = encoder.detect(out, embed=False)
+    assert shot_of_share(face_share(faces[0], out.shape[0])) is ShotSize.close_up
+
+
+def test_group_montage_keeps_each_identity(engine, people, encoder):
+    out = engine.predict(
+        _inp(people, names=("obama", "biden"), light="azimuth=-30,fill=0.3", camera="shot=medium")
+    )
+    assert out.edit_kinds == ("lighting", "camera", "group_composite")
+    tiles = out.metadata["tiles"]
+    assert len(tiles) == 2 and tiles[0][2] < tiles[1][0]  # side by side, not overlapping
+    found = sorted(encoder.detect(out.image, embed=True), key=lambda f: f.box[0])
+    assert len(found) == 2
+    for face, name in zip(found, ("obama", "biden")):
+        own = encoder.distance(face, people[name][1])
+        other = encoder.distance(face, people["biden" if name == "obama" else "obama"][1])
+        assert own < encoder.info.threshold < other
+    # The corners are plain backdrop.
+    corner = out.image[:20, :20].reshape(-1, 3)
+    assert corner.std(axis=0).max() < 2.0
+
+
+def test_too_many_references(engine, people):
+    with pytest.raises(SpecError, match="at most 4"):
+        engine.predict(_inp(people, names=("obama",) * 5, light="azimuth=0"))
