@@ -149,3 +149,25 @@ def test_search_against_the_catalogue(runner, runtime_env, portrait_faces, fixtu
     assert top["talent_id"] == str(ids["obama2"]) and top["same_person"] is True
     assert other["talent_id"] == str(ids["biden"]) and other["same_person"] is False
     assert top["distance"] < other["distance"]
+
+
+def test_unconfigured_insightface_names_the_setting(runner, castkeep_home, fixtures_dir, monkeypatch):
+    from castkeep.errors import ModelNotConfiguredError
+    from castkeep.flows.settings import get_settings
+
+    monkeypatch.setenv("CASTKEEP_FACES__ENCODER", "insightface")
+    get_settings.cache_clear()
+    res = runner.invoke(cli.app, ["faces", "detect", str(fixtures_dir / "biden.jpg"), "--json"])
+    assert isinstance(res.exception, ModelNotConfiguredError)
+    assert "CASTKEEP_FACES__INSIGHTFACE_ROOT" in str(res.exception)
+    assert res.stdout == ""
+
+
+def test_unknown_encoder_setting(runner, castkeep_home, fixtures_dir, monkeypatch):
+    from castkeep.errors import UnknownModelError
+    from castkeep.flows.settings import get_settings
+
+    monkeypatch.setenv("CASTKEEP_FACES__ENCODER", "facenet")
+    get_settings.cache_clear()
+    res = runner.invoke(cli.app, ["faces", "detect", str(fixtures_dir / "biden.jpg")])
+    assert isinstance(res.exception, UnknownModelError) and "dlib-resnet-v1" in str(res.exception)
