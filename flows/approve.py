@@ -1,0 +1,105 @@
+"""Flow: a reviewer's approval of a request's assets (step 7 of fulfil_request).
+
+Design: a request with `approval_required` ends its fulfilment in status `awaiting_approval`
+with its passing variants as `candidate` assets; nothing is held open while it waits (no paused
+flow run, no worker slot), so the embedded default (ephemeral Prefect, a CLI that exits) works the
+same as a server. `castkeep approve REQUEST_ID --assets ... --reviewer NAME` runs this flow, which
+resumes the request: it re-checks every talent's consent (it may have been revoked since), marks
+the chosen candidates approved then published, the other candidates rejected ("not selected"),
+and completes the request, all in one transaction with an audit event per change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from castkeep.db import assets_repo
+from castkeep.errors import CastkeepError, ConsentError, NotFoundError
+from castkeep.flows import request_context as rc
+from castkeep.flows.settings import get_settings
+from castkeep.models.request_spec import RequestSpec
+from castkeep.tasks.consent_gate import check_consent
+
+
+class ApprovalError(CastkeepError):
+    """The approval does not fit the request's state (wrong status, unknown or failing asset)."""
+
+
+def approve_assets(
+    runtime,
+    request_id: uuid.UUID,
+    asset_ids: Sequence[str],
+    reviewer: str,
+    *,
+    actor: str,
+) -> dict[str, Any]:
+    """Plain function behind the flow (one transaction)."""
+    reviewer = reviewer.strip()
+    if not reviewer:
+        raise ApprovalError("give the reviewer's name with --reviewer")
+    if not asset_ids:
+        raise ApprovalError(
+            "give at least one asset id with --assets (see `castkeep request show REQUEST_ID`)"
+        )
+    with runtime.sessions.begin() as session:
+        req = assets_repo.get_request(session, request_id, lock=True)
+        if req.status != "awaiting_approval":
+            raise ApprovalError(
+                f"request {request_id} is {req.status}, not awaiting_approval; only a request "
+                "made with approval_required: true and fully generated can be approved"
+            )
+        spec = RequestSpec.model_validate(dict(req.spec))
+        gate = check_consent(session, list(spec.talents), rc.use_of(spec), spec.publish_date)
+        if not gate.allowed:
+            raise ConsentError(
+                "consent no longer covers this request: " + "; ".join(gate.refusals)
+            )
+        views = {a.id: a for a in assets_repo.request_assets(session, request_id)}
+        chosen = []
+        for raw in asset_ids:
+            aid = str(rc.parse_request_id(raw))
+            view = views.get(aid)
+            if view is None:
+                raise NotFoundError(f"asset {raw} is not an asset of request {request_id}")
+            if view.status != "candidate":
+                raise ApprovalError(
+                    f"asset {aid} is {view.status} ({view.status_reason or 'no reason'}); only "
+                    "candidates that passed every threshold can be approved"
+                )
+            chosen.append(aid)
+        chosen = list(dict.fromkeys(chosen))
+        others = [a.id for a in views.values() if a.status == "candidate" and a.id not in chosen]
+        detail = {"reviewer": reviewer}
+        assets_repo.set_asset_status(session, chosen, "approved", actor=actor,
+                                     reason=f"approved by {reviewer}", detail=detail)
+        assets_repo.set_asset_status(session, chosen, "published", actor=actor, detail=detail)
+        assets_repo.set_asset_status(session, others, "rejected", actor=actor,
+                                     reason=f"not selected by reviewer {reviewer}", detail=detail)
+        assets_repo.set_request_status(session, request_id, "completed", actor=actor,
+                                       detail={"reviewer": reviewer, "published": chosen})
+    return {"request_id": str(request_id), "published": chosen, "rejected": others,
+            "reviewer": reviewer}
+
+
+@flow(name="approve-request", persist_result=False, validate_parameters=True)
+def approve_request(request_id: str, asset_ids: list[str], reviewer: str) -> dict[str, Any]:
+    from castkeep.flows.fulfil_request import summarise
+    from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.report import publish_report
+
+    logger = get_run_logger()
+    settings = get_settings()
+    rid = rc.parse_request_id(request_id)
+    with open_runtime(settings) as runtime:
+        outcome = approve_assets(runtime, rid, asset_ids, reviewer, actor=settings.acting_user)
+        logger.info("request %s: %d asset(s) published by %s", rid, len(outcome["published"]),
+                    outcome["reviewer"])
+        publish_report(runtime, rid)
+        result = summarise(runtime, settings, rid)
+    result["published"] = outcome["published"]
+    result["reviewer"] = outcome["reviewer"]
+    return result

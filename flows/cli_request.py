@@ -1,0 +1,236 @@
+"""`castkeep request FILE`, `castkeep request show|resume ID`, `castkeep approve`,
+`castkeep asset show|export`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+EXIT_ALL_PASSED, EXIT_SOME_REJECTED, EXIT_REFUSED = 0, 1, 3
+
+
+class _RequestGroup(TyperGroup):
+    """`castkeep request FILE` submits; `castkeep request show|resume ID` act on a catalogued one."""
+
+    def parse_args(self, ctx, args):  # noqa: ANN001
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["submit", *args]
+        return super().parse_args(ctx, args)
+
+
+request_app = typer.Typer(
+    cls=_RequestGroup,
+    no_args_is_help=True,
+    help="Fulfil a marketing request: `castkeep request FILE [--json]`; then "
+    "`castkeep request show ID` or `castkeep request resume ID`.",
+)
+asset_app = typer.Typer(no_args_is_help=True, help="Catalogued assets: show one, export its file.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(request_app, name="request")
+    app.add_typer(asset_app, name="asset")
+    app.command("approve")(approve)
+
+
+def exit_code_for(result: dict[str, Any]) -> int:
+    if result["status"] == "refused":
+        return EXIT_REFUSED
+    if any(not a["passed"] for a in result["assets"]):
+        return EXIT_SOME_REJECTED
+    return EXIT_ALL_PASSED
+
+
+def _public(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k != "stats"}
+
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(_public(result), default=str))
+        return
+    typer.echo(f"request {result['request_id']}: {result['status']}")
+    for r in result["refusals"]:
+        typer.echo(f"  refused: {r}")
+    for a in result["assets"]:
+        verdict = "PASS" if a["passed"] else "REJECTED"
+        typer.echo(f"  variant {a.get('variant', '?')}: {verdict} {a['status']}  asset {a['id']}")
+        typer.echo(f"    file: {a['path']}")
+        typer.echo(f"    scores: {_compact(a['scores'])}")
+        if not a["passed"] and a.get("reason"):
+            typer.echo(f"    reason: {a['reason']}")
+    if result.get("contact_sheet"):
+        typer.echo(f"  contact sheet: {result['contact_sheet']}")
+    if result["status"] == "awaiting_approval":
+        typer.echo(
+            f"  approve with: castkeep approve {result['request_id']} --assets ID[,ID...] "
+            "--reviewer NAME"
+        )
+
+
+def _compact(scores: dict[str, Any]) -> str:
+    parts = []
+    for talent, s in (scores.get("identity") or {}).items():
+        parts.append(f"identity[{talent[:8]}]={s['value']:.3f}{'' if s['passed'] else '!'}")
+    for kind in ("extra_faces", "lighting", "camera", "quality"):
+        s = scores.get(kind)
+        if s is not None:
+            parts.append(f"{kind}={s['value']:.2f}{'' if s['passed'] else '!'}")
+    return " ".join(parts) or "-"
+
+
+@request_app.command("submit")
+def submit(
+    file: Path = typer.Argument(..., help="Request file (YAML or JSON)."),
+    as_json: bool = typer.Option(
+        False, "--json",
+        help='Print only JSON: {"request_id", "status", "assets": [{"id", "path", "passed", '
+        '"scores"}], "refusals"}.',
+    ),
+) -> None:
+    """Validate a request file, catalogue it and fulfil it. Exit 0 when every variant passed,
+    1 when some were rejected, 3 when refused (consent or licence)."""
+    from castkeep.flows.fulfil_request import fulfil_request, load_request_file, submit_request
+    from castkeep.flows.runtime import load_settings, open_runtime
+
+    settings = load_settings()
+    spec = load_request_file(file, settings)  # a bad file fails before anything starts
+    with open_runtime(settings) as runtime:
+        request_id = submit_request(runtime, spec, actor=settings.acting_user)
+    if not as_json:
+        typer.echo(f"request {request_id} submitted ({spec.variants} variant(s))", err=True)
+    result = fulfil_request(str(request_id))
+    _print(result, as_json)
+    raise typer.Exit(exit_code_for(result))
+
+
+@request_app.command("show")
+def show(
+    request_id: str = typer.Argument(..., help="Request id."),
+    as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
+) -> None:
+    """A request's status, assets, scores and refusals."""
+    from castkeep.flows.fulfil_request import summarise
+    from castkeep.flows.request_context import parse_request_id
+    from castkeep.flows.runtime import open_runtime
+
+    with open_runtime() as runtime:
+        result = summarise(runtime, runtime.settings, parse_request_id(request_id))
+    _print(result, as_json)
+
+
+@request_app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="Print only JSON.")) -> None:
+    """The most recent requests."""
+    from castkeep.db.assets_repo import list_requests
+    from castkeep.flows.runtime import open_runtime
+
+    with open_runtime() as runtime, runtime.sessions() as session:
+        rows = [
+            {"id": str(r.id), "campaign": r.campaign, "status": r.status,
+             "created_at": r.created_at.isoformat()}
+            for r in list_requests(session)
+        ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(f"{r['id']}  {r['status']:<18} {r['created_at'][:19]}  {r['campaign']}")
+
+
+@request_app.command("resume")
+def resume(
+    request_id: str = typer.Argument(..., help="Request id (from `castkeep request FILE`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
+) -> None:
+    """Finish a request that was interrupted: finished variants are kept, not recomputed."""
+    from castkeep.flows.fulfil_request import fulfil_request
+    from castkeep.flows.request_context import parse_request_id
+
+    result = fulfil_request(str(parse_request_id(request_id)))
+    _print(result, as_json)
+    raise typer.Exit(exit_code_for(result))
+
+
+def approve(
+    request_id: str = typer.Argument(..., help="Request id (awaiting_approval)."),
+    assets: list[str] = typer.Option(
+        ..., "--assets", help="Asset ids to publish (repeat the option or separate with commas)."
+    ),
+    reviewer: str = typer.Option(..., "--reviewer", help="Who approves (recorded in the audit log)."),
+    as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
+) -> None:
+    """Approve and publish chosen assets of a request that waits for approval; its other
+    candidates are rejected as not selected."""
+    from castkeep.flows.approve import approve_request
+
+    ids = [part.strip() for item in assets for part in item.split(",") if part.strip()]
+    result = approve_request(request_id, ids, reviewer)
+    if as_json:
+        typer.echo(json.dumps(_public(result), default=str))
+        return
+    typer.echo(f"request {result['request_id']}: {result['status']}; published "
+               f"{len(result['published'])} asset(s), reviewer {result['reviewer']}")
+    for aid in result["published"]:
+        typer.echo(f"  published {aid}")
+
+
+@asset_app.command("show")
+def asset_show(
+    asset_id: str = typer.Argument(..., help="Asset id."),
+    as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
+) -> None:
+    """An asset's status, scores, lineage and file."""
+    from castkeep.db.assets_repo import asset_view
+    from castkeep.flows.request_context import object_location
+    from castkeep.flows.runtime import open_runtime
+
+    with open_runtime() as runtime:
+        with runtime.sessions() as session:
+            v = asset_view(session, asset_id)
+        info = {
+            "id": v.id, "request_id": v.request_id, "variant": v.variant, "attempt": v.attempt,
+            "seed": v.seed, "status": v.status, "reason": v.status_reason, "passed": v.passed,
+            "sha256": v.sha256, "media_type": v.media_type, "width": v.width, "height": v.height,
+            "engine": v.engine, "licence_id": v.licence_id, "talents": list(v.talent_ids),
+            "consents": list(v.consent_ids), "references": list(v.reference_ids), "use": v.use,
+            "scores": v.scores_summary(), "path": object_location(runtime.store, v.object_key),
+        }
+    if as_json:
+        typer.echo(json.dumps(info, default=str))
+        return
+    for key, value in info.items():
+        typer.echo(f"{key}: {value}")
+
+
+@asset_app.command("export")
+def asset_export(
+    asset_id: str = typer.Argument(..., help="Asset id."),
+    output: Path = typer.Option(..., "-o", "--output", help="File to write the signed image to."),
+) -> None:
+    """Write an asset's signed file (checked against the catalogue's sha256)."""
+    from castkeep.db.assets_repo import get_asset
+    from castkeep.errors import CastkeepError
+    from castkeep.flows.runtime import open_runtime
+
+    with open_runtime() as runtime:
+        with runtime.sessions() as session:
+            row = get_asset(session, asset_id)
+            key, sha, status = row.object_key, row.sha256, row.status
+        data = runtime.store.get_bytes(key)
+    if hashlib.sha256(data).hexdigest() != sha:
+        raise CastkeepError(
+            f"stored object {key} does not match asset {asset_id}'s sha256; it was altered: "
+            "run `castkeep audit` and do not use this file"
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(data)
+    if status == "quarantined":
+        print(f"warning: asset {asset_id} is quarantined; do not publish it", file=sys.stderr)
+    typer.echo(str(output))

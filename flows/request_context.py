@@ -1,0 +1,168 @@
+"""What a request run needs from settings, read once at the flow's entry and passed down:
+engine and encoder construction options, licence ids, the signer, and the gates' outcome.
+
+A process keeps its engine, encoder and signer between variants and requests (see tasks/).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+from castkeep.flows.settings import Settings
+from castkeep.models.request_spec import RequestSpec
+from castkeep.provenance.policy import Use
+
+LICENCE_SETTINGS = {
+    "qwen-image-edit": "CASTKEEP_ENGINES__QWEN_LICENCE_ID",
+    "insightface": "CASTKEEP_FACES__INSIGHTFACE_LICENCE_ID",
+}
+# Engines that transform the photograph itself (relight, reframe, montage); every other engine
+# synthesises a new image of the person, which needs the consent's synthetic-likeness grant.
+PHOTOGRAPHIC_ENGINES = frozenset({"classical"})
+
+
+def engine_construct_options(engine: str, settings: Settings) -> dict[str, Any]:
+    """Constructor options for an engine, from settings (weights by local path only)."""
+    if engine == "qwen-image-edit":
+        e = settings.engines
+        return {
+            "model_dir": str(e.qwen_model_dir) if e.qwen_model_dir else None,
+            "lora_dir": str(e.lora_dir) if e.lora_dir else None,
+            "cpu_offload": e.cpu_offload,
+            "licence_id": e.qwen_licence_id,
+        }
+    return {}
+
+
+def encoder_options(settings: Settings) -> dict[str, Any]:
+    faces = settings.faces
+    if faces.encoder == "dlib-resnet-v1":
+        return {"max_side": faces.detect_max_side}
+    if faces.encoder.startswith("insightface"):
+        return {
+            "root": faces.insightface_root,
+            "pack": faces.insightface_pack,
+            "licence_id": faces.insightface_licence_id,
+        }
+    return {}
+
+
+def scoring_encoder(settings: Settings, *, load: bool = True):
+    """The configured identity encoder, one instance per process."""
+    from castkeep.models.encoders import shared_encoder
+
+    encoder = shared_encoder(settings.faces.encoder, **encoder_options(settings))
+    if load:
+        encoder.load()
+    return encoder
+
+
+def licence_ids(settings: Settings, engine: str, encoder_name: str) -> dict[str, str | None]:
+    ids: dict[str, str | None] = {}
+    if engine == "qwen-image-edit":
+        ids[engine] = settings.engines.qwen_licence_id
+    if encoder_name.startswith("insightface"):
+        ids[encoder_name] = settings.faces.insightface_licence_id
+    return ids
+
+
+def licence_setting_names(engine: str, encoder_name: str) -> dict[str, str]:
+    names = {}
+    if engine in LICENCE_SETTINGS:
+        names[engine] = LICENCE_SETTINGS[engine]
+    if encoder_name.startswith("insightface"):
+        names[encoder_name] = LICENCE_SETTINGS["insightface"]
+    return names
+
+
+def use_of(spec: RequestSpec) -> Use:
+    return Use(
+        channel=spec.channel,
+        territory=spec.territory,
+        purpose=spec.purpose,
+        edits=spec.edit_kinds(),
+        synthetic_likeness=spec.engine not in PHOTOGRAPHIC_ENGINES,
+    )
+
+
+def use_record(spec: RequestSpec) -> dict[str, Any]:
+    """The use an asset was made for, as the catalogue records it (audits re-check it)."""
+    return {
+        "channel": spec.channel,
+        "territory": spec.territory,
+        "purpose": spec.purpose,
+        "edits": list(spec.edit_kinds()),
+        "synthetic_likeness": spec.engine not in PHOTOGRAPHIC_ENGINES,
+        "publish_date": spec.publish_date.isoformat(),
+    }
+
+
+_SIGNERS: dict[tuple, Any] = {}
+_SIGNERS_LOCK = threading.Lock()
+
+
+def signer_from_settings(settings: Settings):
+    """The configured signer (certificate + key files, else the development CA), per process."""
+    from castkeep.provenance.signing import make_signer, resolve_signer_config
+
+    s = settings.signing
+    config = resolve_signer_config(
+        keys_dir=Path(settings.home) / "keys",
+        cert_chain=s.cert_chain,
+        private_key=s.private_key,
+        algorithm=s.algorithm,
+        tsa_url=s.tsa_url,
+    )
+    key = (str(config.chain_path), str(config.key_path), config.algorithm, config.tsa_url)
+    with _SIGNERS_LOCK:
+        signer = _SIGNERS.get(key)
+        if signer is None:
+            signer = make_signer(config)
+            _SIGNERS[key] = signer
+        return signer
+
+
+def trust_anchors(settings: Settings) -> list[Path]:
+    from castkeep.provenance.signing import resolve_trust_anchors
+
+    return resolve_trust_anchors(
+        keys_dir=Path(settings.home) / "keys", configured=settings.signing.trust_anchors
+    )
+
+
+def object_location(store, key: str) -> str:
+    """Where a stored object can be opened: a local path for the filesystem store, else a
+    time-limited URL."""
+    import datetime as dt
+
+    url = store.presign_get(key, dt.timedelta(days=7))
+    if url.startswith("file:"):
+        return url2pathname(urlparse(url).path)
+    return url
+
+
+@dataclass
+class RunStats:
+    """Seconds per stage, summed over a request run (the overhead benchmark reads it)."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+    variants: int = 0
+    attempts: int = 0
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.stages[stage] = self.stages.get(stage, 0.0) + float(seconds)
+
+
+def parse_request_id(value: str | uuid.UUID) -> uuid.UUID:
+    from castkeep.errors import NotFoundError
+
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value).strip())
+    except ValueError:
+        raise NotFoundError(f"{value!r} is not a request id (a UUID)") from None

@@ -1,0 +1,146 @@
+"""Generation: one engine call per variant attempt, under the `gpu` global concurrency limit.
+
+The engine is kept loaded in the worker process between variants (and between requests): loading
+real diffusion weights takes tens of seconds, an edit a few. Transient failures (out of memory,
+I/O, a device hiccup) are retried by Prefect; a spec the engine cannot do is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from castkeep.errors import CastkeepError, EngineError
+from castkeep.models.engines import EditEngine, EditInput, EditOutput, EngineInfo, get_engine
+
+GPU_LIMIT = "gpu"
+
+_ENGINES: dict[tuple[str, str], EditEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def loaded_engine(name: str, construct: dict[str, Any] | None = None) -> EditEngine:
+    """The process's engine for (name, construction options), loaded once and kept."""
+    key = (name, json.dumps(construct or {}, sort_keys=True, default=str))
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = get_engine(name, **(construct or {}))
+            _ENGINES[key] = engine
+    engine.load()  # idempotent
+    return engine
+
+
+def engine_info(name: str, construct: dict[str, Any] | None = None) -> EngineInfo:
+    """The engine's declared info without loading weights (for the licence gate)."""
+    key = (name, json.dumps(construct or {}, sort_keys=True, default=str))
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = get_engine(name, **(construct or {}))
+            _ENGINES[key] = engine
+    return engine.info
+
+
+def forget_engines() -> None:
+    """Drop the kept engines (tests, or to free device memory)."""
+    with _ENGINES_LOCK:
+        _ENGINES.clear()
+
+
+@dataclass(frozen=True)
+class Generated:
+    output: EditOutput
+    engine_seconds: float  # wall time inside the engine call (excludes the slot wait)
+    wait_seconds: float  # waiting for a `gpu` slot
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Worth retrying: resource or device trouble, not a user error."""
+    if exc is None:
+        return False
+    if isinstance(exc, EngineError):
+        return True
+    if isinstance(exc, CastkeepError):
+        return False
+    return isinstance(exc, (MemoryError, OSError, TimeoutError, RuntimeError))
+
+
+def _retry_transient(task_, task_run, state) -> bool:
+    try:
+        state.result()
+    except BaseException as exc:  # noqa: BLE001 - we only classify it
+        return is_transient(exc)
+    return False
+
+
+@contextlib.contextmanager
+def gpu_slot(limit: str | None = GPU_LIMIT):
+    """Hold one slot of the global concurrency `limit` (no-op when `limit` is None)."""
+    if not limit:
+        yield
+        return
+    from prefect.concurrency.sync import concurrency
+
+    with concurrency(limit, occupy=1):
+        yield
+
+
+def run_engine(
+    engine_name: str,
+    construct: dict[str, Any] | None,
+    inp: EditInput,
+    *,
+    limit: str | None = GPU_LIMIT,
+) -> Generated:
+    """Load (once) and call the engine, holding one slot of the global concurrency `limit`."""
+    engine = loaded_engine(engine_name, construct)
+    t0 = time.perf_counter()
+    with gpu_slot(limit):
+        t1 = time.perf_counter()
+        output = engine.predict(inp)
+        t2 = time.perf_counter()
+    return Generated(output=output, engine_seconds=t2 - t1, wait_seconds=t1 - t0)
+
+
+@task(
+    name="generate",
+    retries=2,
+    retry_delay_seconds=1,
+    retry_condition_fn=_retry_transient,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def generate_task(
+    engine_name: str,
+    construct: dict[str, Any] | None,
+    inp: EditInput,
+    limit: str | None = GPU_LIMIT,
+) -> Generated:
+    return run_engine(engine_name, construct, inp, limit=limit)
+
+
+def ensure_gpu_limit(slots: int, name: str = GPU_LIMIT) -> None:
+    """Create the global concurrency limit if the Prefect API does not have it yet (embedded
+    mode; `castkeep serve --setup` creates it for a server). An existing limit is left as is."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=max(1, int(slots)))
+                )
+            except Exception:  # noqa: BLE001 - created concurrently by another run
+                client.read_global_concurrency_limit_by_name(name)

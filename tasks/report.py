@@ -1,0 +1,164 @@
+"""A request's report: contact sheet PNG and score table (CSV), stored under reports/ and
+published as Prefect artifacts. Built from the catalogue and the stored assets, so a resumed or
+re-reported request shows every variant, including ones made by an earlier (crashed) run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from castkeep.db import assets_repo, schema
+from castkeep.db.audit_log import append_event
+from castkeep.models.contact_sheet import ScoreLine, SheetEntry, render_contact_sheet
+from castkeep.models.imaging import decode_image
+
+log = logging.getLogger(__name__)
+REPORTS_PREFIX = "reports"
+THUMB_SIDE = 256
+
+
+def _thumbnail(store, key: str):
+    from PIL import Image
+    import numpy as np
+
+    try:
+        rgb = decode_image(store.get_bytes(key)).rgb
+    except Exception as exc:  # noqa: BLE001 - a missing object shows as a crossed tile
+        log.warning("cannot read %s for the contact sheet: %s", key, exc)
+        return None
+    img = Image.fromarray(rgb)
+    img.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    return np.asarray(img)
+
+
+def _score_lines(view: assets_repo.AssetView, labels: dict[str, str]) -> tuple[ScoreLine, ...]:
+    lines = []
+    for s in view.scores:
+        if s.kind == "identity":
+            label = f"identity {labels.get(s.talent_id or '', (s.talent_id or '?')[:8])}"
+            if not s.detail.get("found", True):
+                lines.append(ScoreLine(s.kind, label + " (not found)", 0.0, s.threshold, False))
+                continue
+        elif s.kind == "extra_faces":
+            label = "extra faces"
+        else:
+            label = s.kind
+        lines.append(ScoreLine(s.kind, label, s.value, s.threshold, s.passed))
+    return tuple(lines)
+
+
+def score_table(view: assets_repo.RequestView) -> list[dict[str, Any]]:
+    rows = []
+    for a in view.assets:
+        for s in a.scores:
+            rows.append(
+                {
+                    "variant": a.variant,
+                    "asset": a.id,
+                    "status": a.status,
+                    "kind": s.kind,
+                    "talent": s.talent_id or "",
+                    "value": round(s.value, 4),
+                    "threshold": "" if s.threshold is None else round(s.threshold, 4),
+                    "passed": s.passed,
+                }
+            )
+    return rows
+
+
+def publish_report(runtime, request_id: uuid.UUID, *, artifacts: bool = True) -> dict[str, str]:
+    """Render, store and announce the report. Returns {"contact_sheet": key, "score_table": key}."""
+    with runtime.sessions() as session:
+        view = assets_repo.request_view(session, request_id)
+    labels = {}
+    talents = view.spec.get("talents", [])
+    for a in view.assets:
+        # The lineage order follows the request's talent order (one reference per talent).
+        for ref, tid in zip(talents, a.talent_ids):
+            labels.setdefault(tid, ref)
+    entries = [
+        SheetEntry(
+            title=f"variant {a.variant} (attempt {a.attempt}, seed {a.seed})",
+            passed=a.passed,
+            image=_thumbnail(runtime.store, a.object_key),
+            scores=_score_lines(a, labels),
+            note=a.status_reason if not a.passed else f"{a.status}",
+        )
+        for a in view.assets
+    ]
+    title = f"{view.campaign} - request {view.id[:8]} - {view.status}"
+    if view.refusals:
+        entries = [SheetEntry(title="refused", passed=False, note="; ".join(view.refusals))]
+    png = render_contact_sheet(entries, title=title)
+    sheet = runtime.store.put_bytes(png, prefix=REPORTS_PREFIX, ext="png", media_type="image/png")
+    table = score_table(view)
+    buf = io.StringIO()
+    writer = csv.DictWriter(
+        buf, fieldnames=["variant", "asset", "status", "kind", "talent", "value", "threshold", "passed"]
+    )
+    writer.writeheader()
+    writer.writerows(table)
+    csv_obj = runtime.store.put_bytes(
+        buf.getvalue().encode(), prefix=REPORTS_PREFIX, ext="csv", media_type="text/csv"
+    )
+    keys = {"contact_sheet": sheet.key, "score_table": csv_obj.key}
+    with runtime.sessions.begin() as session:
+        append_event(
+            session,
+            actor="castkeep",
+            kind="request.report",
+            entity_type="asset_request",
+            entity_id=str(request_id),
+            payload=keys,
+        )
+    if artifacts:
+        _artifacts(runtime, view, table, keys)
+    return keys
+
+
+def _artifacts(runtime, view, table, keys) -> None:
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:  # artifacts belong to a flow run
+        return
+    from castkeep.flows.request_context import object_location
+
+    key = f"request-{view.id}"
+    if table:
+        create_table_artifact(
+            key=f"{key}-scores", table=table,
+            description=f"Scores of request {view.id} ({view.campaign})",
+        )
+    lines = [
+        f"# Request {view.id}: {view.status}",
+        "",
+        f"Contact sheet: `{object_location(runtime.store, keys['contact_sheet'])}`",
+        f"Score table: `{object_location(runtime.store, keys['score_table'])}`",
+        "",
+    ]
+    lines += [f"- refused: {r}" for r in view.refusals]
+    lines += [
+        f"- variant {a.variant}: {a.status} ({'pass' if a.passed else 'fail'}) asset `{a.id}`"
+        for a in view.assets
+    ]
+    create_markdown_artifact(key=f"{key}-summary", markdown="\n".join(lines))
+
+
+def report_keys(session, request_id: uuid.UUID) -> dict[str, str] | None:
+    """The latest report of a request (from its audit event)."""
+    payload = session.scalar(
+        select(schema.AuditEvent.payload)
+        .where(
+            schema.AuditEvent.kind == "request.report",
+            schema.AuditEvent.entity_id == str(request_id),
+        )
+        .order_by(schema.AuditEvent.seq.desc())
+        .limit(1)
+    )
+    return dict(payload) if payload else None

@@ -1,0 +1,221 @@
+"""Signing and cataloguing a finished variant.
+
+The manifest carries only pseudonymous ids (talent and consent UUIDs, release-document hashes):
+never a name, a file name of a portrait, or the scene text a requester typed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from castkeep.db.assets_repo import (
+    AssetRecord,
+    GenerationRecord,
+    LineageRecord,
+    ScoreRecord,
+    record_variant,
+)
+from castkeep.models.face_types import DetectedFace
+from castkeep.models.imaging import encode_image
+from castkeep.models.specs import describe_camera, describe_lighting
+from castkeep.provenance.assertions import EDIT_KINDS
+from castkeep.provenance.consent import WORLD, ConsentTerms
+from castkeep.provenance.manifest import (
+    SUPPORTED_MEDIA_TYPES,
+    ConsentAssertion,
+    IngredientRef,
+    ManifestInput,
+    ScopeSummary,
+    ScoresAssertion,
+    sign_image,
+)
+from castkeep.tasks.references import Reference
+
+ASSETS_PREFIX = "assets"
+OUTPUT_MEDIA_TYPE = "image/jpeg"
+
+
+def _common(values: Sequence[Sequence[str]]) -> tuple[str, ...]:
+    sets = [set(v) for v in values]
+    return tuple(sorted(set.intersection(*sets))) if sets else ()
+
+
+def _territories(terms: Sequence[ConsentTerms]) -> tuple[str, ...]:
+    # WORLD covers every code, so it drops out of an intersection with a narrower scope.
+    narrow = [set(t.territories) for t in terms if WORLD not in t.territories]
+    if not narrow:
+        return (WORLD,)
+    return tuple(sorted(set.intersection(*narrow)))
+
+
+def combined_scope(terms: Sequence[ConsentTerms]) -> ScopeSummary:
+    """What every depicted talent's consent allows at once (the asset's usable scope)."""
+    return ScopeSummary(
+        channels=_common([t.channels for t in terms]),
+        territories=_territories(terms),
+        purposes=_common([t.purposes for t in terms]),
+        edits=_common([t.edits for t in terms]),
+        synthetic_likeness=all(t.synthetic_likeness for t in terms),
+        ai_training=all(t.ai_training for t in terms),
+    )
+
+
+def edit_description(
+    engine: str, lighting, camera, scene_given: bool, group: bool, licence_id: str | None = None
+) -> str:
+    parts = []
+    if group:
+        parts.append("group composite")
+    if lighting is not None:
+        parts.append(f"relight ({describe_lighting(lighting)})")
+    if camera is not None:
+        parts.append(f"camera ({describe_camera(camera)})")
+    if scene_given:
+        parts.append("scene changed")
+    licence = f" (licence {licence_id})" if licence_id else ""
+    return f"{engine}{licence}: " + ("; ".join(parts) or "edit")
+
+
+def _ingredient(i: int, ref: Reference) -> IngredientRef:
+    if ref.media_type in SUPPORTED_MEDIA_TYPES:
+        return IngredientRef(
+            media_type=ref.media_type, title=f"reference-{i}", data=ref.data, sha256=ref.sha256
+        )
+    # A TIFF reference is embedded as a lossless PNG copy of its pixels.
+    return IngredientRef(
+        media_type="image/png", title=f"reference-{i}", data=encode_image(ref.rgb, fmt="PNG")
+    )
+
+
+def build_manifest(
+    *,
+    title: str,
+    references: Sequence[Reference],
+    consents: Sequence[ConsentTerms],
+    engine_name: str,
+    engine_version: str,
+    description: str,
+    scores: ScoresAssertion | None,
+) -> ManifestInput:
+    scope = combined_scope(consents)
+    valid_until = min(c.valid_until for c in consents)
+    return ManifestInput(
+        title=title,
+        media_type=OUTPUT_MEDIA_TYPE,
+        kind="edit" if len(references) == 1 else "composite",
+        engine_name=engine_name,
+        engine_version=engine_version,
+        description=description,
+        ingredients=tuple(_ingredient(i, r) for i, r in enumerate(references)),
+        consent=ConsentAssertion(
+            talents=tuple(r.talent_id for r in references),
+            consents=tuple(c.id for c in consents),
+            scope=scope,
+            valid_until=valid_until,
+            release_doc_sha256s=tuple(
+                sorted({c.release_doc_sha256 for c in consents if c.release_doc_sha256})
+            ),
+        ),
+        scores=scores,
+        ai_training_allowed=scope.ai_training,
+        forbidden_edits=tuple(k for k in EDIT_KINDS if k not in scope.edits),
+    )
+
+
+@dataclass(frozen=True)
+class SignedAsset:
+    data: bytes
+    sha256: str
+    object_key: str
+    media_type: str
+    width: int
+    height: int
+    sign_seconds: float
+    store_seconds: float
+
+
+def sign_and_store(rgb, manifest: ManifestInput, signer, store) -> SignedAsset:
+    import time
+
+    t0 = time.perf_counter()
+    image = encode_image(rgb, fmt="JPEG", quality=92)
+    signed = sign_image(image, OUTPUT_MEDIA_TYPE, manifest, signer)
+    t1 = time.perf_counter()
+    stored = store.put_bytes(signed, prefix=ASSETS_PREFIX, ext="jpg", media_type=OUTPUT_MEDIA_TYPE)
+    t2 = time.perf_counter()
+    return SignedAsset(
+        data=signed,
+        sha256=hashlib.sha256(signed).hexdigest(),
+        object_key=stored.key,
+        media_type=OUTPUT_MEDIA_TYPE,
+        width=int(rgb.shape[1]),
+        height=int(rgb.shape[0]),
+        sign_seconds=t1 - t0,
+        store_seconds=t2 - t1,
+    )
+
+
+def catalogue_variant(
+    sessions,
+    request_id: uuid.UUID,
+    *,
+    generation: GenerationRecord,
+    scores: Sequence[ScoreRecord],
+    signed: SignedAsset,
+    status: str,
+    status_reason: str | None,
+    use: dict,
+    references: Sequence[Reference],
+    faces: Sequence[DetectedFace],
+    actor: str,
+) -> uuid.UUID:
+    """Asset + generation + scores + lineage + faces + audit event, in one transaction."""
+    relationship = "parentOf" if len(references) == 1 else "componentOf"
+    lineage = [
+        LineageRecord(
+            reference_portrait_id=r.reference_portrait_id,
+            talent_id=uuid.UUID(r.talent_id),
+            consent_id=uuid.UUID(r.consent_id),
+            relationship=relationship,
+        )
+        for r in references
+    ]
+    with sessions.begin() as session:
+        return record_variant(
+            session,
+            request_id,
+            generation=generation,
+            scores=scores,
+            asset=AssetRecord(
+                sha256=signed.sha256,
+                object_key=signed.object_key,
+                media_type=signed.media_type,
+                width=signed.width,
+                height=signed.height,
+                status=status,
+                status_reason=status_reason,
+                use=use,
+                manifest_label=None,
+            ),
+            lineage=lineage,
+            faces=faces,
+            actor=actor,
+        )
+
+
+@task(name="sign-and-store", cache_policy=NO_CACHE, persist_result=False, retries=1)
+def sign_task(rgb, manifest: ManifestInput, signer, store) -> SignedAsset:
+    return sign_and_store(rgb, manifest, signer, store)
+
+
+@task(name="catalogue-variant", cache_policy=NO_CACHE, persist_result=False, retries=2,
+      retry_delay_seconds=1)
+def catalogue_task(sessions, request_id: uuid.UUID, **kwargs) -> uuid.UUID:
+    return catalogue_variant(sessions, request_id, **kwargs)
+
