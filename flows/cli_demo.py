@@ -22,10 +22,12 @@ def demo(
     group request with the classical engine, verification of every output, and a request that
     consent refuses. Safe to re-run."""
     from castkeep.flows.demo import demo as demo_flow
+    from castkeep.flows.request_context import patient_prefect
     from castkeep.flows.runtime import load_settings
 
     load_settings()  # a bad CASTKEEP_ variable fails here with its name
-    result = demo_flow()
+    with patient_prefect():
+        result = demo_flow()
     if as_json:
         typer.echo(json.dumps(result, default=str))
         return

@@ -166,3 +166,17 @@ def parse_request_id(value: str | uuid.UUID) -> uuid.UUID:
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value).strip())
     except ValueError:
         raise NotFoundError(f"{value!r} is not a request id (a UUID)") from None
+
+
+def patient_prefect(seconds: int = 120):
+    """Give Prefect's embedded API longer to start than its 20 s default (a first start on a
+    busy 2-core machine migrates its database and can take longer). An explicit
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS wins."""
+    import contextlib
+    import os
+
+    if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ:
+        return contextlib.nullcontext()
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+
+    return temporary_settings(updates={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: seconds})

@@ -48,7 +48,9 @@ REFUSED_OPTIONS = {
     "expression": "change facial expression",
     "background": "replace the background",
 }
-OPTION_KEYS = frozenset({"backdrop"})
+# scramble_face: QA option that deliberately destroys identity (shuffles blocks of the inner face,
+# seeded), so identity gates and rejection paths can be exercised end to end.
+OPTION_KEYS = frozenset({"backdrop", "scramble_face"})
 
 
 class ClassicalEngine(EditEngine):
@@ -128,10 +130,13 @@ class ClassicalEngine(EditEngine):
     # -- run ---------------------------------------------------------------------------------
     def _predict(self, inp: EditInput) -> EditOutput:
         t0 = time.perf_counter()
+        refs = list(inp.references)
+        if inp.options.get("scramble_face"):
+            refs = [scramble_face(r, f, inp.seed) for r, f in zip(refs, inp.faces)]
         # 1. Edit each reference (relight, turn, frame) independently; deterministic.
         edits = [
             self._edit_one(ref, face, inp.lighting, inp.camera)
-            for ref, face in zip(inp.references, inp.faces)
+            for ref, face in zip(refs, inp.faces)
         ]
         # 2. One person: the edit is the output. Several: an honest side-by-side montage.
         if len(edits) == 1:
@@ -221,3 +226,23 @@ class ClassicalEngine(EditEngine):
             boxes.append([x, MARGIN, x + tile.shape[1], MARGIN + TILE_HEIGHT])
             x += tile.shape[1] + MARGIN
         return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), boxes
+
+
+def scramble_face(rgb: np.ndarray, face: DetectedFace, seed: int, grid: int = 4) -> np.ndarray:
+    """Shuffle a grid of blocks over the inner face (eyes to mouth): the head stays, the
+    identity does not. Seeded, so a given seed always gives the same scramble."""
+    x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    bw, bh = (x1 - x0) // grid, (y1 - y0) // grid
+    if bw < 2 or bh < 2:
+        return rgb
+    out = rgb.copy()
+    blocks = [(x0 + i * bw, y0 + j * bh) for j in range(grid) for i in range(grid)]
+    order = np.random.default_rng(seed).permutation(len(blocks))
+    if np.all(order == np.arange(len(blocks))):
+        order = np.roll(order, 1)
+    for (dx, dy), k in zip(blocks, order):
+        sx, sy = blocks[int(k)]
+        out[dy:dy + bh, dx:dx + bw] = rgb[sy:sy + bh, sx:sx + bw]
+    return out
