@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, unmapped
 
 from castkeep.tasks import audit as checks
 
 REPORTS_PREFIX = "reports"
+INTEGRITY_CHUNK = 25  # assets per integrity task
 
 
 def _iso(value: dt.datetime) -> str:
@@ -110,6 +112,7 @@ def _publish_artifacts(report: dict[str, Any]) -> None:
 def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.datetime) -> dict[str, Any]:
     """The checks, as tasks, and the report dict (not yet stored)."""
     from castkeep.db import compliance
+    from castkeep.flows.runtime import build_store, open_runtime
     from castkeep.provenance.signing import resolve_trust_anchors
 
     settings = runtime.settings
@@ -124,17 +127,25 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
     anchors = resolve_trust_anchors(keys_dir=Path(settings.home) / "keys", configured=settings.signing.trust_anchors)
     encoder = checks.encoder_profile(settings.faces.encoder)
 
-    integrity = checks.integrity_task.submit(runtime, assets, anchors)
-    consents = checks.consents_task.submit(runtime, assets, at)
-    expiring = checks.expiring_task.submit(runtime, at, expiring_within_days, talent_id)
-    identity = checks.identity_task.submit(
-        runtime, encoder["name"], encoder["metric"], encoder["threshold"], talent_id
+    # The signature/hash checks are the heavy part: fanned out in chunks over the task runner
+    # (threads by default, a Dask cluster when CASTKEEP_PREFECT__DASK_ADDRESS is set).
+    store_factory = functools.partial(build_store, settings)
+    integrity = checks.integrity_task.map(
+        unmapped(store_factory), [assets[i : i + INTEGRITY_CHUNK] for i in range(0, len(assets), INTEGRITY_CHUNK)],
+        unmapped(anchors),
     )
-    chain = checks.chain_task.submit(runtime)
+    runtime_factory = functools.partial(open_runtime, settings, migrate=False)
+    consents = checks.consents_task.submit(runtime_factory, assets, at)
+    expiring = checks.expiring_task.submit(runtime_factory, at, expiring_within_days, talent_id)
+    identity = checks.identity_task.submit(
+        runtime_factory, encoder["name"], encoder["metric"], encoder["threshold"], talent_id
+    )
+    chain = checks.chain_task.submit(runtime_factory)
 
     identity_violations, identity_matches = identity.result()
     chain_violations, events_checked = chain.result()
-    violations = integrity.result() + consents.result() + identity_violations + chain_violations
+    integrity_violations = [v for chunk in integrity.result() for v in chunk]
+    violations = integrity_violations + consents.result() + identity_violations + chain_violations
     counts = Counter(v.kind for v in violations)
     return {
         "generated_at": _iso(at),

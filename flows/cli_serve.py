@@ -55,7 +55,7 @@ def serve(
             return
         from prefect import serve as prefect_serve
 
-        deployments = plan_mod.to_runner_deployments(plan)
+        deployments = plan_mod.to_runner_deployments(plan, dask_address=settings.prefect.dask_address)
         typer.echo(f"serving {', '.join(d.name for d in plan)} against {api_url}")
         prefect_serve(*deployments, print_starting_message=False)
 

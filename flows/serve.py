@@ -23,6 +23,7 @@ import yaml
 from castkeep.errors import ConfigurationError
 
 GPU_LIMIT = "gpu"
+DASK_TAG = "dask"  # prefect.yaml tag: this deployment's task fan-out may run on a Dask cluster
 # Top-level source dirs install as castkeep subpackages (see pyproject); entrypoints use the dirs.
 _PACKAGE_DIRS = {"flows", "tasks", "models", "db", "provenance"}
 
@@ -160,12 +161,30 @@ async def setup(plan: list[DeploymentSpec], *, gpu_slots: int) -> SetupResult:
     return SetupResult(created, existing, gpu_slots)
 
 
-def to_runner_deployments(plan: list[DeploymentSpec]) -> list[Any]:
+def scale_out(flow: Any, dask_address: str | None) -> Any:
+    """`flow` with its tasks sent to the Dask cluster at `dask_address` (e.g.
+    tcp://scheduler:8786), or unchanged when no address is configured."""
+    if not dask_address:
+        return flow
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as exc:  # pragma: no cover - a dependency of castkeep
+        raise ConfigurationError(
+            "CASTKEEP_PREFECT__DASK_ADDRESS is set but prefect-dask is not installed: pip install prefect-dask"
+        ) from exc
+    return flow.with_options(task_runner=DaskTaskRunner(address=dask_address))
+
+
+def to_runner_deployments(plan: list[DeploymentSpec], *, dask_address: str | None = None) -> list[Any]:
+    """Runner deployments for `prefect.serve`; those tagged `dask` in prefect.yaml fan out on the
+    Dask cluster when `dask_address` is given."""
     from prefect.schedules import Cron, Interval
 
     deployments = []
     for spec in plan:
         flow = import_entrypoint(spec.entrypoint)
+        if DASK_TAG in spec.tags:
+            flow = scale_out(flow, dask_address)
         schedules = [
             Cron(s.cron, timezone=s.timezone) if s.cron else Interval(s.interval_s, timezone=s.timezone)
             for s in spec.schedules

@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -158,35 +158,46 @@ def check_chain(session) -> tuple[list[Violation], int]:
     ], int(count)
 
 
-# --- Prefect tasks: the runtime (engine, sessions, store) is passed in, never cached ----------
+# --- Prefect tasks (never cached: they read live state) --------------------------------------
 
 
 @task(name="audit-integrity", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
-def integrity_task(runtime, assets: list[compliance.AssetUnderAudit], trust_anchors: list[Path]) -> list[Violation]:
-    return [v for a in assets for v in check_integrity(runtime.store, a, trust_anchors)]
+def integrity_task(
+    store_factory: Callable[[], Any], assets: list[compliance.AssetUnderAudit], trust_anchors: list[Path]
+) -> list[Violation]:
+    """One chunk of the fan-out. Takes a picklable store factory, not a store, so the chunk can
+    run in another process (a Dask worker) with its own connections."""
+    store = store_factory()
+    return [v for a in assets for v in check_integrity(store, a, trust_anchors)]
+
+
+# Every task takes picklable factories rather than open connections, so any of them can run in
+# another process (a Dask worker) and open its own.
 
 
 @task(name="audit-consents", cache_policy=NO_CACHE)
-def consents_task(runtime, assets: list[compliance.AssetUnderAudit], at: dt.datetime) -> list[Violation]:
-    with runtime.sessions() as session:
+def consents_task(runtime_factory: Callable[[], Any], assets: list[compliance.AssetUnderAudit], at: dt.datetime) -> list[Violation]:
+    with runtime_factory() as runtime, runtime.sessions() as session:
         return check_consents(session, assets, at)
 
 
 @task(name="audit-expiring", cache_policy=NO_CACHE)
-def expiring_task(runtime, at: dt.datetime, within_days: int, talent_id: str | None) -> list[compliance.CoveredConsent]:
-    with runtime.sessions() as session:
+def expiring_task(
+    runtime_factory: Callable[[], Any], at: dt.datetime, within_days: int, talent_id: str | None
+) -> list[compliance.CoveredConsent]:
+    with runtime_factory() as runtime, runtime.sessions() as session:
         return compliance.expiring_consents(
             session, now=at, within=dt.timedelta(days=within_days), talent_id=talent_id
         )
 
 
 @task(name="audit-identity-sweep", cache_policy=NO_CACHE)
-def identity_task(runtime, encoder: str, metric: str, threshold: float, talent_id: str | None):
-    with runtime.sessions() as session:
+def identity_task(runtime_factory: Callable[[], Any], encoder: str, metric: str, threshold: float, talent_id: str | None):
+    with runtime_factory() as runtime, runtime.sessions() as session:
         return identity_sweep(session, encoder=encoder, metric=metric, threshold=threshold, talent_id=talent_id)
 
 
 @task(name="audit-chain", cache_policy=NO_CACHE)
-def chain_task(runtime) -> tuple[list[Violation], int]:
-    with runtime.sessions() as session:
+def chain_task(runtime_factory: Callable[[], Any]) -> tuple[list[Violation], int]:
+    with runtime_factory() as runtime, runtime.sessions() as session:
         return check_chain(session)
