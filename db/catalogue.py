@@ -346,6 +346,25 @@ def reference_embeddings(
     ]
 
 
+def reference_distance(
+    session: Session, talent_id: uuid.UUID, encoder: str, embedding: np.ndarray, metric: str
+) -> tuple[int, float | None]:
+    """(number of reference faces of a talent under `encoder`, mean distance of `embedding` to
+    them), computed in the database. `metric` is the encoder's: "euclidean" or "cosine"
+    (1 - cosine similarity), the same numbers the encoder's `distance` gives."""
+    vec = np.asarray(embedding, dtype=np.float32).reshape(-1)
+    dist = (schema.Face.embedding.l2_distance(vec) if metric == "euclidean"
+            else schema.Face.embedding.cosine_distance(vec))
+    count, mean = session.execute(
+        select(func.count(schema.Face.id), func.avg(dist))
+        .join(schema.ReferencePortrait,
+              schema.Face.reference_portrait_id == schema.ReferencePortrait.id)
+        .where(schema.ReferencePortrait.talent_id == talent_id, schema.Face.encoder == encoder,
+               schema.Face.dim == vec.shape[0])
+    ).one()
+    return int(count), (float(mean) if mean is not None else None)
+
+
 def catalogued_object_keys(session: Session) -> set[str]:
     """Object keys the catalogue points at under the prefixes ingest writes (for gc)."""
     keys = set(session.scalars(select(schema.ReferencePortrait.object_key)))

@@ -22,6 +22,7 @@ import os
 import posixpath
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -320,13 +321,18 @@ class _Reject(Exception):
 
 def ingest_portrait(job: PortraitJob, ctx: IngestContext) -> Outcome:
     """Ingest one portrait; expected failures are returned as rejections, never raised."""
+    prepared = _guarded(job, _prepare, job, ctx)
+    if isinstance(prepared, Outcome):
+        return prepared
+    return _guarded(job, _commit, job, prepared, ctx)
+
+
+def _guarded(job: PortraitJob, fn: Callable[..., Any], *args: Any) -> Any:
     try:
-        return _ingest(job, ctx)
+        return fn(*args)
     except (ObjectStoreError, DatabaseError):
         raise  # infrastructure, not the portrait: the chunk task retries
-    except _Reject as exc:
-        return Outcome(job.file, "rejected", str(exc))
-    except CastkeepError as exc:
+    except (_Reject, CastkeepError) as exc:
         return Outcome(job.file, "rejected", str(exc))
 
 
@@ -334,23 +340,47 @@ def _talent_label(manifest: ConsentManifest) -> str:
     return manifest.talent.external_ref or str(manifest.talent.id)
 
 
-def _ingest(job: PortraitJob, ctx: IngestContext) -> Outcome:
-    opts = ctx.options
+@dataclass(frozen=True)
+class _Prepared:
+    """A portrait that passed the checks that need no catalogue writes."""
+
+    data: bytes
+    sha256: str
+    width: int
+    height: int
+    media_type: str
+    ext: str
+    face: DetectedFace
+
+
+def _prepare(job: PortraitJob, ctx: IngestContext) -> _Prepared | Outcome:
+    """Read, hash, skip known bytes, decode, find exactly one good face and embed it. Touches no
+    shared state, so the next portrait can be prepared while the previous one is committed."""
     data = ctx.source.read(job.file)
     sha = hashlib.sha256(data).hexdigest()
     with ctx.sessions() as session:
         existing = catalogue.reference_by_sha256(session, sha)
         if existing is not None:
             return _already(job, existing, ctx)
-
-    decoded = decode_image(data, max_pixels=opts.max_pixels)
+    decoded = decode_image(data, max_pixels=ctx.options.max_pixels)
     face = _one_good_face(ctx, decoded.rgb)
-    _mislabel_guard(job, ctx, face)
+    return _Prepared(data, sha, decoded.width, decoded.height, decoded.media_type,
+                     _EXT.get(decoded.format, "bin"), face)
 
-    ext = _EXT.get(decoded.format, "bin")
+
+def _commit(job: PortraitJob, prep: _Prepared, ctx: IngestContext) -> Outcome:
+    """Mislabel guard, then objects, then every row in one transaction."""
+    opts = ctx.options
+    with ctx.sessions() as session:
+        # Again: the same bytes may have been committed under another name since _prepare.
+        existing = catalogue.reference_by_sha256(session, prep.sha256)
+        if existing is not None:
+            return _already(job, existing, ctx)
+        _mislabel_guard(job, ctx, prep.face, session)
+
     doc = _store_release_doc(job, ctx)
-    stored = ctx.store.put_bytes(data, prefix=REFERENCES_PREFIX, ext=ext,
-                                 media_type=decoded.media_type, metadata=_stamp())
+    stored = ctx.store.put_bytes(prep.data, prefix=REFERENCES_PREFIX, ext=prep.ext,
+                                 media_type=prep.media_type, metadata=_stamp())
     try:
         with ctx.sessions.begin() as session:
             m = job.manifest
@@ -365,26 +395,26 @@ def _ingest(job: PortraitJob, ctx: IngestContext) -> Outcome:
                     f"consent {consent.id} of {job.manifest_label} is {consent.status}; "
                     "a new release is needed")
             ref = catalogue.add_reference(
-                session, talent_id=talent.id, consent_id=consent.id, sha256=sha,
-                object_key=stored.key, media_type=decoded.media_type, width=decoded.width,
-                height=decoded.height, face=face, source_name=job.file, actor=opts.actor)
+                session, talent_id=talent.id, consent_id=consent.id, sha256=prep.sha256,
+                object_key=stored.key, media_type=prep.media_type, width=prep.width,
+                height=prep.height, face=prep.face, source_name=job.file, actor=opts.actor)
             ref_id, talent_id = str(ref.id), str(talent.id)
     except IntegrityError:
         # Another ingest committed the same bytes between our check and our insert.
         with ctx.sessions() as session:
-            existing = catalogue.reference_by_sha256(session, sha)
+            existing = catalogue.reference_by_sha256(session, prep.sha256)
         if existing is None:
             raise
         return _already(job, existing, ctx)
     # `castkeep gc` may have removed an orphan with these bytes after our put (a re-used object
     # keeps its first, old stamp): put it back so the new row never points at nothing.
     if not ctx.store.exists(stored.key):
-        ctx.store.put_bytes(data, prefix=REFERENCES_PREFIX, ext=ext,
-                            media_type=decoded.media_type, metadata=_stamp())
+        ctx.store.put_bytes(prep.data, prefix=REFERENCES_PREFIX, ext=prep.ext,
+                            media_type=prep.media_type, metadata=_stamp())
     if not ctx.store.exists(doc.key):
         ctx._docs.pop(job.release_doc, None)
         _store_release_doc(job, ctx)
-    return Outcome(job.file, "accepted", None, sha, ref_id, talent_id)
+    return Outcome(job.file, "accepted", None, prep.sha256, ref_id, talent_id)
 
 
 def _stamp() -> dict[str, str]:
@@ -428,28 +458,27 @@ def _one_good_face(ctx: IngestContext, rgb: Any) -> DetectedFace:
     return face
 
 
-def _mislabel_guard(job: PortraitJob, ctx: IngestContext, face: DetectedFace) -> None:
+def _mislabel_guard(job: PortraitJob, ctx: IngestContext, face: DetectedFace,
+                   session: Session) -> None:
     """A new portrait must look like the talent's existing references (including ones accepted
-    earlier in this batch, which are committed by then)."""
+    earlier in this batch, which are committed by then): mean distance within the encoder's
+    same-person threshold."""
     info = ctx.encoder.info
-    with ctx.sessions() as session:
-        ident = job.manifest.talent.id or job.manifest.talent.external_ref
-        talent = catalogue.find_talent(session, ident) if ident is not None else None
-        if talent is None:
-            if job.manifest.talent.id is not None:
-                raise _Reject(
-                    f"talent id {job.manifest.talent.id} is not in the catalogue; use "
-                    "`external_ref` for a new talent")
-            return
-        refs = catalogue.reference_embeddings(session, talent.id, info.name)
-    if not refs:
+    talent_ref = job.manifest.talent
+    ident = talent_ref.id if talent_ref.id is not None else talent_ref.external_ref
+    talent = catalogue.find_talent(session, ident) if ident is not None else None
+    if talent is None:
+        if talent_ref.id is not None:
+            raise _Reject(
+                f"talent id {talent_ref.id} is not in the catalogue; use `external_ref` for a "
+                "new talent")
         return
-    distances = [ctx.encoder.distance(face.embedding, r.embedding) for r in refs]
-    mean = sum(distances) / len(distances)
-    if mean > info.threshold:
+    count, mean = catalogue.reference_distance(session, talent.id, info.name, face.embedding,
+                                               info.metric)
+    if count and mean is not None and mean > info.threshold:
         raise _Reject(
-            f"face does not match talent {_talent_label(job.manifest)}'s {len(refs)} other "
-            f"reference{'s' if len(refs) != 1 else ''} (distance {mean:.2f} > "
+            f"face does not match talent {_talent_label(job.manifest)}'s {count} other "
+            f"reference{'s' if count != 1 else ''} (distance {mean:.2f} > "
             f"{info.threshold:.2f}); check the manifest names the right person")
 
 
@@ -469,15 +498,27 @@ def _store_release_doc(job: PortraitJob, ctx: IngestContext) -> Any:
 
 def ingest_jobs(jobs: Sequence[PortraitJob], ctx: IngestContext, *, done: int = 0,
                 total: int = 0) -> list[Outcome]:
-    """Ingest a sequence of portraits in order, reporting progress after each."""
+    """Ingest portraits in order, reporting progress after each. The next portrait is decoded
+    and embedded on a helper thread while the current one is checked and committed (commits
+    stay in order, so the mislabel guard sees every earlier acceptance)."""
     progress = PROGRESS.get()
-    out = []
-    for i, job in enumerate(jobs, 1):
-        outcome = ingest_portrait(job, ctx)
-        log.debug("%s: %s %s", job.file, outcome.status, outcome.reason or "")
-        out.append(outcome)
-        if progress is not None:
-            progress(done + i, total, outcome)
+    out: list[Outcome] = []
+    if not jobs:
+        return out
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="castkeep-prepare") as pool:
+        pending = pool.submit(_guarded, jobs[0], _prepare, jobs[0], ctx)
+        for i, job in enumerate(jobs):
+            prepared = pending.result()
+            if i + 1 < len(jobs):
+                pending = pool.submit(_guarded, jobs[i + 1], _prepare, jobs[i + 1], ctx)
+            if isinstance(prepared, Outcome):
+                outcome = prepared
+            else:
+                outcome = _guarded(job, _commit, job, prepared, ctx)
+            log.debug("%s: %s %s", job.file, outcome.status, outcome.reason or "")
+            out.append(outcome)
+            if progress is not None:
+                progress(done + i + 1, total, outcome)
     return out
 
 

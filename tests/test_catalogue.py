@@ -130,6 +130,22 @@ def test_references_and_embeddings_per_encoder(db_session, talent_with_consent):
     assert kinds == ["talent.created", "consent.granted", "reference.added", "reference.added"]
 
 
+def test_reference_distance_matches_numpy(db_session, talent_with_consent):
+    t, c = talent_with_consent
+    rng = np.random.default_rng(7)
+    vecs = [rng.normal(size=128).astype(np.float32) * 0.1 for _ in range(3)]
+    for sha, v in zip((SHA_A, SHA_B, "e" * 64), vecs):
+        add_ref(db_session, t, c, sha, v)
+    q = rng.normal(size=128).astype(np.float32) * 0.1
+    count, mean = catalogue.reference_distance(db_session, t.id, "dlib-resnet-v1", q, "euclidean")
+    assert count == 3
+    assert mean == pytest.approx(np.mean([np.linalg.norm(q - v) for v in vecs]), rel=1e-5)
+    _, cos = catalogue.reference_distance(db_session, t.id, "dlib-resnet-v1", q, "cosine")
+    expected = np.mean([1 - q @ v / (np.linalg.norm(q) * np.linalg.norm(v)) for v in vecs])
+    assert cos == pytest.approx(expected, rel=1e-5)
+    assert catalogue.reference_distance(db_session, t.id, "other-encoder", q, "cosine") == (0, None)
+
+
 def test_list_and_show_talent(db_session, talent_with_consent):
     t, c = talent_with_consent
     add_ref(db_session, t, c, SHA_A, np.zeros(128) + 0.05)
