@@ -80,7 +80,10 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
             im.seek(0)  # first frame of a multi-page TIFF / animated WebP
             im.load()
             icc = im.info.get("icc_profile")  # read before transposing, which copies the image
-            rgb = _to_srgb_rgb(ImageOps.exif_transpose(im) or im, icc)
+            upright = im
+            if im.getexif().get(0x0112, 1) not in (None, 1):  # EXIF Orientation
+                upright = ImageOps.exif_transpose(im) or im
+            rgb = _to_srgb_rgb(upright, icc)
         except UnsupportedImageError:
             raise
         except Image.DecompressionBombError as exc:
@@ -201,11 +204,18 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), "L")
 
 
+def _is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
+    desc = (ImageCms.getProfileDescription(profile) or "").strip()
+    return profile.profile.xcolor_space.strip() == "RGB" and desc.startswith("sRGB")
+
+
 def _apply_icc(im: Image.Image, icc: bytes) -> Image.Image:
     if im.mode not in ("RGB", "L", "CMYK"):
         return im
     try:
         src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if im.mode == "RGB" and _is_srgb(src):
+            return im  # already sRGB (most camera and web JPEGs): converting would change nothing
         return ImageCms.profileToProfile(
             im,
             src,

@@ -169,6 +169,15 @@ def test_embedded_icc_profile_is_converted_to_srgb():
     assert b > 230 and r < 40 and g < 40, (r, g, b)
 
 
+def test_srgb_profile_leaves_pixels_unchanged():
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = _gradient()
+    img = decode_image(_save(Image.fromarray(src), "PNG", icc_profile=srgb))
+    np.testing.assert_array_equal(img.rgb, src)
+
+
 def test_broken_icc_profile_is_ignored():
     src = _gradient()
     img = decode_image(_save(Image.fromarray(src), "PNG", icc_profile=b"not a profile" * 10))
