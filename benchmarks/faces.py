@@ -265,6 +265,29 @@ def bench_search(url: str, rows: int, queries: int, ef_values: list[int], seed: 
                     "recall_at_10": round(float(np.mean(recall)), 4),
                 })
             out["hnsw"] = results
+            session.rollback()
+        # The same index query without castkeep (psycopg, binary vector parameter): how much of
+        # the latency is castkeep's own (ef setting, owner join, both distances, mapping).
+        with psycopg.connect(plain, autocommit=False) as conn:
+            register_vector(conn)
+            conn.execute("SET hnsw.ef_search = 100")
+            sql = (
+                f"SELECT id FROM face WHERE encoder = 'dlib-resnet-v1' AND dim = 128 "
+                f"ORDER BY (embedding::vector(128)) <=> %s::vector(128) LIMIT 10"
+            )
+            for q in qs[:20]:
+                conn.execute(sql, (q,)).fetchall()
+            lat = []
+            for q in qs:
+                t = time.perf_counter()
+                conn.execute(sql, (q,)).fetchall()
+                lat.append((time.perf_counter() - t) * 1000)
+            lat.sort()
+            out["bare_pgvector_ef100"] = {
+                "p50_ms": round(statistics.median(lat), 2),
+                "p95_ms": round(lat[int(0.95 * (len(lat) - 1))], 2),
+            }
+        with Session(engine) as session:
             # Exact (sequential) search through the same function: the reference latency.
             lat = []
             n_exact = min(10, queries)
