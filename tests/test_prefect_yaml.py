@@ -1,0 +1,70 @@
+"""prefect.yaml against the code it deploys: every entrypoint is a real flow, parameters match the
+flow signatures, scheduled deployments supply every required parameter, schedules parse, and
+pools match the compose workers."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import yaml
+from prefect import Flow
+from prefect.schedules import Cron
+
+from castkeep.flows import serve as serve_mod
+
+EXPECTED = {
+    "ingest": ("flows/ingest_references.py:ingest_references", "cpu"),
+    "fulfil-request": ("flows/fulfil_request.py:fulfil_request", "gpu"),
+    "audit-nightly": ("flows/audit.py:audit", "cpu"),
+    "expire-consents": ("flows/revoke.py:expire_consents", "cpu"),
+}
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return {d.name: d for d in serve_mod.load_plan()}
+
+
+def test_deployments_entrypoints_and_pools(plan):
+    assert {n: (d.entrypoint, d.work_pool) for n, d in plan.items()} == EXPECTED
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_entrypoint_is_a_flow_taking_the_configured_parameters(plan, name):
+    spec = plan[name]
+    flow = serve_mod.import_entrypoint(spec.entrypoint)
+    assert isinstance(flow, Flow)
+    assert flow.fn.__name__ == spec.entrypoint.rsplit(":", 1)[1]
+    params = inspect.signature(flow.fn).parameters
+    assert set(spec.parameters) <= set(params), f"{name}: unknown parameter(s)"
+    required = {p for p, v in params.items() if v.default is inspect.Parameter.empty}
+    if spec.schedules:
+        # A scheduled run has no one to supply a missing parameter.
+        assert required <= set(spec.parameters), f"{name}: scheduled without {required - set(spec.parameters)}"
+
+
+def test_schedules(plan):
+    assert plan["audit-nightly"].schedules[0].cron == "0 2 * * *"
+    assert plan["expire-consents"].schedules[0].cron == "30 1 * * *"
+    assert plan["ingest"].schedules[0].interval_s == 900
+    assert plan["fulfil-request"].schedules == ()
+    for spec in plan.values():
+        for s in spec.schedules:
+            if s.cron:
+                Cron(s.cron, timezone=s.timezone)  # raises on a bad cron string
+
+
+def test_pools_match_the_compose_workers():
+    compose = yaml.safe_load((serve_mod.project_root() / "docker-compose.yml").read_text())
+    worker_pools = {
+        s["command"][s["command"].index("--pool") + 1]
+        for s in compose["services"].values()
+        if isinstance(s.get("command"), list) and s["command"][:3] == ["prefect", "worker", "start"]
+    }
+    assert {d.work_pool for d in serve_mod.load_plan()} == worker_pools == {"cpu", "gpu"}
+
+
+def test_dask_tag_marks_the_fan_out_deployments(plan):
+    tagged = {n for n, d in plan.items() if serve_mod.DASK_TAG in d.tags}
+    assert tagged == {"ingest", "fulfil-request", "audit-nightly"}
