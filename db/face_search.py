@@ -137,25 +137,7 @@ def search(
     metric = metric or metric_for(encoder)
     qtext = "[" + ",".join(repr(float(v)) for v in q) + "]"
 
-    # Literals (validated above) rather than parameters, so the partial index predicate matches.
-    vec = f"(f.embedding::vector({dim}))"
-    order = f"f.embedding <=> CAST(:q AS vector)" if exact else f"{vec} <=> CAST(:q AS vector({dim}))"
-    version_filter = "AND f.encoder_version = :ver" if encoder_version else ""
-    sql = f"""
-        SELECT h.id, h.reference_portrait_id, h.asset_id, rp.talent_id, h.face_index,
-               h.encoder_version, h.cos_dist, h.l2_dist
-        FROM (
-            SELECT f.id, f.reference_portrait_id, f.asset_id, f.face_index, f.encoder_version,
-                   {vec} <=> CAST(:q AS vector({dim})) AS cos_dist,
-                   {vec} <-> CAST(:q AS vector({dim})) AS l2_dist
-            FROM face f
-            WHERE f.encoder = '{encoder}' AND f.dim = {dim} {version_filter}
-            ORDER BY {order}
-            LIMIT :k
-        ) h
-        LEFT JOIN reference_portrait rp ON rp.id = h.reference_portrait_id
-        ORDER BY h.cos_dist, h.id
-    """
+    sql = search_sql(encoder, dim, exact=exact, with_version=bool(encoder_version))
     params: dict[str, Any] = {"q": qtext, "k": int(k)}
     if encoder_version:
         params["ver"] = encoder_version
@@ -182,6 +164,33 @@ def search(
             )
         )
     return hits
+
+
+def search_sql(encoder: str, dim: int, *, exact: bool = False, with_version: bool = False) -> str:
+    """The search statement (parameters :q, :k and, with_version, :ver). Encoder and dim are
+    literals (the encoder name validated), not parameters, so the planner can prove the partial
+    index predicate."""
+    if not _SAFE_NAME.match(encoder):
+        raise CastkeepError(f"invalid encoder name {encoder!r}")
+    dim = int(dim)
+    vec = f"(f.embedding::vector({dim}))"
+    order = "f.embedding <=> CAST(:q AS vector)" if exact else f"{vec} <=> CAST(:q AS vector({dim}))"
+    version_filter = "AND f.encoder_version = :ver" if with_version else ""
+    return f"""
+        SELECT h.id, h.reference_portrait_id, h.asset_id, rp.talent_id, h.face_index,
+               h.encoder_version, h.cos_dist, h.l2_dist
+        FROM (
+            SELECT f.id, f.reference_portrait_id, f.asset_id, f.face_index, f.encoder_version,
+                   {vec} <=> CAST(:q AS vector({dim})) AS cos_dist,
+                   {vec} <-> CAST(:q AS vector({dim})) AS l2_dist
+            FROM face f
+            WHERE f.encoder = '{encoder}' AND f.dim = {dim} {version_filter}
+            ORDER BY {order}
+            LIMIT :k
+        ) h
+        LEFT JOIN reference_portrait rp ON rp.id = h.reference_portrait_id
+        ORDER BY h.cos_dist, h.id
+    """
 
 
 _ITERATIVE: dict[int, bool] = {}

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from castkeep.db import schema
-from castkeep.db.face_search import add_face, metric_for, search
+from castkeep.db.face_search import add_face, metric_for, search, search_sql
 from castkeep.errors import CastkeepError, EncoderMismatchError
 from tests.plugins.faces import PERSON
 
@@ -121,20 +121,17 @@ def test_other_encoders_are_never_compared(db_session, catalogue, portrait_faces
         search(db_session, face.embedding, encoder="x'; DROP TABLE face; --")
 
 
-def test_search_uses_the_partial_hnsw_index(db_session, catalogue, portrait_faces):
-    db_session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+@pytest.mark.parametrize("with_version", [False, True])
+def test_search_uses_the_partial_hnsw_index(db_session, catalogue, portrait_faces, with_version):
+    db_session.execute(sa.text("SET LOCAL enable_seqscan = off"))  # tiny table: force the choice
     q = "[" + ",".join(str(float(v)) for v in portrait_faces["obama"][0].embedding) + "]"
-    plan = "\n".join(
-        r[0]
-        for r in db_session.execute(
-            sa.text(
-                "EXPLAIN SELECT id FROM face f WHERE f.encoder = 'dlib-resnet-v1' AND f.dim = 128 "
-                "ORDER BY (f.embedding::vector(128)) <=> CAST(:q AS vector(128)) LIMIT 5"
-            ),
-            {"q": q},
-        )
-    )
+    sql = search_sql("dlib-resnet-v1", 128, with_version=with_version)
+    params = {"q": q, "k": 5, **({"ver": "resnet_v1+sp5"} if with_version else {})}
+    plan = "\n".join(r[0] for r in db_session.execute(sa.text("EXPLAIN " + sql), params))
     assert "ix_face_embedding_dlib_hnsw" in plan
+    exact = search_sql("dlib-resnet-v1", 128, exact=True)
+    plan = "\n".join(r[0] for r in db_session.execute(sa.text("EXPLAIN " + exact), {"q": q, "k": 5}))
+    assert "hnsw" not in plan
 
 
 def test_asset_faces_and_owner_rules(db_session, catalogue, portrait_faces):
