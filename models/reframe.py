@@ -119,8 +119,15 @@ def plan_framing(
         if win[axis] <= limit:
             anchor[axis] += max(0.0, -lo[axis]) - max(0.0, lo[axis] + win[axis] - limit)
     # 2. Roll: zoom in a little about the face until the turned frame's corners are covered.
-    cover = 1.0
-    while cover < 1.6 and theta:
+    cover, cover_max = 1.0, 1.6
+    if camera.shot is not None:
+        # The cover zoom must not push the face into the next tighter shot size (margin: a
+        # detector's box on a tilted face runs larger).
+        upper = {ShotSize.medium: SHOT_SHARES[ShotSize.close_up][0],
+                 ShotSize.full: SHOT_SHARES[ShotSize.medium][0]}.get(camera.shot)
+        if upper is not None:
+            cover_max = min(cover_max, 0.85 * upper / (face_share(face, h) * zoom))
+    while cover < cover_max and theta:
         inv = np.linalg.inv(scale * cover * rot)
         src = anchor + (corners - c_out) @ inv.T
         if (src >= -0.5).all() and (src[:, 0] <= w - 0.5).all() and (src[:, 1] <= h - 0.5).all():
