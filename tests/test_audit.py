@@ -179,3 +179,18 @@ def test_unknown_talent_is_a_clear_error(compliance_catalogue):
     compliance_catalogue(untracked=False)
     with pytest.raises(NotFoundError):
         audit(talent="T-nobody")
+
+
+def test_catalogue_made_by_the_real_flows_audits_clean(request_env, fulfil):
+    """Ingest (samples) + fulfil_request (classical engine) + audit: the flows' own lineage,
+    recorded use, faces and signatures satisfy every check."""
+    from castkeep.flows.audit import audit
+    from tests.plugins.request import request_doc
+
+    summary = fulfil(request_doc(lighting={"azimuth": 60}, thresholds={"lighting_azimuth_deg": 60}))
+    assert [a["status"] for a in summary["assets"]] == ["published", "published"], summary
+    report = audit()
+    assert report["checked"] == 2
+    assert report["violations"] == [], report["violations"]
+    # The published faces were found by the sweep and matched to their (linked) talent.
+    assert report["identity_matches"] >= 2

@@ -191,3 +191,19 @@ def test_cli_consent_revoke_json(compliance_catalogue, actor):
     assert again.exit_code == 0 and "already revoked; 0 asset(s) quarantined" in again.stdout
     missing = runner.invoke(app, ["consent", "revoke", "C-obama"])
     assert missing.exit_code != 0  # --reason is required
+
+
+def test_revoking_a_consent_quarantines_what_the_real_flows_made_under_it(request_env, fulfil):
+    """Ingest + fulfil_request for talent A and for talent B, then revoke A's consent: exactly A's
+    request's assets are quarantined."""
+    from castkeep.flows.revoke import revoke_consent
+    from tests.plugins.request import request_doc
+
+    easy = {"lighting": {"azimuth": 60}, "thresholds": {"lighting_azimuth_deg": 60}}
+    a = fulfil(request_doc(**easy))
+    b = fulfil(request_doc(talents=["demo-talent-b"], campaign="B campaign", **easy))
+    a_ids = {x["id"] for x in a["assets"]}
+    assert a_ids and {x["status"] for x in a["assets"]} == {"published"}
+    result = revoke_consent(request_env.consent_ids["demo-talent-a"], reason="withdrawn")
+    assert set(result["quarantined"]) == a_ids
+    assert not set(result["quarantined"]) & {x["id"] for x in b["assets"]}
