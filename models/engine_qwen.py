@@ -225,8 +225,10 @@ class QwenImageEditEngine(EditEngine):
         pipe.set_progress_bar_config(disable=True)
         if self.cpu_offload:
             pipe.enable_model_cpu_offload()
+        elif self._given_pipeline is not None:
+            pipe.to(self.device, self.dtype)  # components built in memory: cast them here
         else:
-            pipe.to(self.device, self.dtype)
+            pipe.to(self.device)  # from_pretrained already loaded them in self.dtype
         return pipe
 
     def _unload(self) -> None:
