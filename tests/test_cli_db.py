@@ -117,18 +117,17 @@ def test_server_without_pgvector_is_one_line_exit_2(pg_server_url: str, tmp_path
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def test_bundled_stop_and_restart_through_the_cli(tmp_path: Path):
-    from castkeep.db.server import running_server, stop_bundled_server
+def test_bundled_stop_through_the_cli(bundled_data_dir: Path):
+    from castkeep.db.server import running_server
 
-    env = _env(CASTKEEP_HOME=str(tmp_path))
-    try:
-        first = subprocess.run([CASTKEEP, "db", "current", "--json"], env=env, capture_output=True,
-                               text=True, timeout=180)
-        assert first.returncode == 0, first.stderr
-        assert json.loads(first.stdout)["bundled"] is True
-        assert running_server(tmp_path) is not None
-        stop = subprocess.run([CASTKEEP, "db", "stop"], env=env, capture_output=True, text=True, timeout=60)
-        assert stop.stdout.strip() == "stopped the bundled PostgreSQL"
-        assert running_server(tmp_path) is None
-    finally:
-        stop_bundled_server(tmp_path)
+    env = _env(CASTKEEP_HOME=str(bundled_data_dir))
+    first = subprocess.run([CASTKEEP, "db", "current", "--json"], env=env, capture_output=True,
+                           text=True, timeout=180)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["bundled"] is True
+    assert running_server(bundled_data_dir) is not None
+    stop = subprocess.run([CASTKEEP, "db", "stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert stop.stdout.strip() == "stopped the bundled PostgreSQL"
+    assert running_server(bundled_data_dir) is None
+    again = subprocess.run([CASTKEEP, "db", "stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert again.stdout.strip() == "the bundled PostgreSQL was not running"

@@ -79,20 +79,16 @@ def test_unreachable_s3_exits_2_naming_the_endpoint_setting(runner: CliRunner, r
     assert "CASTKEEP_STORAGE__ENDPOINT" in result.stderr
 
 
-def test_fresh_home_starts_the_bundled_server(tmp_path: Path):
+def test_fresh_home_starts_the_bundled_server(bundled_data_dir: Path):
     """The real console script on an empty CASTKEEP_HOME, as a new user would run it."""
-    from castkeep.db.server import stop_bundled_server
-
+    home = bundled_data_dir
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASTKEEP_")}
-    env["CASTKEEP_HOME"] = str(tmp_path / "home")
-    try:
-        proc = subprocess.run([CASTKEEP, "status", "--json"], env=env, capture_output=True, text=True,
-                              timeout=180)
-        assert proc.returncode == 0, proc.stderr
-        report = json.loads(proc.stdout)
-        assert report["database"]["mode"] == "bundled"
-        assert report["database"]["pgvector"]
-        assert report["object_store"]["location"] == f"filesystem at {tmp_path / 'home' / 'objects'}"
-        assert (tmp_path / "home" / "pg" / "data" / "PG_VERSION").exists()
-    finally:
-        stop_bundled_server(tmp_path / "home")
+    env["CASTKEEP_HOME"] = str(home)
+    proc = subprocess.run([CASTKEEP, "status", "--json"], env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["database"]["mode"] == "bundled"
+    assert report["database"]["pgvector"]
+    assert report["object_store"]["location"] == f"filesystem at {home / 'objects'}"
+    assert (home / "pg" / "data" / "PG_VERSION").exists()

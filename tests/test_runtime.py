@@ -52,7 +52,7 @@ def unmigrated_url(pg_server_url: str):
 
 
 def test_open_runtime_migrates_an_empty_database(unmigrated_url: str, tmp_path: Path):
-    settings = Settings(home=tmp_path, database={"url": unmigrated_url})
+    settings = Settings(home=tmp_path, database={"url": unmigrated_url}, storage={"kind": "filesystem"})
     assert migrate.current(unmigrated_url) is None
     with open_runtime(settings):
         pass
@@ -60,25 +60,22 @@ def test_open_runtime_migrates_an_empty_database(unmigrated_url: str, tmp_path: 
 
 
 def test_open_runtime_without_migrate_leaves_the_schema(unmigrated_url: str, tmp_path: Path):
-    settings = Settings(home=tmp_path, database={"url": unmigrated_url})
+    settings = Settings(home=tmp_path, database={"url": unmigrated_url}, storage={"kind": "filesystem"})
     with open_runtime(settings, migrate=False):
         pass
     assert migrate.current(unmigrated_url) is None
 
 
-def test_open_runtime_starts_the_bundled_server_in_home(tmp_path: Path):
-    from castkeep.db.server import running_server, stop_bundled_server
+def test_open_runtime_starts_the_bundled_server_in_home(bundled_data_dir: Path):
+    from castkeep.db.server import running_server
 
-    settings = Settings(home=tmp_path, database={"url": ""})
-    try:
-        with open_runtime(settings) as rt:
-            assert rt.bundled is True
-            live = running_server(tmp_path)
-            assert live is not None and rt.engine.url.port == live.port
-            with rt.sessions() as s:
-                assert s.execute(sa.text("SELECT count(*) FROM talent")).scalar_one() == 0
-    finally:
-        stop_bundled_server(tmp_path)
+    settings = Settings(home=bundled_data_dir, database={"url": ""}, storage={"kind": "filesystem"})
+    with open_runtime(settings) as rt:
+        assert rt.bundled is True
+        live = running_server(bundled_data_dir)
+        assert live is not None and rt.engine.url.port == live.port
+        with rt.sessions() as s:
+            assert s.execute(sa.text("SELECT count(*) FROM talent")).scalar_one() == 0
 
 
 def test_build_store_s3_from_settings(s3_endpoint, tmp_path: Path):

@@ -20,9 +20,8 @@ from castkeep.errors import DatabaseError
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path):
-    yield tmp_path
-    server.stop_bundled_server(tmp_path)
+def data_dir(bundled_data_dir: Path) -> Path:
+    return bundled_data_dir
 
 
 def _plain(url: str) -> str:

@@ -9,6 +9,8 @@
   its own connections (flows, CLI).
 - `s3_endpoint` (session): moto's S3 server on 127.0.0.1; dict(endpoint=, access_key=, secret_key=).
 - `fs_store`, `s3_store` (function, fresh root/buckets), `object_store` (parametrized over both).
+- `bundled_data_dir` (function): an empty dir for a test that starts its own bundled server
+  (stopped and removed afterwards).
 - `runtime_env` (function): CASTKEEP_HOME = a temp dir, CASTKEEP_DATABASE__URL = clean_db's URL,
   settings cache cleared; yields the home Path. When the suite runs with
   CASTKEEP_STORAGE__KIND=s3, it points the s3 settings at `s3_endpoint` with fresh buckets.
@@ -54,8 +56,8 @@ def pg_server_url() -> Iterator[str]:
 
     from castkeep.db.server import start_bundled_server, stop_bundled_server
 
-    # Not under pytest's basetemp: several concurrent pytest sessions prune each other's
-    # numbered dirs there, and a server must not lose its data dir mid-session.
+    # Not under pytest's basetemp: as root the server runs as another user, and every new pytest
+    # session resets /tmp/pytest-of-<user> to 0700, which would lock the server out mid-run.
     data_dir = Path(tempfile.mkdtemp(prefix="castkeep-test-pg-"))
     server = start_bundled_server(data_dir, fast=True)
     try:
@@ -64,6 +66,24 @@ def pg_server_url() -> Iterator[str]:
         stop_bundled_server(data_dir)
         if not os.environ.get("CASTKEEP_TEST_KEEP_PG"):
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def bundled_data_dir() -> Iterator[Path]:
+    """An empty data dir for a test that starts its own bundled server; the server is stopped and
+    the dir removed afterwards. Outside pytest's basetemp on purpose: as root the server runs as
+    another user, and each new pytest session resets /tmp/pytest-of-<user> to mode 0700."""
+    import shutil
+    import tempfile
+
+    from castkeep.db.server import stop_bundled_server
+
+    data_dir = Path(tempfile.mkdtemp(prefix="castkeep-test-home-"))
+    try:
+        yield data_dir
+    finally:
+        stop_bundled_server(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
