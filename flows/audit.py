@@ -128,7 +128,8 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
     encoder = checks.encoder_profile(settings.faces.encoder)
 
     # The signature/hash checks are the heavy part: fanned out in chunks over the task runner
-    # (threads by default, a Dask cluster when CASTKEEP_PREFECT__DASK_ADDRESS is set).
+    # (threads by default; a Dask cluster through audit_checks when CASTKEEP_PREFECT__DASK_ADDRESS
+    # is set).
     store_factory = functools.partial(build_store, settings)
     integrity = checks.integrity_task.map(
         unmapped(store_factory), [assets[i : i + INTEGRITY_CHUNK] for i in range(0, len(assets), INTEGRITY_CHUNK)],
@@ -172,6 +173,16 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
     }
 
 
+@flow(name="audit-checks", log_prints=False)
+def audit_checks(talent: str | None, expiring_within_days: int, at: dt.datetime) -> dict[str, Any]:
+    """The checks as a subflow of their own, so they can take a Dask task runner whichever way
+    the audit was started (CLI, `castkeep serve`, a worker)."""
+    from castkeep.flows.runtime import open_runtime
+
+    with open_runtime(migrate=False) as runtime:
+        return run_audit(runtime, talent=talent, expiring_within_days=expiring_within_days, at=at)
+
+
 @flow(name="audit", log_prints=False)
 def audit(
     talent: str | None = None,
@@ -185,7 +196,14 @@ def audit(
     logger = get_run_logger()
     at = dt.datetime.now(dt.timezone.utc)
     with open_runtime() as runtime:
-        report = run_audit(runtime, talent=talent, expiring_within_days=expiring_within_days, at=at)
+        dask_address = runtime.settings.prefect.dask_address
+        if dask_address:
+            from castkeep.flows.serve import scale_out
+
+            logger.info("audit checks fan out on the Dask cluster at %s", dask_address)
+            report = scale_out(audit_checks, dask_address)(talent, expiring_within_days, at)
+        else:
+            report = run_audit(runtime, talent=talent, expiring_within_days=expiring_within_days, at=at)
         report_keys = _store_report(runtime.store, report)
         with runtime.sessions.begin() as session:
             # That the audit ran, and what it found, is itself part of the evidence trail.

@@ -29,11 +29,8 @@ def audit(
     if ctx.invoked_subcommand is not None:
         return
     from castkeep.flows.audit import audit as audit_flow
-    from castkeep.flows.runtime import load_settings
-    from castkeep.flows.serve import scale_out
 
-    run = scale_out(audit_flow, load_settings().prefect.dask_address)
-    report = run(talent=talent, expiring_within_days=expiring_days, out_dir=str(out) if out else None)
+    report = audit_flow(talent=talent, expiring_within_days=expiring_days, out_dir=str(out) if out else None)
     if as_json:
         typer.echo(json.dumps(report, indent=2, sort_keys=True))
     else:

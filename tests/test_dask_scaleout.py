@@ -24,19 +24,23 @@ def dask_cluster():
 
 
 def test_scale_out_is_a_no_op_without_an_address():
-    from castkeep.flows.audit import audit
-    from castkeep.flows.serve import scale_out
-
-    assert scale_out(audit, None) is audit
-    assert scale_out(audit, "") is audit
-
-
-def test_audit_fan_out_runs_on_the_dask_cluster(compliance_catalogue, dask_cluster, tmp_path):
-    from distributed import Client, get_task_stream
     from prefect_dask import DaskTaskRunner
 
-    from castkeep.flows.audit import audit
+    from castkeep.flows.audit import audit_checks
     from castkeep.flows.serve import scale_out
+
+    assert scale_out(audit_checks, None) is audit_checks
+    assert scale_out(audit_checks, "") is audit_checks
+    scaled = scale_out(audit_checks, "tcp://127.0.0.1:8786")
+    assert isinstance(scaled.task_runner, DaskTaskRunner)
+    assert scaled.task_runner.address == "tcp://127.0.0.1:8786"
+
+
+def test_audit_fan_out_runs_on_the_dask_cluster(compliance_catalogue, dask_cluster, monkeypatch):
+    from distributed import Client, get_task_stream
+
+    from castkeep.flows.audit import audit
+    from castkeep.flows.settings import get_settings
 
     cat = compliance_catalogue(untracked=True)
     # Tamper one object so the distributed check has something to find.
@@ -45,16 +49,16 @@ def test_audit_fan_out_runs_on_the_dask_cluster(compliance_catalogue, dask_clust
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
 
-    scaled = scale_out(audit, dask_cluster.scheduler_address)
-    assert isinstance(scaled.task_runner, DaskTaskRunner)
+    local = audit()
+    monkeypatch.setenv("CASTKEEP_PREFECT__DASK_ADDRESS", dask_cluster.scheduler_address)
+    get_settings.cache_clear()
     with Client(dask_cluster.scheduler_address) as client, get_task_stream(client) as stream:
-        distributed = scaled()
+        distributed = audit()
     ran_on = {t["worker"] for t in stream.data}
     # Every check task (5 kinds; one integrity chunk here) ran on the cluster's worker processes.
     assert len(stream.data) >= 5
-    assert ran_on <= set(dask_cluster.scheduler_info["workers"])
+    assert ran_on and ran_on <= set(dask_cluster.scheduler_info["workers"])
 
-    local = audit()
     strip = lambda r: sorted((v["kind"], v["asset_id"]) for v in r["violations"])  # noqa: E731
     assert strip(distributed) == strip(local)
     assert ("hash_mismatch", str(cat.assets["b_biden"])) in strip(distributed)

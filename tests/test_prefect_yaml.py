@@ -67,4 +67,4 @@ def test_pools_match_the_compose_workers():
 
 def test_dask_tag_marks_the_fan_out_deployments(plan):
     tagged = {n for n, d in plan.items() if serve_mod.DASK_TAG in d.tags}
-    assert tagged == {"ingest", "fulfil-request", "audit-nightly"}
+    assert tagged == {"ingest", "fulfil-request"}
