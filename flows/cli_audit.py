@@ -29,8 +29,10 @@ def audit(
     if ctx.invoked_subcommand is not None:
         return
     from castkeep.flows.audit import audit as audit_flow
+    from castkeep.flows.request_context import patient_prefect
 
-    report = audit_flow(talent=talent, expiring_within_days=expiring_days, out_dir=str(out) if out else None)
+    with patient_prefect():
+        report = audit_flow(talent=talent, expiring_within_days=expiring_days, out_dir=str(out) if out else None)
     if as_json:
         typer.echo(json.dumps(report, indent=2, sort_keys=True))
     else:

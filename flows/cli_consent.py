@@ -92,9 +92,11 @@ def revoke(
 ) -> None:
     """Revoke a consent and quarantine every asset made under it or showing the talent's face
     without other cover (status quarantined + legal hold; nothing is deleted). Safe to repeat."""
+    from castkeep.flows.request_context import patient_prefect
     from castkeep.flows.revoke import revoke_consent
 
-    result = revoke_consent(consent_id, reason)
+    with patient_prefect():
+        result = revoke_consent(consent_id, reason)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
