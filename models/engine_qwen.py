@@ -289,8 +289,12 @@ class QwenImageEditEngine(EditEngine):
                         local_files_only=True,
                     )
                 except (OSError, ValueError, KeyError, RuntimeError) as exc:
-                    raise EngineError(
-                        f"LoRA {ref.path.name} does not fit this Qwen-Image-Edit model: {exc}"
+                    with contextlib.suppress(Exception):  # drop a half-injected adapter
+                        pipe.delete_adapters(ref.adapter_name)
+                    # A configuration problem, not a transient one: retrying cannot help.
+                    raise ModelNotConfiguredError(
+                        f"LoRA {ref.path.name} does not fit this Qwen-Image-Edit model ({exc}); "
+                        f"use a LoRA trained for it under {LORA_DIR_SETTING}"
                     ) from exc
                 entry.adapters[ref.sha256] = ref.adapter_name
         if loras:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from castkeep.errors import EngineError, ModelNotConfiguredError, SpecError
+from castkeep.errors import ModelNotConfiguredError, SpecError
 from castkeep.models.engine_qwen import (
     MODEL_DIR_SETTING,
     clear_pipeline_cache,
@@ -168,6 +168,20 @@ def test_missing_model_dir_names_the_setting(tmp_path):
         get_engine("qwen-image-edit", model_dir=tmp_path / "nope")
     with pytest.raises(ModelNotConfiguredError, match="hub ids are not accepted"):
         get_engine("qwen-image-edit", model_dir="Qwen/Qwen-Image-Edit-2509")
+
+
+def test_lora_for_another_model_is_a_configuration_error(engine, tmp_path):
+    from safetensors.torch import save_file
+    import torch
+
+    bad = tmp_path / "other.safetensors"
+    save_file({"transformer.transformer_blocks.0.attn.to_q.lora_A.weight": torch.ones(4, 999),
+               "transformer.transformer_blocks.0.attn.to_q.lora_B.weight": torch.ones(48, 4)},
+              str(bad))
+    plain = engine.predict(_input()).image
+    with pytest.raises(ModelNotConfiguredError, match="does not fit"):
+        engine.predict(_input(loras=[str(bad)]))
+    assert np.array_equal(engine.predict(_input()).image, plain)  # the pipeline is unharmed
 
 
 def test_broken_model_dir_is_a_configuration_error(tiny_qwen_dir, tmp_path):

@@ -6,6 +6,8 @@ qwen-image-edit engine loads through its production local-directory path:
 reference working sizes (module constants VAE_IMAGE_SIZE / CONDITION_IMAGE_SIZE, ~1 MP by
 default) are lowered to 64x64, so one call takes well under a second on CPU instead of ~25 s.
 `tiny_qwen_loras` gives two LoRA files (different seeds) that fit that model.
+`tiny_qwen_options` are per-call engine options that keep a call fast (2 steps, 64x64 output:
+without width/height the engine outputs ~1 MP, far too slow for a toy model on CPU).
 """
 
 from __future__ import annotations
@@ -39,3 +41,8 @@ def tiny_qwen_loras(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
         save_tiny_lora(root, seed=1, weight_name="relight-tiny.safetensors"),
         save_tiny_lora(root, seed=2, weight_name="angles-tiny.safetensors"),
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_options() -> dict:
+    return {"steps": 2, "true_cfg_scale": 1.0, "width": 64, "height": 64}
