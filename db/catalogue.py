@@ -400,3 +400,19 @@ def orphan_objects(store: Any, keep: set[str], *, stored_before: dt.datetime) ->
 
 def _aware(t: dt.datetime) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def collect_orphans(
+    session: Session, store: Any, *, older_than: dt.timedelta, now: dt.datetime | None = None,
+    dry_run: bool = False,
+) -> list[str]:
+    """Delete (unless `dry_run`) objects under references/ and restricted/ that no catalogue row
+    points at, stored more than `older_than` ago (younger ones may belong to an ingest that has
+    not committed yet). Returns their keys."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    keep = catalogued_object_keys(session)
+    removed = list(orphan_objects(store, keep, stored_before=now - older_than))
+    if not dry_run:
+        for key in removed:
+            store.delete(key)
+    return removed

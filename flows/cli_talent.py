@@ -92,11 +92,11 @@ def gc(
 ) -> None:
     """Remove reference portraits and release documents that no catalogue row points at (left
     by an interrupted ingest)."""
+    from castkeep.db.catalogue import collect_orphans
     from castkeep.flows.runtime import open_runtime
-    from castkeep.tasks.ingest import collect_orphans
 
-    with open_runtime() as runtime:
-        removed = collect_orphans(runtime.sessions, [runtime.store],
+    with open_runtime() as runtime, runtime.sessions() as session:
+        removed = collect_orphans(session, runtime.store,
                                   older_than=dt.timedelta(hours=grace_hours), dry_run=dry_run)
     if as_json:
         typer.echo(json.dumps({"removed": removed, "dry_run": dry_run}))

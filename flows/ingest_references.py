@@ -42,11 +42,18 @@ def open_source(source: str, settings: Settings) -> Source:
             raise NotFoundError(f"{source}: no bucket; use s3://bucket/prefix")
         from minio import Minio
 
+        import urllib3
+
         st = settings.storage
+        # Few, quick retries: an unreachable endpoint should fail in seconds, not minutes.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5.0, read=30.0),
+            retries=urllib3.Retry(total=2, backoff_factor=0.2,
+                                  status_forcelist=[500, 502, 503, 504]))
         try:
             client = Minio(st.endpoint, access_key=st.access_key,
                            secret_key=st.secret_key.get_secret_value(), secure=st.secure,
-                           region=st.region)
+                           region=st.region, http_client=http)
         except ValueError as exc:
             raise ConfigurationError(
                 f"bad S3 endpoint {st.endpoint!r} ({exc}); set CASTKEEP_STORAGE__ENDPOINT"

@@ -561,31 +561,6 @@ class IngestResult:
         return sorted(rows, key=lambda r: r["file"])
 
 
-# ---------------------------------------------------------------- gc
-
-
-def collect_orphans(
-    sessions: sessionmaker[Session], stores: Sequence[Any], *, older_than: dt.timedelta,
-    now: dt.datetime | None = None, dry_run: bool = False,
-) -> list[str]:
-    """Delete objects under references/ and restricted/ that no catalogue row points at and that
-    are older than `older_than` (younger ones may belong to an ingest still in progress)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    removed: list[str] = []
-    with sessions() as session:
-        keep = catalogue.catalogued_object_keys(session)
-    seen: set[int] = set()
-    for store in stores:
-        if id(store) in seen:
-            continue
-        seen.add(id(store))
-        for key in catalogue.orphan_objects(store, keep, stored_before=now - older_than):
-            if not dry_run:
-                store.delete(key)
-            removed.append(key)
-    return removed
-
-
 # ---------------------------------------------------------------- Prefect tasks
 
 

@@ -174,3 +174,23 @@ def test_orphan_objects_respects_rows_grace_and_hold(fs_store):
     found = set(catalogue.orphan_objects(fs_store, {kept.key}, stored_before=now - dt.timedelta(hours=1)))
     assert found == {orphan.key, doc.key}
     assert fresh.key not in found and asset.key not in found and held.key not in found
+
+
+def test_collect_orphans_keeps_catalogued_objects(db_session, fs_store, talent_with_consent):
+    t, c = talent_with_consent
+    kept = fs_store.put_bytes(b"portrait", prefix="references", ext="jpg", media_type="image/jpeg")
+    doc = fs_store.put_bytes(b"release", prefix="restricted/release-docs", ext="txt",
+                             media_type="text/plain")
+    c.release_doc_key = doc.key
+    ref = add_ref(db_session, t, c, kept.sha256, np.zeros(128) + 0.01)
+    ref.object_key = kept.key
+    db_session.flush()
+    orphan = fs_store.put_bytes(b"left by a crash", prefix="references", ext="jpg",
+                                media_type="image/jpeg")
+    assert catalogue.collect_orphans(db_session, fs_store, older_than=dt.timedelta(hours=1),
+                                     dry_run=True) == [orphan.key]
+    assert fs_store.exists(orphan.key)
+    assert catalogue.collect_orphans(db_session, fs_store, older_than=dt.timedelta(0)) == [orphan.key]
+    assert set(fs_store.list_keys("references")) == {kept.key}
+    assert fs_store.exists(doc.key)
+    assert catalogue.collect_orphans(db_session, fs_store, older_than=dt.timedelta(0)) == []

@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from castkeep.db import schema
-from castkeep.errors import NotFoundError
+from castkeep.errors import NotFoundError, ObjectStoreError
 from tests.plugins.faces import side_by_side
 from tests.plugins.ingest import SAMPLES, augment_jpeg, manifest_doc, write_manifest
 
@@ -241,22 +241,7 @@ def test_s3_prefix_source(runtime_env, s3_endpoint, monkeypatch):
     assert result.summary() == {"accepted": 3, "duplicates": 0, "rejected": []}
     with pytest.raises(NotFoundError, match="NoSuchBucket"):
         ingest_references("s3://no-such-bucket/x")
-
-
-def test_gc_removes_orphans_only(ingested_catalogue):
-    import datetime as dt
-
-    from castkeep.flows.runtime import open_runtime
-    from castkeep.tasks.ingest import collect_orphans
-
-    with open_runtime() as rt:
-        # An object stored by an ingest that died before its rows were written.
-        orphan = rt.store.put_bytes(b"orphan portrait", prefix="references", ext="jpg",
-                                    media_type="image/jpeg")
-        before = set(rt.store.list_keys("references"))
-        assert collect_orphans(rt.sessions, [rt.store], older_than=dt.timedelta(hours=1),
-                               dry_run=True) == [orphan.key]
-        assert rt.store.exists(orphan.key)
-        assert collect_orphans(rt.sessions, [rt.store], older_than=dt.timedelta(0)) == [orphan.key]
-        assert set(rt.store.list_keys("references")) == before - {orphan.key}
-        assert collect_orphans(rt.sessions, [rt.store], older_than=dt.timedelta(0)) == []
+    monkeypatch.setenv("CASTKEEP_STORAGE__ENDPOINT", "127.0.0.1:9")  # nothing listens there
+    get_settings.cache_clear()
+    with pytest.raises(ObjectStoreError, match="cannot reach S3"):
+        ingest_references("s3://drop-bucket/incoming")
