@@ -188,6 +188,50 @@ def _ratio_estimate(
     return {"azimuth": best[1], "elevation": best[2], "residual": math.sqrt(best[0])}
 
 
+def _symmetry_estimate(rgb: np.ndarray, face: DetectedFace) -> dict[str, float]:
+    """Absolute estimate from left-right asymmetry. Faces are close to mirror-symmetric in
+    albedo, so log I(p, q) - log I(-p, q) is the shading asymmetry alone; it is matched against
+    the head model's asymmetry for each candidate key. Elevation comes from the vertical
+    brightness slope (weakly determined without a reference)."""
+    head = HeadModel.from_face(face)
+    ext = 1.1 * max(head.a, head.b)
+    size = FIT_SIZE
+    s = size / (2.0 * ext)
+    # Upright, face-centred crop: the eye line horizontal, the head centre at the middle.
+    m = cv2.getRotationMatrix2D((head.cx, head.cy), math.degrees(head.roll), s)
+    m[:, 2] += np.array([size / 2.0 - head.cx, size / 2.0 - head.cy])
+    crop = cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_AREA,
+                          borderMode=cv2.BORDER_REPLICATE)
+    local = replace(head, cx=(size - 1) / 2.0, cy=(size - 1) / 2.0, a=head.a * s, b=head.b * s,
+                    c=head.c * s, roll=0.0, eye_dist=head.eye_dist * s, nose=(size / 2.0, size / 2.0))
+    lin = _srgb_to_linear(crop.astype(np.float32))
+    lum = 0.2126 * lin[..., 0] + 0.7152 * lin[..., 1] + 0.0722 * lin[..., 2]
+    mirror = lum[:, ::-1]
+    p, q = local.local(crop.shape)
+    tot = crop.astype(np.float32).sum(axis=-1) + 1e-3
+    chroma = crop.astype(np.float32)[..., :2] / tot[..., None]
+    centre = (p * p + q * q) < 0.35**2
+    ref_c = np.median(chroma[centre], axis=0)
+    skin = np.abs(chroma - ref_c).max(axis=-1) < 0.05
+    ok = ((p * p + q * q) < 0.8**2) & (p > 0.08) & skin & skin[:, ::-1] \
+        & (lum > 0.003) & (mirror > 0.003)
+    if ok.sum() < 30:
+        raise ValueError("too little skin on both sides of the face for a lighting estimate")
+    n = local.normals(crop.shape)[ok]
+    n_m = n * np.array([-1.0, 1.0, 1.0], np.float32)
+    d = np.log(lum[ok] / mirror[ok])
+    fit = _fit(lum[ok], n)
+
+    def cost(az: float, el: float) -> float:
+        spec = LightingSpec(key_azimuth=az, key_elevation=el, fill_ratio=MODEL_FILL)
+        dm = np.log(shading(n, spec) / shading(n_m, spec))
+        return float(np.mean(np.minimum((d - dm) ** 2, 0.25)))
+
+    best = _search(cost)
+    return {"azimuth": best[1], "elevation": best[2], "residual": math.sqrt(best[0]),
+            "beta_y": fit[1]}
+
+
 def estimate_light(
     rgb: np.ndarray,
     face: DetectedFace,
@@ -204,15 +248,7 @@ def estimate_light(
     own light are mixed in, and it saturates towards +/-90 for strong side light."""
     if reference is not None and reference_face is not None:
         return _ratio_estimate(rgb, face, reference, reference_face)
-    fit = _shading_fit(rgb, face)
-    bx, by = fit.beta_x, fit.beta_y
-
-    def cost(az: float, el: float) -> float:
-        mx, my = _model_betas(fit.normals, az, el)
-        return (mx - bx) ** 2 + 0.5 * (my - by) ** 2
-
-    best = _search(cost)
-    return {"azimuth": best[1], "elevation": best[2], "residual": float(math.sqrt(best[0]))}
+    return _symmetry_estimate(rgb, face)
 
 
 def score_lighting(
