@@ -1,9 +1,11 @@
 """Adherence scorers: did the edit do what the lighting/camera spec asked?
 
-* Lighting: fit first-order shading (albedo x (ambient + k . n)) to the face's linear luminance
-  over the head normal map (relight.HeadModel); the fitted k is the dominant light direction,
-  from which key azimuth/elevation are read. Robust to features (eyes, teeth, brows) by
-  reweighting. Error: degrees of azimuth vs the spec (elevation reported).
+* Lighting: key azimuth/elevation matched against the shading a key light gives on the head
+  normal map (relight.HeadModel), searched over the front hemisphere. With the reference (the
+  face before the edit) the relight ratio edited/reference is fitted: skin albedo cancels and
+  light already in the photo is not credited to the edit. Without it, the left-right shading
+  asymmetry is fitted (albedo is near mirror-symmetric): weaker, as the photo's own light and a
+  turned head add asymmetry. Error: degrees of azimuth vs the spec (elevation reported).
 * Camera: roll from the eye line; yaw/pitch (approximate) from where the nose sits relative to
   the eyes; framing from the face box's share of the frame height, binned like reframe.py.
   With ``reference_face`` (the same face before the edit) roll/yaw/pitch are measured as changes,
@@ -53,13 +55,6 @@ def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
 
 
-@dataclass(frozen=True)
-class _ShadingFit:
-    beta_x: float  # lateral brightness slope over the face / mean level (+ = brighter to image-right)
-    beta_y: float  # vertical slope / mean level (+ = brighter towards the top)
-    normals: np.ndarray  # Nx3, the skin pixels used
-
-
 def _fit(lum: np.ndarray, n: np.ndarray, robust: bool = True) -> tuple[float, float]:
     a = np.column_stack([np.ones(len(lum)), n])
     wts = np.ones(len(lum))
@@ -71,51 +66,6 @@ def _fit(lum: np.ndarray, n: np.ndarray, robust: bool = True) -> tuple[float, fl
         wts = 1.0 / np.maximum(1.0, np.abs(resid) / (2.0 * scale))
     level = float(np.mean(a @ coef)) + 1e-9
     return float(coef[1] / level), float(coef[2] / level)
-
-
-def _shading_fit(rgb: np.ndarray, face: DetectedFace) -> _ShadingFit:
-    head = HeadModel.from_face(face)
-    h, w = rgb.shape[:2]
-    ext = 1.1 * max(head.a, head.b)
-    x0, y0 = max(0, int(head.cx - ext)), max(0, int(head.cy - ext))
-    x1, y1 = min(w, int(head.cx + ext) + 1), min(h, int(head.cy + ext) + 1)
-    if x1 - x0 < 8 or y1 - y0 < 8:
-        raise ValueError("face too small or outside the image for a lighting estimate")
-    s = FIT_SIZE / float(x1 - x0)
-    crop = cv2.resize(rgb[y0:y1, x0:x1], (FIT_SIZE, max(8, int(round((y1 - y0) * s)))),
-                      interpolation=cv2.INTER_AREA)
-    local = replace(head, cx=(head.cx - x0) * s, cy=(head.cy - y0) * s, a=head.a * s,
-                    b=head.b * s, c=head.c * s, eye_dist=head.eye_dist * s,
-                    nose=((head.nose[0] - x0) * s, (head.nose[1] - y0) * s))
-    lin = _srgb_to_linear(crop.astype(np.float32))
-    lum = 0.2126 * lin[..., 0] + 0.7152 * lin[..., 1] + 0.0722 * lin[..., 2]
-    p, q = local.local(crop.shape)
-    r2 = p * p + q * q
-    # Skin only: hair, eyes and teeth have their own albedo and break the shading fit. Skin is
-    # what shares the chromaticity of the face's centre.
-    tot = crop.astype(np.float32).sum(axis=-1) + 1e-3
-    chroma = crop.astype(np.float32)[..., :2] / tot[..., None]
-    centre = r2 < 0.35**2
-    ref_c = np.median(chroma[centre], axis=0)
-    ref_l = float(np.median(lum[centre]))
-    inside = (
-        (r2 < 0.8**2)
-        & (np.abs(chroma - ref_c).max(axis=-1) < 0.035)
-        & (lum > 0.15 * ref_l)
-        & (lum < 4.0 * ref_l)
-    )
-    if inside.sum() < 50:
-        inside = r2 < 0.8**2
-    n = local.normals(crop.shape)[inside]
-    bx, by = _fit(lum[inside], n)
-    return _ShadingFit(beta_x=bx, beta_y=by, normals=n)
-
-
-def _model_betas(n: np.ndarray, azimuth: float, elevation: float) -> tuple[float, float]:
-    """The slopes a key light at (azimuth, elevation) would produce over these normals
-    (soft key, 30 % fill, uniform skin): the forward model the estimate inverts."""
-    spec = LightingSpec(key_azimuth=azimuth, key_elevation=elevation, fill_ratio=MODEL_FILL)
-    return _fit(shading(n, spec), n, robust=False)
 
 
 def _search(cost_fn) -> tuple[float, float, float]:
@@ -241,11 +191,8 @@ def estimate_light(
 ) -> dict[str, float]:
     """Key light azimuth/elevation (degrees, spec conventions; front hemisphere) over a face.
 
-    With the reference (the face before the edit) the estimate uses the relight ratio (albedo
-    cancels; light already in the photo is not credited to the edit). Without it, the face's
-    brightness slopes (left-right, up-down, relative to its mean) are matched to the slopes a key
-    at each candidate direction gives on the head model: weaker, as skin albedo and the photo's
-    own light are mixed in, and it saturates towards +/-90 for strong side light."""
+    See the module docstring for the two modes (with / without the reference).
+    """
     if reference is not None and reference_face is not None:
         return _ratio_estimate(rgb, face, reference, reference_face)
     return _symmetry_estimate(rgb, face)
