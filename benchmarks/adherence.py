@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from castkeep.errors import SpecError
 from castkeep.models.adherence import (
     detect_with_roll_hint,
     face_pose,
@@ -30,8 +31,6 @@ from castkeep.models.encoders import get_encoder
 from castkeep.models.engines import EditInput, get_engine
 from castkeep.models.imaging import load_image
 from castkeep.models.specs import CameraSpec, LightingSpec, ShotSize
-
-from castkeep.errors import SpecError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")

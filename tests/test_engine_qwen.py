@@ -4,7 +4,6 @@ the production path (get_engine -> from_pretrained(local_files_only=True))."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,8 +170,8 @@ def test_missing_model_dir_names_the_setting(tmp_path):
 
 
 def test_lora_for_another_model_is_a_configuration_error(engine, tmp_path):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     bad = tmp_path / "other.safetensors"
     save_file({"transformer.transformer_blocks.0.attn.to_q.lora_A.weight": torch.ones(4, 999),
@@ -204,8 +203,9 @@ def test_fingerprint_changes_with_config(tiny_qwen_dir, tmp_path):
 
 
 def test_components_passed_in(tiny_qwen_dir):
-    from castkeep.models.qwen_tiny import build_tiny_components
     from diffusers import QwenImageEditPlusPipeline
+
+    from castkeep.models.qwen_tiny import build_tiny_components
 
     pipe = QwenImageEditPlusPipeline(**build_tiny_components(seed=5))
     engine = get_engine("qwen-image-edit", pipeline=pipe)
