@@ -10,6 +10,8 @@ import json
 import pytest
 import sqlalchemy as sa
 
+from tests.plugins.compliance import flip_byte
+
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
@@ -88,10 +90,7 @@ def test_audit_finds_each_kind_of_violation_on_the_right_asset(
     cat = compliance_catalogue(untracked=True)
     a, b, u = (str(cat.assets[n]) for n in ("a_obama", "b_biden", "untracked"))
     # 1. tampered object: bytes changed under the same key
-    path = cat.runtime.store.root / "objects" / cat.keys["b_biden"]
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    flip_byte(cat.runtime.store, cat.keys["b_biden"])
     # 2. forged manifest: consistent catalogue row, untrusted signer
     _resign_untrusted(cat, "a_obama", tmp_path, manifest_input_factory, portrait_rgb, "obama2")
     # 3. expired consent (biden's covers b_biden and untracked)
@@ -122,7 +121,7 @@ def test_missing_object_and_missing_link(compliance_catalogue):
     from castkeep.flows.audit import audit
 
     cat = compliance_catalogue(untracked=False)
-    (cat.runtime.store.root / "objects" / cat.keys["a_obama"]).unlink()
+    cat.runtime.store.delete(cat.keys["a_obama"])
     with cat.runtime.sessions.begin() as s:
         s.execute(sa.delete(schema.Lineage).where(schema.Lineage.asset_id == cat.assets["b_biden"]))
     kinds = _kinds(audit())

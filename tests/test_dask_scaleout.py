@@ -41,13 +41,11 @@ def test_audit_fan_out_runs_on_the_dask_cluster(compliance_catalogue, dask_clust
 
     from castkeep.flows.audit import audit
     from castkeep.flows.settings import get_settings
+    from tests.plugins.compliance import flip_byte
 
     cat = compliance_catalogue(untracked=True)
     # Tamper one object so the distributed check has something to find.
-    path = cat.runtime.store.root / "objects" / cat.keys["b_biden"]
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    flip_byte(cat.runtime.store, cat.keys["b_biden"])
 
     local = audit()
     monkeypatch.setenv("CASTKEEP_PREFECT__DASK_ADDRESS", dask_cluster.scheduler_address)

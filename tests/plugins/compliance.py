@@ -47,6 +47,28 @@ class Catalogue:
             return s.get(schema.Asset, self.assets[name]).status
 
 
+def overwrite_object(store, key: str, data: bytes) -> None:
+    """Replace an object's bytes under its key behind the store's back (simulated tampering):
+    the file itself on the filesystem store, a new object version on S3."""
+    if store.kind == "filesystem":
+        (store.root / "objects" / key).write_bytes(data)
+        return
+    import base64
+    import io
+
+    checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    store._client.put_object(
+        store._bucket_for(key), key, io.BytesIO(data), len(data),
+        metadata={"x-amz-checksum-sha256": checksum},
+    )
+
+
+def flip_byte(store, key: str) -> None:
+    data = bytearray(store.get_bytes(key))
+    data[len(data) // 2] ^= 0xFF
+    overwrite_object(store, key, bytes(data))
+
+
 def _face_row(face, *, asset_id=None, reference_portrait_id=None, face_index=0):
     from castkeep.db import schema
 
