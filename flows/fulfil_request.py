@@ -19,7 +19,11 @@ only with its rows and its signature (stored first, then catalogued in one trans
 
 Scale-out: when CASTKEEP_PREFECT__GPU_WORK_POOL is set, variants are dispatched as runs of the
 `fulfil-variant` deployment (this module's `fulfil_variant` flow) on that pool, so N GPU workers
-share one request; otherwise they run in this process, where the engine stays loaded.
+share one request; each engine call there holds a slot of the Prefect global concurrency limit
+`gpu` (CASTKEEP_PREFECT__GPU_CONCURRENCY slots; 60 s leases, renewed while held, so the server
+repossesses a dead worker's slot). Otherwise variants run in this process, where the engine stays
+loaded, under a machine-wide file-lock slot (see tasks/generate.local_gpu_slot for why not the
+ephemeral API's limit).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from castkeep.tasks.generate import (
     engine_info,
     ensure_gpu_limit,
     generate_task,
-    gpu_slot,
+    local_gpu_slot,
 )
 from castkeep.tasks.references import ReferenceSet, select_references_task
 from castkeep.tasks.report import publish_report
@@ -286,7 +290,7 @@ def run_variant(
 def _model_hashes(metadata: dict[str, Any]) -> dict[str, Any]:
     if isinstance(metadata.get("model_hashes"), dict):
         return metadata["model_hashes"]
-    keys = ("fingerprint", "model_fingerprint", "loras")
+    keys = ("model_dir_fingerprint", "fingerprint", "loras")
     return {k: metadata[k] for k in keys if metadata.get(k)}
 
 
@@ -424,7 +428,8 @@ def fulfil_request(request_id: str) -> dict[str, Any]:
                 raise
 
             t0 = time.perf_counter()
-            ensure_gpu_limit(settings.prefect.gpu_concurrency)
+            if settings.prefect.gpu_work_pool:
+                ensure_gpu_limit(settings.prefect.gpu_concurrency)
             with runtime.sessions() as session:
                 progress = assets_repo.variant_progress(session, rid)
             stats.add("orchestration", time.perf_counter() - t0)
@@ -435,12 +440,12 @@ def fulfil_request(request_id: str) -> dict[str, Any]:
                 if settings.prefect.gpu_work_pool and pending:
                     _dispatch_remote(p, pending)
                 elif pending:
-                    # In process, the run holds one `gpu` slot for all its variants: one
-                    # acquisition per run instead of one per engine call (each is an API round
-                    # trip, and the embedded API's SQLite answers some of them only after a
-                    # retry of ~2 s while it writes the run's events).
+                    # In process (the embedded default) the run holds one machine-wide `gpu`
+                    # slot (a file lock: freed by the kernel if this process dies) for all its
+                    # variants. Workers of a `gpu` pool take the Prefect limit instead.
                     t0 = time.perf_counter()
-                    with gpu_slot(GPU_LIMIT):
+                    with local_gpu_slot(Path(settings.home) / "locks",
+                                        settings.prefect.gpu_concurrency):
                         stats.add("gpu_wait", time.perf_counter() - t0)
                         for v in pending:
                             run_variant(p, v, progress.next_attempt.get(v, 0), limit=None)

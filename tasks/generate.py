@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -81,16 +82,55 @@ def _retry_transient(task_, task_run, state) -> bool:
     return False
 
 
+# Shortest lease Prefect allows; renewed in the background while held, so a worker that dies
+# frees its slot within about a minute (the server's repossessor revokes expired leases).
+LEASE_SECONDS = 60
+
+
 @contextlib.contextmanager
 def gpu_slot(limit: str | None = GPU_LIMIT):
-    """Hold one slot of the global concurrency `limit` (no-op when `limit` is None)."""
+    """Hold one slot of the Prefect global concurrency `limit` (no-op when `limit` is None)."""
     if not limit:
         yield
         return
     from prefect.concurrency.sync import concurrency
 
-    with concurrency(limit, occupy=1):
+    with concurrency(limit, occupy=1, lease_duration=LEASE_SECONDS):
         yield
+
+
+@contextlib.contextmanager
+def local_gpu_slot(lock_dir: Path, slots: int = 1, poll_s: float = 0.2):
+    """One of `slots` machine-wide slots, as an OS file lock under `lock_dir`.
+
+    Used when variants run in the request's own process (the embedded default). There the
+    Prefect API is an ephemeral server whose lease bookkeeping dies with the process and that
+    runs no lease repossessor, so a run killed while holding a Prefect slot would block every
+    later run for good; the kernel releases a file lock the moment its holder dies.
+    """
+    import fcntl
+
+    lock_dir = Path(lock_dir)
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    files = [open(lock_dir / f"gpu-{i}.lock", "a+b") for i in range(max(1, int(slots)))]  # noqa: SIM115
+    held = None
+    try:
+        while held is None:
+            for f in files:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                held = f
+                break
+            else:
+                time.sleep(poll_s)
+        yield
+    finally:
+        if held is not None:
+            fcntl.flock(held.fileno(), fcntl.LOCK_UN)
+        for f in files:
+            f.close()
 
 
 def run_engine(

@@ -1,0 +1,97 @@
+"""`castkeep request|approve|asset` through the real command (typer app, in process)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from castkeep.errors import ManifestError, NotFoundError
+from tests.plugins.request import request_doc, write_request
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+EASY = {"lighting": {"azimuth": 60}, "thresholds": {"lighting_azimuth_deg": 60}}
+
+
+@pytest.fixture(scope="module")
+def cli():
+    from castkeep.flows import cli
+
+    cli._register()
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(cli.app, list(args))
+
+    return run
+
+
+def test_request_json_show_and_export(request_env, cli, tmp_path):
+    path = write_request(tmp_path, request_doc(variants=1, **EASY), "req.json")
+    res = cli("request", str(path), "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)  # stdout is exactly the JSON
+    assert set(out) >= {"request_id", "status", "assets", "refusals"}
+    assert out["status"] == "completed" and out["refusals"] == []
+    (asset,) = out["assets"]
+    assert set(asset) >= {"id", "path", "passed", "scores"} and asset["passed"] is True
+    talent = request_env.talent_ids["demo-talent-a"]
+    assert asset["scores"]["identity"][talent]["passed"] is True
+
+    shown = cli("request", "show", out["request_id"], "--json")
+    assert shown.exit_code == 0
+    assert json.loads(shown.stdout)["assets"] == out["assets"]
+
+    target = tmp_path / "out" / "asset.jpg"
+    exported = cli("asset", "export", asset["id"], "-o", str(target))
+    assert exported.exit_code == 0, exported.output
+    data = target.read_bytes()
+    info = json.loads(cli("asset", "show", asset["id"], "--json").stdout)
+    assert hashlib.sha256(data).hexdigest() == info["sha256"]
+    assert info["status"] == "published" and info["talents"] == [talent]
+
+    human = cli("request", "show", out["request_id"])
+    assert f"request {out['request_id']}: completed" in human.stdout
+    assert "contact sheet:" in human.stdout
+
+
+def test_refused_request_exits_3_with_refusals(request_env, cli, tmp_path):
+    path = write_request(tmp_path, request_doc(territory="JP"))
+    res = cli("request", str(path), "--json")
+    assert res.exit_code == 3
+    out = json.loads(res.stdout)
+    assert out["status"] == "refused" and out["assets"] == []
+    assert any("territory JP not in consent" in r for r in out["refusals"])
+
+
+def test_rejected_variant_exits_1(request_env, cli, tmp_path):
+    path = write_request(tmp_path, request_doc(
+        variants=1, engine_options={"scramble_face": True}, thresholds={"max_retries": 0}))
+    res = cli("request", str(path), "--json")
+    assert res.exit_code == 1
+    (asset,) = json.loads(res.stdout)["assets"]
+    assert asset["passed"] is False
+
+
+def test_bad_request_file_names_the_field(request_env, cli, tmp_path):
+    path = write_request(tmp_path, request_doc(varients=2))
+    res = cli("request", str(path))
+    assert isinstance(res.exception, ManifestError)
+    assert "'varients'" in str(res.exception) and str(path) in str(res.exception)
+    res = cli("request", "show", "not-a-uuid")
+    assert isinstance(res.exception, NotFoundError)
+
+
+def test_approve_command_publishes(request_env, cli, tmp_path):
+    path = write_request(tmp_path, request_doc(approval_required=True, **EASY))
+    out = json.loads(cli("request", str(path), "--json").stdout)
+    assert out["status"] == "awaiting_approval"
+    ids = [a["id"] for a in out["assets"]]
+    res = cli("approve", out["request_id"], "--assets", ",".join(ids), "--reviewer", "Rev", "--json")
+    assert res.exit_code == 0, res.output
+    done = json.loads(res.stdout)
+    assert done["status"] == "completed" and sorted(done["published"]) == sorted(ids)
+    assert {a["status"] for a in done["assets"]} == {"published"}

@@ -1,0 +1,299 @@
+"""fulfil_request end to end through Prefect: the real catalogue (bundled PostgreSQL), the
+ingested sample talents, the classical engine, dlib scoring, C2PA signing with the development CA.
+
+Lighting thresholds are set per request where a test is about something else: the point of those
+tests is the flow, not the lighting scorer's accuracy (tested in test_adherence)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from castkeep.db import schema
+from castkeep.db.audit_log import verify_chain
+from castkeep.errors import SpecError
+from tests.plugins.request import request_doc, write_request
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+EASY_LIGHT = {"lighting_azimuth_deg": 60}
+
+
+def _session():
+    from castkeep.flows.runtime import open_runtime
+
+    rt = open_runtime()
+    return rt, rt.sessions()
+
+
+def _rows(stmt):
+    rt, s = _session()
+    try:
+        return list(s.scalars(stmt))
+    finally:
+        s.close()
+        rt.close()
+
+
+def _verify(path: str, dev_ca):
+    from castkeep.provenance.verify import verify_bytes
+
+    return verify_bytes(Path(path).read_bytes(), trust_anchors=[dev_ca.root_cert])
+
+
+def test_single_talent_request_is_scored_signed_catalogued_and_published(request_env, fulfil, dev_ca):
+    cat = request_env
+    talent, consent = cat.talent_ids["demo-talent-a"], cat.consent_ids["demo-talent-a"]
+    result = fulfil(request_doc(lighting={"azimuth": 60}, thresholds=EASY_LIGHT))
+
+    assert result["status"] == "completed"
+    assert result["refusals"] == []
+    assert [a["variant"] for a in result["assets"]] == [0, 1]
+    assert all(a["passed"] and a["status"] == "published" for a in result["assets"])
+    for a in result["assets"]:
+        ident = a["scores"]["identity"][talent]
+        assert ident["passed"] and ident["value"] < ident["threshold"] == 0.6
+        assert a["scores"]["camera"]["passed"] and a["scores"]["extra_faces"]["value"] == 0
+        report = _verify(a["path"], dev_ca)
+        assert report.state == "Trusted", report.failures
+        assert report.consent["talents"] == [talent]
+        assert report.consent["consents"] == [consent]
+        assert [x["action"] for x in report.actions] == ["c2pa.opened", "c2pa.edited"]
+        assert report.scores["identity"][0]["talent_id"] == talent
+        assert report.scores["identity"][0]["passed"] is True
+        dumped = json.dumps(report.to_dict(), default=str)
+        assert "Demo Talent" not in dumped and "obama" not in dumped.lower()
+
+    ids = [uuid.UUID(a["id"]) for a in result["assets"]]
+    lineage = _rows(select(schema.Lineage).where(schema.Lineage.asset_id.in_(ids)))
+    assert len(lineage) == 2
+    assert {(str(x.talent_id), str(x.consent_id), x.relationship) for x in lineage} == {
+        (talent, consent, "parentOf")
+    }
+    assert {str(x.reference_portrait_id) for x in lineage} <= {
+        cat.reference_ids["obama.jpg"], cat.reference_ids["obama2.jpg"]
+    }
+    gens = _rows(select(schema.Generation).order_by(schema.Generation.variant))
+    assert [(g.variant, g.attempt, g.passed) for g in gens] == [(0, 0, True), (1, 0, True)]
+    assert gens[0].seed != gens[1].seed and gens[0].engine == "classical"
+    assert _rows(select(func.count()).select_from(schema.Face).where(schema.Face.asset_id.in_(ids))) == [2]
+    kinds = _rows(select(schema.AuditEvent.kind).order_by(schema.AuditEvent.seq))
+    assert kinds.count("asset.created") == 2 and kinds.count("asset.published") == 2
+    assert kinds[-2:] == ["request.completed", "request.report"]
+    rt, s = _session()
+    try:
+        assert verify_chain(s) == []
+    finally:
+        s.close()
+        rt.close()
+    sheet = Path(result["contact_sheet"])
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_group_request_composes_every_talent(request_env, fulfil, dev_ca):
+    cat = request_env
+    a, b = cat.talent_ids["demo-talent-a"], cat.talent_ids["demo-talent-b"]
+    result = fulfil(request_doc(talents=["demo-talent-a", "demo-talent-b"], variants=1,
+                                lighting={"azimuth": -60}, thresholds=EASY_LIGHT))
+    assert result["status"] == "completed"
+    (asset,) = result["assets"]
+    assert asset["passed"], asset
+    assert set(asset["scores"]["identity"]) == {a, b}
+    assert all(s["passed"] for s in asset["scores"]["identity"].values())
+    assert asset["scores"]["extra_faces"]["value"] == 0
+    report = _verify(asset["path"], dev_ca)
+    assert report.state == "Trusted"
+    assert sorted(report.consent["talents"]) == sorted([a, b])
+    assert [x["action"] for x in report.actions] == ["c2pa.created", "c2pa.placed", "c2pa.placed"]
+    assert len(report.ingredients) == 2
+    lineage = _rows(select(schema.Lineage).where(schema.Lineage.asset_id == uuid.UUID(asset["id"])))
+    assert {(str(x.talent_id), x.relationship) for x in lineage} == {
+        (a, "componentOf"), (b, "componentOf")
+    }
+    assert {str(x.consent_id) for x in lineage} == set(cat.consent_ids.values())
+
+
+def test_consent_refusal_names_every_failing_clause_before_any_model_runs(request_env, fulfil):
+    result = fulfil(request_doc(talents=["demo-talent-a", "demo-talent-b", "nobody-x"],
+                                territory="JP", channel="print"))
+    assert result["status"] == "refused"
+    assert result["assets"] == []
+    text = "\n".join(result["refusals"])
+    for talent in ("demo-talent-a", "demo-talent-b"):
+        assert f"talent {talent}: territory JP not in consent" in text
+        assert f"talent {talent}: channel print not in consent" in text
+    assert "talent nobody-x: not in the catalogue" in text
+    assert _rows(select(func.count()).select_from(schema.Generation)) == [0]
+    assert _rows(select(func.count()).select_from(schema.Asset)) == [0]
+    (req,) = _rows(select(schema.AssetRequest))
+    assert req.status == "refused" and req.refusals == result["refusals"]
+
+
+def test_edit_kind_outside_consent_is_refused(request_env, fulfil):
+    # The sample consents allow lighting, camera and group_composite, not background changes.
+    result = fulfil(request_doc(scene="on a beach at sunset", engine="qwen-image-edit"))
+    assert result["status"] == "refused"
+    assert any("edit background not allowed by consent" in r for r in result["refusals"])
+
+
+def test_non_commercial_encoder_is_refused_for_advertising_unless_licensed(
+    request_env, fulfil, monkeypatch, tmp_path
+):
+    from castkeep.flows.settings import get_settings
+    from tests.test_insightface_encoder import build_arcface, build_genderage, build_scrfd
+
+    pack = tmp_path / "packs" / "tinypack"
+    pack.mkdir(parents=True)
+    build_scrfd(pack / "det_tiny.onnx")
+    build_arcface(pack / "w_tiny.onnx")
+    build_genderage(pack / "genderage.onnx")
+    monkeypatch.setenv("CASTKEEP_FACES__ENCODER", "insightface")
+    monkeypatch.setenv("CASTKEEP_FACES__INSIGHTFACE_ROOT", str(pack.parent))
+    monkeypatch.setenv("CASTKEEP_FACES__INSIGHTFACE_PACK", "tinypack")
+    get_settings.cache_clear()
+
+    result = fulfil(request_doc())
+    assert result["status"] == "refused"
+    (refusal,) = result["refusals"]
+    assert "encoder insightface-tinypack" in refusal and "no commercial use" in refusal
+    assert "CASTKEEP_FACES__INSIGHTFACE_LICENCE_ID" in refusal
+    assert _rows(select(func.count()).select_from(schema.Generation)) == [0]
+
+    # With a licence id the gate opens; the catalogue then has no references embedded by this
+    # encoder, which is a clear failure of the request (not a refusal).
+    monkeypatch.setenv("CASTKEEP_FACES__INSIGHTFACE_LICENCE_ID", "lic-42")
+    get_settings.cache_clear()
+    with pytest.raises(SpecError, match="embedded by insightface-tinypack"):
+        fulfil(request_doc())
+    statuses = _rows(select(schema.AssetRequest.status).order_by(schema.AssetRequest.created_at))
+    assert statuses == ["refused", "failed"]
+
+
+def test_variant_below_threshold_is_retried_with_new_seeds_then_rejected(request_env, fulfil, dev_ca):
+    talent = request_env.talent_ids["demo-talent-a"]
+    result = fulfil(request_doc(variants=1, engine_options={"scramble_face": True},
+                                thresholds={"max_retries": 2}))
+    assert result["status"] == "completed"
+    (asset,) = result["assets"]
+    assert not asset["passed"] and asset["status"] == "rejected"
+    assert "identity: talent demo-talent-a not found" in asset["reason"]
+    assert "after 3 attempt(s)" in asset["reason"]
+    assert asset["scores"]["identity"][talent]["passed"] is False
+    assert result["rejected_attempts"] == 2
+    gens = _rows(select(schema.Generation).order_by(schema.Generation.attempt))
+    assert [(g.attempt, g.passed) for g in gens] == [(0, False), (1, False), (2, False)]
+    assert len({g.seed for g in gens}) == 3
+    # Every attempt's scores are kept; only the last attempt became an asset.
+    assert _rows(select(func.count()).select_from(schema.Score).where(
+        schema.Score.kind == "identity")) == [3]
+    assert _rows(select(func.count()).select_from(schema.Asset)) == [1]
+    # A rejected variant is still signed (nothing leaves castkeep unsigned), never published.
+    assert _verify(asset["path"], dev_ca).state == "Trusted"
+
+
+def test_tiny_qwen_engine_end_to_end_is_rejected_for_identity(
+    request_env, fulfil, tiny_qwen_dir, monkeypatch, dev_ca
+):
+    from castkeep.flows.settings import get_settings
+
+    monkeypatch.setenv("CASTKEEP_ENGINES__QWEN_MODEL_DIR", str(tiny_qwen_dir))
+    monkeypatch.setenv("CASTKEEP_ENGINES__QWEN_LICENCE_ID", "qwen-lic-7")
+    get_settings.cache_clear()
+    talent = request_env.talent_ids["demo-talent-a"]
+    result = fulfil(request_doc(
+        engine="qwen-image-edit", variants=1, camera=None,
+        engine_options={"steps": 2, "true_cfg_scale": 1.0, "width": 64, "height": 64},
+        thresholds={"max_retries": 0},
+    ))
+    (asset,) = result["assets"]
+    assert asset["status"] == "rejected"
+    assert asset["reason"].startswith("identity: talent demo-talent-a not found")
+    assert asset["scores"]["identity"][talent]["passed"] is False
+    (gen,) = _rows(select(schema.Generation))
+    assert gen.engine == "qwen-image-edit" and gen.licence_id == "qwen-lic-7"
+    assert gen.model_hashes["model_dir_fingerprint"].startswith("sha256:") or gen.model_hashes
+    report = _verify(asset["path"], dev_ca)
+    assert report.state == "Trusted"
+    assert any("qwen-lic-7" in (x.get("description") or "") for x in report.actions)
+
+
+def _child_env(home: Path) -> dict[str, str]:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {k: v for k, v in os.environ.items() if k.startswith(("CASTKEEP_", "PATH", "HOME", "LANG"))}
+    env["CASTKEEP_HOME"] = str(home)
+    env["PREFECT_API_URL"] = PREFECT_API_URL.value()  # the test harness's API
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def test_crash_then_resume_keeps_finished_variants(request_env, tmp_path, dev_ca):
+    """kill -9 a real `castkeep request` process after its first asset is catalogued; `resume`
+    finishes the rest without recomputing what was done, and every asset is signed."""
+    from castkeep.flows.fulfil_request import fulfil_request
+
+    path = write_request(tmp_path, request_doc(variants=4, lighting={"azimuth": 60},
+                                                thresholds=EASY_LIGHT))
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "castkeep"), "request", str(path), "--json"],
+        env=_child_env(request_env.home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 240
+    done_before: list = []
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            done_before = _rows(select(schema.Asset))
+            if done_before:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (req,) = _rows(select(schema.AssetRequest))
+    assert req.status == "running"
+    before = {a.id: a.generation_id for a in _rows(select(schema.Asset))}
+    assert 1 <= len(before) < 4
+    gens_before = _rows(select(schema.Generation))
+
+    result = fulfil_request(str(req.id))
+    assert result["status"] == "completed"
+    assert [a["variant"] for a in result["assets"]] == [0, 1, 2, 3]
+    after = {uuid.UUID(a["id"]) for a in result["assets"]}
+    assert set(before) <= after  # finished variants kept as they were
+    gens_after = _rows(select(schema.Generation))
+    finished_variants = {g.variant for g in gens_before if g.id in set(before.values())}
+    for v in finished_variants:  # not recomputed
+        assert [g.id for g in gens_after if g.variant == v] == [
+            g.id for g in gens_before if g.variant == v
+        ]
+    for a in result["assets"]:
+        assert _verify(a["path"], dev_ca).state == "Trusted"
+    # Exactly one asset per variant, each with its generation, scores and lineage.
+    assets = _rows(select(schema.Asset))
+    assert len(assets) == 4
+    for asset in assets:
+        assert _rows(select(func.count()).select_from(schema.Lineage).where(
+            schema.Lineage.asset_id == asset.id)) == [1]
+        assert _rows(select(func.count()).select_from(schema.Score).where(
+            schema.Score.asset_id == asset.id))[0] >= 4
+
+
+def test_finished_request_is_not_run_again(request_env, fulfil):
+    from castkeep.flows.fulfil_request import fulfil_request
+
+    first = fulfil(request_doc(variants=1, lighting={"azimuth": 60}, thresholds=EASY_LIGHT))
+    again = fulfil_request(first["request_id"])
+    assert again["assets"] == first["assets"] and again["status"] == "completed"
+    assert _rows(select(func.count()).select_from(schema.Generation)) == [1]
