@@ -245,3 +245,18 @@ def test_s3_prefix_source(runtime_env, s3_endpoint, monkeypatch):
     get_settings.cache_clear()
     with pytest.raises(ObjectStoreError, match="cannot reach S3"):
         ingest_references("s3://drop-bucket/incoming")
+
+
+def test_progress_is_reported_per_portrait(runtime_env):
+    from castkeep.tasks.ingest import PROGRESS
+
+    seen = []
+    token = PROGRESS.set(lambda done, total, outcome: seen.append(
+        (done, total, outcome.status if outcome else None)))
+    try:
+        from castkeep.flows.ingest_references import ingest_references
+
+        ingest_references(str(SAMPLES), chunk_size=2)
+    finally:
+        PROGRESS.reset(token)
+    assert seen == [(0, 3, None), (1, 3, "accepted"), (2, 3, "accepted"), (3, 3, "accepted")]
