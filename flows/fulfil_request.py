@@ -215,7 +215,8 @@ def run_variant(
             thresholds=spec.thresholds,
             allow_extra_faces=spec.allow_extra_faces,
         )
-        p.stats.add("scoring", scores.seconds)
+        p.stats.add("scoring", scores.seconds - scores.detect_seconds)
+        p.stats.add("identity_model", scores.detect_seconds)
         metadata = _jsonable(dict(gen.output.metadata or {}))
         record = GenerationRecord(
             variant=variant,

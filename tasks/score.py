@@ -34,6 +34,7 @@ class VariantScores:
     faces: tuple[DetectedFace, ...]  # every face found in the output (catalogued with the asset)
     reasons: tuple[str, ...]  # why it failed (empty when it passed)
     seconds: float
+    detect_seconds: float = 0.0  # of which: face detection + identity embedding
 
     @property
     def passed(self) -> bool:
@@ -64,6 +65,7 @@ def score_variant(
     info = encoder.info
     # A Dutch angle beyond ~30 degrees hides faces from frontal detectors: detect upright too.
     faces = detect_with_roll_hint(encoder, rgb, camera.roll if camera is not None else 0.0)
+    t_detect = time.perf_counter() - t0
     records: list[ScoreRecord] = []
     reasons: list[str] = []
     id_threshold = thresholds.identity_distance or info.threshold
@@ -197,6 +199,7 @@ def score_variant(
         faces=tuple(faces),
         reasons=tuple(reasons),
         seconds=time.perf_counter() - t0,
+        detect_seconds=t_detect,
     )
 
 
