@@ -1,0 +1,88 @@
+"""The assets repository on the real catalogue (each test's work is rolled back)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from castkeep.db import assets_repo as repo
+from castkeep.db import schema
+from castkeep.errors import NotFoundError
+from tests.plugins.request import request_doc
+
+
+def _request(session):
+    from castkeep.models.request_spec import request_from_mapping
+
+    spec = request_from_mapping(request_doc(variants=3))
+    return repo.create_request(session, spec=spec.canonical(), spec_sha256=spec.sha256(),
+                               actor="tests")
+
+
+def _gen(variant, attempt, passed):
+    return repo.GenerationRecord(variant=variant, attempt=attempt, seed=100 + attempt,
+                                 engine="classical", engine_version="1.0", device="cpu",
+                                 passed=passed, timings={"engine_s": 0.1})
+
+
+def _asset(tag, status="candidate"):
+    sha = hashlib.sha256(tag.encode()).hexdigest()
+    return repo.AssetRecord(sha256=sha, object_key=f"assets/{sha[:2]}/{sha[2:4]}/{sha}.jpg",
+                            media_type="image/jpeg", width=64, height=80, status=status,
+                            use={"channel": "social"})
+
+
+SCORES = [repo.ScoreRecord(kind="camera", value=1.5, threshold=5.0, passed=True),
+          repo.ScoreRecord(kind="quality", value=90.0, threshold=5.0, passed=True)]
+
+
+def test_variant_rows_views_and_progress(db_session):
+    req = _request(db_session)
+    repo.record_attempt(db_session, req.id, _gen(0, 0, False),
+                        [repo.ScoreRecord(kind="camera", value=9.0, threshold=5.0, passed=False)])
+    a0 = repo.record_variant(db_session, req.id, generation=_gen(0, 1, True), scores=SCORES,
+                             asset=_asset("v0"), lineage=[], faces=[], actor="tests")
+    progress = repo.variant_progress(db_session, req.id)
+    assert progress.finished == {0: a0}
+    assert progress.next_attempt == {0: 2}
+
+    view = repo.request_view(db_session, req.id)
+    assert view.status == "received" and view.rejected_attempts == 1
+    (asset,) = view.assets
+    assert (asset.variant, asset.attempt, asset.seed, asset.passed) == (0, 1, 101, True)
+    assert asset.scores_summary() == {
+        "camera": {"value": 1.5, "threshold": 5.0, "passed": True},
+        "quality": {"value": 90.0, "threshold": 5.0, "passed": True},
+    }
+    # Scores of the failed attempt belong to its generation, not to the asset.
+    assert db_session.scalar(select(func.count()).select_from(schema.Score)) == 3
+
+    repo.set_asset_status(db_session, [a0], "published", actor="tests", reason="ok")
+    repo.set_request_status(db_session, req.id, "completed", actor="tests")
+    kinds = list(db_session.scalars(select(schema.AuditEvent.kind).order_by(schema.AuditEvent.seq)))
+    assert kinds == ["request.created", "asset.created", "asset.published", "request.completed"]
+    assert repo.asset_view(db_session, a0).status == "published"
+
+
+def test_a_failed_variant_write_leaves_nothing(db_session):
+    req = _request(db_session)
+    repo.record_variant(db_session, req.id, generation=_gen(0, 0, True), scores=SCORES,
+                        asset=_asset("same"), lineage=[], faces=[], actor="tests")
+    before = {t: db_session.scalar(select(func.count()).select_from(t))
+              for t in (schema.Generation, schema.Score, schema.Asset, schema.AuditEvent)}
+    with pytest.raises(IntegrityError):
+        with db_session.begin_nested():  # the caller's one transaction per variant
+            repo.record_variant(db_session, req.id, generation=_gen(1, 0, True), scores=SCORES,
+                                asset=_asset("same"), lineage=[], faces=[], actor="tests")
+    after = {t: db_session.scalar(select(func.count()).select_from(t)) for t in before}
+    assert after == before
+
+
+def test_unknown_ids_are_typed_errors(db_session):
+    with pytest.raises(NotFoundError, match="not a request id"):
+        repo.get_request(db_session, "nope")
+    with pytest.raises(NotFoundError, match="no asset"):
+        repo.get_asset(db_session, "00000000-0000-0000-0000-000000000000")
