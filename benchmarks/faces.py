@@ -171,7 +171,9 @@ def _exact_topk(vecs_unit: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
     return top[np.argsort(-sims[top])]
 
 
-def bench_search(url: str, rows: int, queries: int, ef_values: list[int], seed: int) -> dict:
+def bench_search(
+    url: str, rows: int, queries: int, ef_values: list[int], seed: int, index_with: str = ""
+) -> dict:
     import psycopg
     import sqlalchemy as sa
     from pgvector.psycopg import register_vector
@@ -220,8 +222,10 @@ def bench_search(url: str, rows: int, queries: int, ef_values: list[int], seed: 
         conn.execute(f"SET max_parallel_maintenance_workers = {max(1, (os.cpu_count() or 2) - 1)}")
         t = time.perf_counter()
         conn.execute(
-            f"CREATE INDEX {name} ON face USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE {predicate}"
+            f"CREATE INDEX {name} ON face USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+            f"{index_with} WHERE {predicate}"
         )
+        out["index_params"] = index_with or "pgvector defaults (m = 16, ef_construction = 64), as migrated"
         out["index_build_s"] = round(time.perf_counter() - t, 1)
         out["pgvector"] = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
 
@@ -312,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-search", action="store_true")
     ap.add_argument("--database-url", default=os.environ.get("CASTKEEP_BENCH_DATABASE_URL"))
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--hnsw-m", type=int, help="rebuild the index with this m (default: as migrated)")
+    ap.add_argument("--ef-construction", type=int, help="rebuild the index with this ef_construction")
     args = ap.parse_args(argv)
 
     report: dict = {
@@ -353,7 +359,9 @@ def _run_search(args) -> list[dict]:
             upgrade(url)
             results = []
             for rows in rows_list:
-                r = bench_search(url, rows, args.queries, ef_values, args.seed)
+                params = [f"{k} = {v}" for k, v in (("m", args.hnsw_m), ("ef_construction", args.ef_construction)) if v]
+                index_with = f"WITH ({', '.join(params)})" if params else ""
+                r = bench_search(url, rows, args.queries, ef_values, args.seed, index_with)
                 print(json.dumps({"search": r}), file=sys.stderr, flush=True)
                 results.append(r)
             return results
