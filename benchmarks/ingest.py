@@ -92,7 +92,7 @@ def raw_rate(paths: list[Path], encoder) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=4,
+    parser.add_argument("--rounds", type=int, default=2,
                         help="interleave raw and ingest in this many slices (shared machines "
                              "drift; each slice's raw reference is measured right beside it)")
     args = parser.parse_args()
