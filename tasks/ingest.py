@@ -219,11 +219,13 @@ def resolve_name(folder: str, entry: str, listing: dict[str, str]) -> tuple[str 
 
 def plan_ingest(source: Source, *, at: dt.datetime) -> IngestPlan:
     """Match portraits to manifests. Manifest errors, missing or escaping names, consent not in
-    force at `at`, and portraits no manifest names become rejections; the rest become jobs."""
+    force at `at`, portraits named by two manifests (which consent applies would be a guess)
+    and portraits no manifest names become rejections; the rest become jobs."""
     files = source.list()
     listing = {_nfc(f): f for f in files}
     plan = IngestPlan()
-    claimed: dict[str, str] = {}
+    # portrait -> (manifest label, job or rejection) for every manifest naming it
+    claims: dict[str, list[tuple[str, PortraitJob | Rejection]]] = {}
     named_docs: set[str] = set()
     for name in files:
         if not is_manifest_name(name):
@@ -234,9 +236,21 @@ def plan_ingest(source: Source, *, at: dt.datetime) -> IngestPlan:
             plan.rejected.append(Rejection(name, str(exc)))
             continue
         for item in loaded:
-            _plan_manifest(item, listing, plan, claimed, named_docs, at)
+            _plan_manifest(item, listing, plan, claims, named_docs, at)
+    for rel, entries in claims.items():
+        labels = list(dict.fromkeys(label for label, _ in entries))
+        if len(labels) > 1:
+            plan.rejected.append(Rejection(
+                rel, f"named by {' and '.join(labels)}; a portrait needs exactly one consent "
+                "manifest"))
+            continue
+        outcome = entries[0][1]
+        if isinstance(outcome, PortraitJob):
+            plan.jobs.append(outcome)
+        else:
+            plan.rejected.append(outcome)
     for name in files:
-        if name.lower().endswith(IMAGE_SUFFIXES) and name not in claimed and name not in named_docs:
+        if name.lower().endswith(IMAGE_SUFFIXES) and name not in claims and name not in named_docs:
             plan.rejected.append(
                 Rejection(name, "no valid consent manifest names this portrait; add it to one")
             )
@@ -247,7 +261,7 @@ def _plan_manifest(
     item: LoadedManifest,
     listing: dict[str, str],
     plan: IngestPlan,
-    claimed: dict[str, str],
+    claims: dict[str, list[tuple[str, PortraitJob | Rejection]]],
     named_docs: set[str],
     at: dt.datetime,
 ) -> None:
@@ -264,21 +278,15 @@ def _plan_manifest(
             shown = posixpath.join(folder, entry) if folder else entry
             plan.rejected.append(Rejection(shown, f"named by {item.label}: {reason}"))
             continue
-        if rel in claimed:
-            if claimed[rel] != item.label:
-                plan.rejected.append(Rejection(
-                    rel, f"named by both {claimed[rel]} and {item.label}; a portrait needs "
-                    "exactly one consent manifest"))
-            continue
-        claimed[rel] = item.label
+        claim: PortraitJob | Rejection
         if doc is None:
-            plan.rejected.append(Rejection(
-                rel, f"release document of {item.label}: {doc_reason}"))
+            claim = Rejection(rel, f"release document of {item.label}: {doc_reason}")
         elif not_in_force:
-            plan.rejected.append(Rejection(
-                rel, f"consent of {item.label} is not in force: " + "; ".join(not_in_force)))
+            claim = Rejection(
+                rel, f"consent of {item.label} is not in force: " + "; ".join(not_in_force))
         else:
-            plan.jobs.append(PortraitJob(rel, m, item.label, doc))
+            claim = PortraitJob(rel, m, item.label, doc)
+        claims.setdefault(rel, []).append((item.label, claim))
 
 
 # ---------------------------------------------------------------- one portrait
@@ -290,7 +298,7 @@ class IngestOptions:
     run_started: dt.datetime
     max_pixels: int = DEFAULT_MAX_PIXELS
     min_face_px: int = 80
-    min_sharpness: float = 10.0
+    min_sharpness: float = 25.0
 
 
 @dataclass(frozen=True)

@@ -260,3 +260,26 @@ def test_progress_is_reported_per_portrait(runtime_env):
     finally:
         PROGRESS.reset(token)
     assert seen == [(0, 3, None), (1, 3, "accepted"), (2, 3, "accepted"), (3, 3, "accepted")]
+
+
+def test_new_portrait_under_a_revoked_consent_is_rejected(runtime_env, tmp_path, sample_rgb):
+    from sqlalchemy import update
+
+    from castkeep.flows.runtime import open_runtime
+
+    (tmp_path / "one.jpg").write_bytes(augment_jpeg(sample_rgb["obama.jpg"], 1))
+    doc = manifest_doc(["one.jpg"], ref="t-rev", consent_ref="c-rev")
+    write_manifest(tmp_path, "m.yaml", doc)
+    assert run(tmp_path).summary()["accepted"] == 1
+    with open_runtime() as rt, rt.session_scope() as s:
+        s.execute(update(schema.Consent).where(schema.Consent.external_ref == "c-rev")
+                  .values(status="revoked"))
+    (tmp_path / "two.jpg").write_bytes(augment_jpeg(sample_rgb["obama.jpg"], 2))
+    doc["portraits"] = ["one.jpg", "two.jpg"]
+    write_manifest(tmp_path, "m.yaml", doc)
+    result = run(tmp_path)
+    assert [o.file for o in result.duplicates] == ["one.jpg"]
+    reason = reasons(result)["two.jpg"]
+    assert reason.startswith("consent ") and reason.endswith(
+        " of m.yaml is revoked; a new release is needed")
+    assert counts()["reference_portrait"] == 1

@@ -78,14 +78,15 @@ def test_plan_matches_portraits_and_reports_every_problem(tmp_path):
     plan = plan_ingest(FolderSource(tmp_path), at=NOW)
 
     assert [(j.file, j.manifest.talent.external_ref, j.release_doc) for j in plan.jobs] == [
-        ("a.jpg", "talent-x", "release.txt"),
         ("b.jpg", "t2", "release.txt"),
         ("sub/d.jpg", "t4", "sub/release.txt"),
     ]
     reasons = {r.file: r.reason for r in plan.rejected}
     assert reasons["missing.jpg"] == "named by one.consent.yaml: 'missing.jpg' does not exist in the manifest's folder"
     assert "escapes the manifest's folder" in reasons["../../etc/x.jpg"]
-    assert reasons["a.jpg"].startswith("named by both one.consent.yaml and two.json")
+    # Two manifests for one portrait: which consent applies would be a guess, so neither does.
+    assert reasons["a.jpg"] == ("named by one.consent.yaml and two.json; a portrait needs exactly "
+                                "one consent manifest")
     assert reasons["c.jpg"].startswith("consent of expired.yaml is not in force: consent expired.yaml expired")
     assert "expired on 2020-01-01" in reasons["c.jpg"]
     assert reasons["stray.jpg"].startswith("no valid consent manifest names this portrait")
