@@ -56,7 +56,7 @@ from castkeep.tasks.generate import (
 from castkeep.tasks.references import ReferenceSet, select_references_task
 from castkeep.tasks.report import publish_report
 from castkeep.tasks.score import score_task
-from castkeep.tasks.sign import build_manifest, catalogue_task, edit_description, sign_task
+from castkeep.tasks.sign import build_manifest, edit_description, finish_variant_task
 
 VARIANT_DEPLOYMENT = "fulfil-variant/fulfil-variant"
 FINAL_STATUSES = ("refused", "awaiting_approval", "completed")
@@ -263,19 +263,19 @@ def run_variant(
             ),
             scores=_scores_assertion(p, scores.records),
         )
-        signed = sign_task(gen.output.image, manifest, p.signer, p.runtime.store)
-        p.stats.add("signing", signed.sign_seconds)
-        p.stats.add("storage", signed.store_seconds)
-        t0 = time.perf_counter()
         reason = None if scores.passed else "; ".join(scores.reasons) + (
             f" (after {attempt + 1} attempt(s))"
         )
-        asset_id = catalogue_task(
+        t0 = time.perf_counter()
+        done = finish_variant_task(
+            gen.output.image,
+            manifest,
+            p.signer,
+            p.runtime.store,
             p.runtime.sessions,
             p.request_id,
             generation=record,
             scores=scores.records,
-            signed=signed,
             status="candidate" if scores.passed else "rejected",
             status_reason=reason,
             use=rc.use_record(spec),
@@ -283,7 +283,13 @@ def run_variant(
             faces=scores.faces,
             actor=p.actor,
         )
-        p.stats.add("db", time.perf_counter() - t0)
+        signed = done.signed
+        p.stats.add("signing", signed.sign_seconds)
+        p.stats.add("storage", signed.store_seconds)
+        p.stats.add("db", done.db_seconds)
+        p.stats.add("orchestration", time.perf_counter() - t0 - signed.sign_seconds
+                    - signed.store_seconds - done.db_seconds)
+        asset_id = done.asset_id
         p.stats.variants += 1
         return asset_id
 

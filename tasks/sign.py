@@ -209,13 +209,29 @@ def catalogue_variant(
         )
 
 
-@task(name="sign-and-store", cache_policy=NO_CACHE, persist_result=False, retries=1)
-def sign_task(rgb, manifest: ManifestInput, signer, store) -> SignedAsset:
-    return sign_and_store(rgb, manifest, signer, store)
+@dataclass(frozen=True)
+class FinishedVariant:
+    asset_id: uuid.UUID
+    signed: SignedAsset
+    db_seconds: float
 
 
-@task(name="catalogue-variant", cache_policy=NO_CACHE, persist_result=False, retries=2,
+def finish_variant(rgb, manifest: ManifestInput, signer, store, sessions, request_id: uuid.UUID,
+                   **catalogue_kwargs) -> FinishedVariant:
+    """Sign and store the image, then catalogue it (the object first: an object without rows is
+    an orphan for gc; rows without their signed object never exist)."""
+    import time
+
+    signed = sign_and_store(rgb, manifest, signer, store)
+    t0 = time.perf_counter()
+    asset_id = catalogue_variant(sessions, request_id, signed=signed, **catalogue_kwargs)
+    return FinishedVariant(asset_id=asset_id, signed=signed, db_seconds=time.perf_counter() - t0)
+
+
+# One task for both steps: they belong together, and each task run costs an API round trip.
+# A retry after a failed transaction re-signs (new bytes); nothing of the failed try was committed.
+@task(name="sign-and-catalogue", cache_policy=NO_CACHE, persist_result=False, retries=2,
       retry_delay_seconds=1)
-def catalogue_task(sessions, request_id: uuid.UUID, **kwargs) -> uuid.UUID:
-    return catalogue_variant(sessions, request_id, **kwargs)
-
+def finish_variant_task(rgb, manifest: ManifestInput, signer, store, sessions,
+                        request_id: uuid.UUID, **catalogue_kwargs) -> FinishedVariant:
+    return finish_variant(rgb, manifest, signer, store, sessions, request_id, **catalogue_kwargs)
