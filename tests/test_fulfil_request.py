@@ -297,3 +297,27 @@ def test_finished_request_is_not_run_again(request_env, fulfil):
     again = fulfil_request(first["request_id"])
     assert again["assets"] == first["assets"] and again["status"] == "completed"
     assert _rows(select(func.count()).select_from(schema.Generation)) == [1]
+
+
+def test_gpu_worker_variant_flow_takes_the_prefect_limit_and_is_idempotent(request_env):
+    """What a `gpu` pool worker runs per variant when requests are scaled out (run here in
+    process, against the test API): one variant, under the Prefect `gpu` limit."""
+    from prefect.client.orchestration import get_client
+
+    from castkeep.flows.fulfil_request import fulfil_variant, submit_request
+    from castkeep.flows.runtime import open_runtime
+    from castkeep.models.request_spec import request_from_mapping
+    from castkeep.tasks.generate import ensure_gpu_limit
+
+    spec = request_from_mapping(request_doc(variants=3, lighting={"azimuth": 60},
+                                            thresholds=EASY_LIGHT))
+    with open_runtime() as rt:
+        rid = submit_request(rt, spec, actor="tests")
+    ensure_gpu_limit(1)
+    asset_id = fulfil_variant(str(rid), 2)
+    assert fulfil_variant(str(rid), 2) == asset_id  # a re-delivered run recomputes nothing
+    (gen,) = _rows(select(schema.Generation))
+    assert gen.variant == 2
+    assert [str(a.id) for a in _rows(select(schema.Asset))] == [asset_id]
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name("gpu").active_slots == 0
