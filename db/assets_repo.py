@@ -568,3 +568,14 @@ def _uuid(value: uuid.UUID | str, what: str) -> uuid.UUID:
         return uuid.UUID(str(value).strip())
     except ValueError:
         raise NotFoundError(f"{value!r} is not a {what} id (a UUID)") from None
+
+
+def catalogued_asset_keys(session: Session) -> set[str]:
+    """Object keys under assets/ and reports/ that the catalogue points at (for gc: an asset
+    object stored by a run that died before its rows committed is an orphan)."""
+    keys = set(session.scalars(select(schema.Asset.object_key)))
+    for payload in session.scalars(
+        select(schema.AuditEvent.payload).where(schema.AuditEvent.kind == "request.report")
+    ):
+        keys.update(v for v in (payload or {}).values() if isinstance(v, str))
+    return keys

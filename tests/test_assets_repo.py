@@ -86,3 +86,15 @@ def test_unknown_ids_are_typed_errors(db_session):
         repo.get_request(db_session, "nope")
     with pytest.raises(NotFoundError, match="no asset"):
         repo.get_asset(db_session, "00000000-0000-0000-0000-000000000000")
+
+
+def test_catalogued_asset_keys_cover_assets_and_reports(db_session):
+    from castkeep.db.audit_log import append_event
+
+    req = _request(db_session)
+    repo.record_variant(db_session, req.id, generation=_gen(0, 0, True), scores=SCORES,
+                        asset=_asset("k"), lineage=[], faces=[], actor="tests")
+    append_event(db_session, actor="tests", kind="request.report", entity_type="asset_request",
+                 entity_id=str(req.id), payload={"contact_sheet": "reports/aa/bb/x.png"})
+    keys = repo.catalogued_asset_keys(db_session)
+    assert _asset("k").object_key in keys and "reports/aa/bb/x.png" in keys
