@@ -17,7 +17,7 @@ Stages (summed over the run, reported per variant):
   orchestration  everything else: Prefect flow/task runs, slot, Python glue (wall - measured)
 Goal: outside-engine time <= 150 ms per variant (i.e. < 5 % of a 3 s GPU edit).
 
-    python benchmarks/request_overhead.py [--variants 20]
+    python benchmarks/request_overhead.py [--variants 20] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ GOAL_MS = 150.0
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variants", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measured requests; the least disturbed (lowest wall) is reported")
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
     args = parser.parse_args()
 
@@ -76,7 +78,8 @@ def main() -> None:
             return result, time.perf_counter() - t0
 
         request(1)  # warm-up: API start, encoder load, first-call costs
-        result, wall = request(args.variants)
+        runs = [request(args.variants) for _ in range(max(1, args.repeat))]
+        result, wall = min(runs, key=lambda r: r[1])
         stats = result["stats"]
         stages = dict(stats["stages"])
         engine = stages.pop("engine", 0.0)
@@ -98,6 +101,9 @@ def main() -> None:
             "goal_ms_per_variant": GOAL_MS,
             "goal_met": outside <= GOAL_MS,
             "overhead_vs_3s_gpu_edit_pct": round(100 * outside / 3000, 1),
+            # The reference measured in the same run: the classical engine's own CPU time.
+            "outside_engine_vs_engine_ratio": round(outside / max(1e-9, 1000 * engine / n), 2),
+            "walls_s": [round(w, 2) for _, w in runs],
         }
         print(json.dumps(out, indent=2))
     finally:

@@ -127,5 +127,5 @@ def render_contact_sheet(
             draw.text((x, ty), line, fill=(90, 90, 90), font=small)
             ty += line_h
     out = io.BytesIO()
-    sheet.save(out, format="PNG", optimize=False)
+    sheet.save(out, format="PNG", compress_level=1)  # fast: the sheet is a preview
     return out.getvalue()
