@@ -376,15 +376,27 @@ def _dispatch_remote(p: Prepared, pending: list[int]) -> None:
     from prefect.deployments import run_deployment
     from prefect.flow_runs import wait_for_flow_run
 
-    runs = [
-        run_deployment(
-            VARIANT_DEPLOYMENT,
-            parameters={"request_id": str(p.request_id), "variant": v},
-            timeout=0,
-            as_subflow=True,
-        )
-        for v in pending
-    ]
+    from prefect.exceptions import ObjectNotFound
+
+    from castkeep.errors import ConfigurationError
+
+    try:
+        runs = [
+            run_deployment(
+                VARIANT_DEPLOYMENT,
+                parameters={"request_id": str(p.request_id), "variant": v},
+                timeout=0,
+                as_subflow=True,
+            )
+            for v in pending
+        ]
+    except ObjectNotFound:
+        raise ConfigurationError(
+            f"CASTKEEP_PREFECT__GPU_WORK_POOL is set but the Prefect API has no deployment "
+            f"{VARIANT_DEPLOYMENT!r} (flows/fulfil_request.py:fulfil_variant on the "
+            f"{p.settings.prefect.gpu_work_pool!r} pool): deploy it, or unset the setting to "
+            "run variants in this process"
+        ) from None
     failed = []
     for v, run in zip(pending, runs):
         final = wait_for_flow_run(run.id, timeout=24 * 3600, poll_interval=2)

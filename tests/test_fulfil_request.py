@@ -321,3 +321,16 @@ def test_gpu_worker_variant_flow_takes_the_prefect_limit_and_is_idempotent(reque
     assert [str(a.id) for a in _rows(select(schema.Asset))] == [asset_id]
     with get_client(sync_client=True) as client:
         assert client.read_global_concurrency_limit_by_name("gpu").active_slots == 0
+
+
+def test_scale_out_without_the_variant_deployment_is_a_clear_error(request_env, fulfil, monkeypatch):
+    from castkeep.errors import ConfigurationError
+    from castkeep.flows.settings import get_settings
+
+    monkeypatch.setenv("CASTKEEP_PREFECT__GPU_WORK_POOL", "gpu")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigurationError, match="no deployment 'fulfil-variant/fulfil-variant'"):
+        fulfil(request_doc(variants=1))
+    (req,) = _rows(select(schema.AssetRequest))
+    assert req.status == "failed"
+    assert _rows(select(func.count()).select_from(schema.Generation)) == [0]
