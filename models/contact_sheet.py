@@ -50,6 +50,13 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
+def _text_width(font, text: str) -> float:
+    try:
+        return font.getlength(text)
+    except AttributeError:  # bitmap default font
+        return 7.0 * len(text)
+
+
 def _thumbnail(rgb: np.ndarray | None, size: int) -> Image.Image:
     tile = Image.new("RGB", (size, size), (210, 210, 210))
     if rgb is None:
@@ -99,15 +106,12 @@ def render_contact_sheet(
     cell_w = thumb + 2 * border + pad
     cell_h = thumb + 2 * border + text_lines * line_h + pad * 2
     header = 40
-    sheet = Image.new("RGB", (cols * cell_w + pad, header + rows * cell_h + pad), _BG)
-    draw = ImageDraw.Draw(sheet)
     passed = sum(1 for e in entries if e.passed)
-    draw.text(
-        (pad, 10),
-        f"{title}  -  {passed}/{len(entries)} passed",
-        fill=_INK,
-        font=big,
-    )
+    heading = f"{title}  -  {passed}/{len(entries)} passed"
+    width = max(cols * cell_w + pad, int(_text_width(big, heading)) + 2 * pad)
+    sheet = Image.new("RGB", (width, header + rows * cell_h + pad), _BG)
+    draw = ImageDraw.Draw(sheet)
+    draw.text((pad, 10), heading, fill=_INK, font=big)
     for i, entry in enumerate(entries):
         r, c = divmod(i, cols)
         x, y = pad + c * cell_w, header + r * cell_h

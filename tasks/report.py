@@ -83,11 +83,11 @@ def publish_report(runtime, request_id: uuid.UUID, *, artifacts: bool = True) ->
             labels.setdefault(tid, ref)
     entries = [
         SheetEntry(
-            title=f"variant {a.variant} (attempt {a.attempt}, seed {a.seed})",
+            title=f"variant {a.variant} (attempt {a.attempt})",
             passed=a.passed,
             image=_thumbnail(runtime.store, a.object_key),
             scores=_score_lines(a, labels),
-            note=a.status_reason if not a.passed else f"{a.status}",
+            note=(a.status_reason if not a.passed else a.status) + f"; seed {a.seed}",
         )
         for a in view.assets
     ]
