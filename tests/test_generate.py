@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+import uuid
 
 import pytest
 
@@ -65,11 +66,14 @@ def test_prefect_gpu_limit_is_created_taken_and_released():
 
     from castkeep.tasks.generate import ensure_gpu_limit, gpu_slot
 
-    ensure_gpu_limit(2)
-    ensure_gpu_limit(5)  # an existing limit is left as configured
+    # Its own limit name: the session-wide Prefect API is shared with `castkeep serve --setup`
+    # tests, which configure the real `gpu` limit.
+    name = f"gpu-test-{uuid.uuid4().hex[:8]}"
+    ensure_gpu_limit(2, name)
+    ensure_gpu_limit(5, name)  # an existing limit is left as configured
     with get_client(sync_client=True) as client:
-        limit = client.read_global_concurrency_limit_by_name("gpu")
+        limit = client.read_global_concurrency_limit_by_name(name)
         assert limit.limit == 2
-        with gpu_slot("gpu"):
-            assert client.read_global_concurrency_limit_by_name("gpu").active_slots == 1
-        assert client.read_global_concurrency_limit_by_name("gpu").active_slots == 0
+        with gpu_slot(name):
+            assert client.read_global_concurrency_limit_by_name(name).active_slots == 1
+        assert client.read_global_concurrency_limit_by_name(name).active_slots == 0
