@@ -306,26 +306,14 @@ def quarantine_assets(
 ) -> list[schema.Asset]:
     """Set each (not yet quarantined) asset's status to quarantined, with one audit event per
     asset. Rows are locked first so two cascades never both change the same asset."""
-    from castkeep.db.audit_log import append_event
+    from castkeep.db.assets_repo import set_asset_status
 
-    changed = []
-    for row in assets_by_id(session, asset_ids, lock=True):
-        if row.status == "quarantined":
-            continue
-        previous = row.status
-        row.status = "quarantined"
-        row.status_reason = reason
-        session.flush()
-        append_event(
-            session,
-            actor=actor,
-            kind="asset.quarantined",
-            entity_type="asset",
-            entity_id=str(row.id),
-            payload={"from": previous, "reason": reason, **(detail or {})},
-        )
-        changed.append(row)
-    return changed
+    pending = [
+        row.id for row in assets_by_id(session, asset_ids, lock=True) if row.status != "quarantined"
+    ]
+    return set_asset_status(
+        session, pending, "quarantined", actor=actor, reason=reason, detail=detail
+    )
 
 
 def other_active_consent_links(

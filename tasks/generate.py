@@ -27,27 +27,26 @@ _ENGINES: dict[tuple[str, str], EditEngine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def loaded_engine(name: str, construct: dict[str, Any] | None = None) -> EditEngine:
-    """The process's engine for (name, construction options), loaded once and kept."""
+def _cached_engine(name: str, construct: dict[str, Any] | None) -> EditEngine:
     key = (name, json.dumps(construct or {}, sort_keys=True, default=str))
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
             engine = get_engine(name, **(construct or {}))
             _ENGINES[key] = engine
+    return engine
+
+
+def loaded_engine(name: str, construct: dict[str, Any] | None = None) -> EditEngine:
+    """The process's engine for (name, construction options), loaded once and kept."""
+    engine = _cached_engine(name, construct)
     engine.load()  # idempotent
     return engine
 
 
 def engine_info(name: str, construct: dict[str, Any] | None = None) -> EngineInfo:
     """The engine's declared info without loading weights (for the licence gate)."""
-    key = (name, json.dumps(construct or {}, sort_keys=True, default=str))
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(key)
-        if engine is None:
-            engine = get_engine(name, **(construct or {}))
-            _ENGINES[key] = engine
-    return engine.info
+    return _cached_engine(name, construct).info
 
 
 def forget_engines() -> None:
