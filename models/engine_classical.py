@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import cv2
@@ -50,7 +51,61 @@ REFUSED_OPTIONS = {
 }
 # scramble_face: QA option that deliberately destroys identity (shuffles blocks of the inner face,
 # seeded), so identity gates and rejection paths can be exercised end to end.
-OPTION_KEYS = frozenset({"backdrop", "scramble_face"})
+# variation: 0..1, scale of the seeded per-variant jitter (0 = every seed gives the same image).
+OPTION_KEYS = frozenset({"backdrop", "scramble_face", "variation"})
+# Largest jitter at variation 1; well inside the scorers' tolerances (lighting 35 degrees of
+# azimuth, camera 5 degrees of roll, shot bins of several tens of percent of face height).
+JITTER_AZIMUTH = 4.0  # degrees
+JITTER_ELEVATION = 4.0  # degrees
+JITTER_KELVIN = 150.0
+JITTER_ZOOM = 0.03  # zoom-in only: a zoom-out would show pixels the photo does not have
+JITTER_SHIFT = 0.02  # fraction of the output frame
+JITTER_BACKDROP = 8.0  # levels of 255
+
+
+@dataclass(frozen=True)
+class Variation:
+    """The seeded jitter applied to one output (all zero when variation is 0)."""
+
+    scale: float
+    key_azimuth: float = 0.0  # degrees added to the spec's key azimuth
+    key_elevation: float = 0.0
+    colour_temperature: float = 0.0  # kelvin
+    zoom: float = 1.0  # factor on the framing zoom (>= 1)
+    shift: tuple[float, float] = (0.0, 0.0)  # face position, fractions of output width/height
+    backdrop: float = 0.0  # levels added to the montage backdrop
+
+    @classmethod
+    def draw(cls, seed: int, scale: float) -> Variation:
+        if scale <= 0:
+            return cls(scale=0.0)
+        # A generator of its own (not scramble_face's stream), keyed by the seed alone.
+        u = np.random.default_rng([int(seed), 0xC1A5]).uniform(-1.0, 1.0, size=7)
+        return cls(
+            scale=float(scale),
+            key_azimuth=round(float(u[0]) * JITTER_AZIMUTH * scale, 3),
+            key_elevation=round(float(u[1]) * JITTER_ELEVATION * scale, 3),
+            colour_temperature=round(float(u[2]) * JITTER_KELVIN * scale, 1),
+            zoom=round(1.0 + (float(u[3]) + 1.0) / 2.0 * JITTER_ZOOM * scale, 5),
+            shift=(round(float(u[4]) * JITTER_SHIFT * scale, 5),
+                   round(float(u[5]) * JITTER_SHIFT * scale, 5)),
+            backdrop=round(float(u[6]) * JITTER_BACKDROP * scale, 2),
+        )
+
+    def lighting(self, spec: LightingSpec | None) -> LightingSpec | None:
+        if spec is None or not self.scale:
+            return spec
+        return spec.model_copy(update={
+            "key_azimuth": float(np.clip(spec.key_azimuth + self.key_azimuth, -180.0, 180.0)),
+            "key_elevation": float(np.clip(spec.key_elevation + self.key_elevation, -60.0, 90.0)),
+            "colour_temperature": float(np.clip(
+                spec.colour_temperature + self.colour_temperature, 1500.0, 12000.0)),
+        })
+
+    def as_metadata(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["shift"] = list(self.shift)
+        return out
 
 
 class ClassicalEngine(EditEngine):
@@ -95,6 +150,15 @@ class ClassicalEngine(EditEngine):
             and all(isinstance(c, int) and 0 <= c <= 255 for c in backdrop)
         ):
             raise SpecError("option 'backdrop' must be three integers 0..255 (R, G, B)")
+        variation = inp.options.get("variation")
+        if variation is not None and not (
+            isinstance(variation, (int, float)) and not isinstance(variation, bool)
+            and 0.0 <= float(variation) <= 1.0
+        ):
+            raise SpecError(
+                "option 'variation' must be a number from 0 (every seed gives the same image) "
+                "to 1 (the default seeded variation)"
+            )
         if inp.camera is not None:
             self._check_camera(inp.camera, inp.faces, inp.references)
 
@@ -133,9 +197,11 @@ class ClassicalEngine(EditEngine):
         refs = list(inp.references)
         if inp.options.get("scramble_face"):
             refs = [scramble_face(r, f, inp.seed) for r, f in zip(refs, inp.faces)]
-        # 1. Edit each reference (relight, turn, frame) independently; deterministic.
+        # 1. Edit each reference (relight, turn, frame) independently, under the seed's variation.
+        var = Variation.draw(inp.seed, float(inp.options.get("variation", 1.0)))
+        lighting = var.lighting(inp.lighting)
         edits = [
-            self._edit_one(ref, face, inp.lighting, inp.camera)
+            self._edit_one(ref, face, lighting, inp.camera, var)
             for ref, face in zip(refs, inp.faces)
         ]
         # 2. One person: the edit is the output. Several: an honest side-by-side montage.
@@ -143,8 +209,11 @@ class ClassicalEngine(EditEngine):
             image, ops = edits[0][0], [edits[0][1]]
             tiles = None
         else:
-            backdrop = tuple(inp.options.get("backdrop") or self.backdrop)
-            image, tiles = self._montage(edits, backdrop, inp.lighting)
+            backdrop = tuple(
+                float(np.clip(c + var.backdrop, 0, 255))
+                for c in (inp.options.get("backdrop") or self.backdrop)
+            )
+            image, tiles = self._montage(edits, backdrop, lighting)
             ops = [e[1] for e in edits]
         # 3. Output and metadata.
         metadata: dict[str, Any] = {
@@ -153,9 +222,12 @@ class ClassicalEngine(EditEngine):
             "params": {
                 "lighting": inp.lighting.model_dump(mode="json") if inp.lighting else None,
                 "camera": inp.camera.model_dump(mode="json") if inp.camera else None,
-                "seed": inp.seed,  # recorded; the engine is deterministic and does not use it
+                "seed": inp.seed,  # drives `variation`; the same seed gives the same image
                 "references": len(inp.references),
             },
+            # What the seed changed; `applied_lighting` is the spec actually rendered.
+            "variation": var.as_metadata(),
+            "applied_lighting": lighting.model_dump(mode="json") if lighting else None,
             "operations": ops,
             "tiles": tiles,
             "timings": {"total_s": round(time.perf_counter() - t0, 4)},
@@ -168,6 +240,7 @@ class ClassicalEngine(EditEngine):
         face: DetectedFace,
         lighting: LightingSpec | None,
         camera: CameraSpec | None,
+        var: Variation | None = None,
     ) -> tuple[np.ndarray, dict[str, Any], np.ndarray, HeadModel]:
         head = HeadModel.from_face(face)
         ops: dict[str, Any] = {}
@@ -179,7 +252,8 @@ class ClassicalEngine(EditEngine):
         if cam.yaw or cam.pitch:
             out = parallax_warp(out, head, cam.yaw, cam.pitch)
             ops["turn"] = {"yaw": cam.yaw, "pitch": cam.pitch, "method": "depth parallax"}
-        framing = plan_framing(out.shape, face, head, cam)
+        var = var or Variation(scale=0.0)
+        framing = plan_framing(out.shape, face, head, cam, zoom_jitter=var.zoom, shift=var.shift)
         out = apply_framing(out, framing)
         ops["frame"] = {
             "roll": cam.roll,

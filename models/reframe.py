@@ -85,10 +85,20 @@ class Framing:
 
 
 def plan_framing(
-    shape: tuple[int, ...], face: DetectedFace, head: HeadModel, camera: CameraSpec
+    shape: tuple[int, ...],
+    face: DetectedFace,
+    head: HeadModel,
+    camera: CameraSpec,
+    *,
+    zoom_jitter: float = 1.0,
+    shift: tuple[float, float] = (0.0, 0.0),
 ) -> Framing:
     """Choose the affine for roll + zoom. Raises ValueError with a reason when the zoom-out
-    needed is beyond MIN_ZOOM (the caller turns it into a SpecError)."""
+    needed is beyond MIN_ZOOM (the caller turns it into a SpecError).
+
+    `zoom_jitter` (a factor on the zoom) and `shift` (where the face sits, as fractions of the
+    output width/height) vary the framing between seeded variants; the crop window is still kept
+    inside the photo, so a shift only takes effect where a zoom leaves room for it."""
     h, w = shape[:2]
     k = min(1.0, MAX_OUTPUT_SIDE / float(max(h, w)))
     wo, ho = max(16, int(round(w * k))), max(16, int(round(h * k)))
@@ -106,7 +116,8 @@ def plan_framing(
         c_out = c_src * k
     if zoom < MIN_ZOOM:
         raise ValueError(f"needs a zoom-out of x{1.0 / zoom:.1f} beyond the reference's framing")
-    zoom = min(zoom, MAX_ZOOM)
+    zoom = min(zoom * zoom_jitter, MAX_ZOOM)
+    c_out = c_out + np.array([shift[0] * wo, shift[1] * ho])
     theta = math.radians(camera.roll)
     rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
     corners = np.array([[0, 0], [wo - 1, 0], [0, ho - 1], [wo - 1, ho - 1]], dtype=np.float64)

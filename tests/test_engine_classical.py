@@ -8,10 +8,16 @@ import numpy as np
 import pytest
 
 from castkeep.errors import SpecError
-from castkeep.models.adherence import face_pose
+from castkeep.models.adherence import face_pose, score_camera, score_lighting
 from castkeep.models.encoders import get_encoder
 from castkeep.models.engines import EditInput, get_engine
 from castkeep.models.imaging import load_image
+from castkeep.models.engine_classical import (
+    JITTER_AZIMUTH,
+    JITTER_BACKDROP,
+    JITTER_KELVIN,
+    JITTER_ZOOM,
+)
 from castkeep.models.reframe import face_share, shot_of_share
 from castkeep.models.relight import HeadModel
 from castkeep.models.specs import ShotSize, parse_camera, parse_lighting
@@ -133,3 +139,67 @@ def test_group_montage_keeps_each_identity(engine, people, encoder):
 def test_too_many_references(engine, people):
     with pytest.raises(SpecError, match="at most 4"):
         engine.predict(_inp(people, names=("obama",) * 5, light="azimuth=0"))
+
+
+SPEC = dict(light="azimuth=60,fill=0.2,temp=4500", camera="roll=8")
+
+
+def test_same_seed_same_bytes_different_seeds_differ(engine, people):
+    a = engine.predict(_inp(people, seed=7, **SPEC))
+    b = engine.predict(_inp(people, seed=7, **SPEC))
+    c = engine.predict(_inp(people, seed=8, **SPEC))
+    assert a.image.tobytes() == b.image.tobytes()
+    assert a.metadata["variation"] == b.metadata["variation"]
+    assert a.metadata["variation"] != c.metadata["variation"]
+    assert a.image.shape != c.image.shape or a.image.tobytes() != c.image.tobytes()
+
+
+def test_variation_is_recorded_and_bounded(engine, people):
+    for seed in range(8):
+        out = engine.predict(_inp(people, seed=seed, **SPEC))
+        var = out.metadata["variation"]
+        assert var["scale"] == 1.0
+        assert abs(var["key_azimuth"]) <= JITTER_AZIMUTH
+        assert abs(var["colour_temperature"]) <= JITTER_KELVIN
+        assert 1.0 <= var["zoom"] <= 1.0 + JITTER_ZOOM
+        assert abs(var["backdrop"]) <= JITTER_BACKDROP
+        applied = out.metadata["applied_lighting"]
+        assert applied["key_azimuth"] == pytest.approx(60 + var["key_azimuth"])
+        assert applied["colour_temperature"] == pytest.approx(4500 + var["colour_temperature"])
+        assert out.metadata["params"]["lighting"]["key_azimuth"] == 60  # the spec as asked
+
+
+def test_variation_zero_gives_every_seed_the_same_image(engine, people):
+    a = engine.predict(_inp(people, seed=1, options={"variation": 0}, **SPEC))
+    b = engine.predict(_inp(people, seed=2, options={"variation": 0}, **SPEC))
+    assert a.image.tobytes() == b.image.tobytes()
+    assert a.metadata["variation"]["zoom"] == 1.0 and a.metadata["variation"]["key_azimuth"] == 0
+    with pytest.raises(SpecError, match="variation"):
+        engine.predict(_inp(people, options={"variation": 3}, **SPEC))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_jittered_variants_still_adhere(engine, people, encoder, seed):
+    rgb, face = people["obama"]
+    lighting, camera = parse_lighting(SPEC["light"]), parse_camera("roll=8,shot=close-up")
+    out = engine.predict(EditInput(references=[rgb], faces=[face], lighting=lighting,
+                                   camera=camera, seed=seed))
+    found = encoder.detect(out.image, embed=True)
+    assert len(found) == 1
+    light = score_lighting(out.image, found[0], lighting, reference=rgb, reference_face=face)
+    cam = score_camera(out.image, found[0], camera, reference_face=face)
+    assert light.passed and light.error <= 15.0, light.detail
+    assert cam.passed, cam.detail
+    assert encoder.distance(found[0], face) < encoder.info.threshold
+
+
+def test_group_backdrop_tone_follows_the_seed(engine, people):
+    outs = [
+        engine.predict(_inp(people, names=("obama", "biden"), light="azimuth=-30", seed=s))
+        for s in (0, 2)
+    ]
+    corners = [o.image[:20, :20].reshape(-1, 3).mean(axis=0) for o in outs]
+    deltas = [o.metadata["variation"]["backdrop"] for o in outs]
+    # The corner is backdrop: its tone moved by the recorded delta (times the light's tint).
+    assert abs(float(corners[0].mean() - corners[1].mean())) == pytest.approx(
+        abs(deltas[0] - deltas[1]), abs=2.5)
