@@ -21,7 +21,8 @@ def serve(
     only: list[str] = typer.Option([], "--only", help="Serve just these deployments (repeatable)."),
     prefect_file: Path = typer.Option(None, "--prefect-file", help="prefect.yaml to read (default: the project's)."),
 ) -> None:
-    """Serve castkeep's deployments (ingest, fulfil-request, audit-nightly, expire-consents).
+    """Serve castkeep's deployments (ingest, fulfil-request, fulfil-variant, audit-nightly,
+    expire-consents).
 
     Uses the Prefect API in PREFECT_API_URL; when none is set, starts a local Prefect server with
     its state under <CASTKEEP_HOME>/prefect (schedules need a server's scheduler).

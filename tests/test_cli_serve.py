@@ -124,3 +124,17 @@ def test_entrypoints_resolve_to_package_modules():
     with pytest.raises(ConfigurationError, match="has no 'nope'"):
         serve_mod.import_entrypoint("flows/serve.py:nope")
     assert serve_mod.import_entrypoint("flows/serve.py:load_plan") is serve_mod.load_plan
+
+
+def test_serve_registers_fulfil_variant_under_the_name_fulfil_request_dispatches_to():
+    # `castkeep serve` registers what to_runner_deployments builds from the project's prefect.yaml;
+    # a scaled-out request reaches its variants only through this exact "<flow>/<deployment>".
+    from castkeep.flows.fulfil_request import VARIANT_DEPLOYMENT
+
+    deployments = serve_mod.to_runner_deployments(serve_mod.load_plan())
+    by_name = {f"{d.flow_name}/{d.name}": d for d in deployments}
+    assert VARIANT_DEPLOYMENT in by_name
+    variant = by_name[VARIANT_DEPLOYMENT]
+    assert not variant.schedules
+    assert "dask" not in (variant.tags or [])
+    assert {"fulfil-request/fulfil-request", "audit/audit-nightly"} <= set(by_name)

@@ -149,17 +149,20 @@ def test_castkeep_serve_registers_every_deployment_with_its_schedule(runtime_env
         try:
             deadline = time.monotonic() + 120
             found: dict[str, dict] = {}
-            while time.monotonic() < deadline and len(found) < 4:
+            while time.monotonic() < deadline and len(found) < 5:
                 assert serve.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
                 found = _deployments(env)
                 time.sleep(2)
         finally:
             code = serve_mod.stop_process(serve, terms=2, grace=15)
             log.close()
-    assert sorted(found) == ["audit-nightly", "expire-consents", "fulfil-request", "ingest"]
+    assert sorted(found) == [
+        "audit-nightly", "expire-consents", "fulfil-request", "fulfil-variant", "ingest"
+    ]
     assert found["audit-nightly"]["schedules"][0]["cron"] == "0 2 * * *"
     assert found["expire-consents"]["schedules"][0]["cron"] == "30 1 * * *"
     assert found["ingest"]["schedules"][0]["interval"] == 900.0
     assert found["ingest"]["parameters"] == {"source": "/drop"}
     assert found["fulfil-request"]["schedules"] == []
+    assert found["fulfil-variant"]["schedules"] == []
     assert code is not None

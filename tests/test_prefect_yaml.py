@@ -16,6 +16,7 @@ from castkeep.flows import serve as serve_mod
 EXPECTED = {
     "ingest": ("flows/ingest_references.py:ingest_references", "cpu"),
     "fulfil-request": ("flows/fulfil_request.py:fulfil_request", "gpu"),
+    "fulfil-variant": ("flows/fulfil_request.py:fulfil_variant", "gpu"),
     "audit-nightly": ("flows/audit.py:audit", "cpu"),
     "expire-consents": ("flows/revoke.py:expire_consents", "cpu"),
 }
@@ -49,6 +50,7 @@ def test_schedules(plan):
     assert plan["expire-consents"].schedules[0].cron == "30 1 * * *"
     assert plan["ingest"].schedules[0].interval_s == 900
     assert plan["fulfil-request"].schedules == ()
+    assert plan["fulfil-variant"].schedules == ()
     for spec in plan.values():
         for s in spec.schedules:
             if s.cron:
@@ -68,3 +70,18 @@ def test_pools_match_the_compose_workers():
 def test_dask_tag_marks_the_fan_out_deployments(plan):
     tagged = {n for n, d in plan.items() if serve_mod.DASK_TAG in d.tags}
     assert tagged == {"ingest", "fulfil-request"}
+
+
+def test_fulfil_variant_is_the_deployment_fulfil_request_dispatches_to(plan):
+    # run_deployment addresses "<flow name>/<deployment name>"; a mismatch only shows when a
+    # scaled-out request runs (ObjectNotFound), so check it here.
+    from castkeep.flows import fulfil_request as fr
+
+    spec = plan["fulfil-variant"]
+    flow = serve_mod.import_entrypoint(spec.entrypoint)
+    assert flow is fr.fulfil_variant
+    assert f"{flow.name}/{spec.name}" == fr.VARIANT_DEPLOYMENT
+    assert spec.work_pool == "gpu"
+    params = inspect.signature(flow.fn).parameters
+    # _dispatch_remote passes exactly these parameters.
+    assert set(params) == {"request_id", "variant"}
