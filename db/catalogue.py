@@ -366,19 +366,33 @@ def reference_distance(
 
 
 def catalogued_object_keys(session: Session) -> set[str]:
-    """Object keys the catalogue points at under the prefixes ingest writes (for gc)."""
+    """Object keys the catalogue points at under the prefixes gc scans: reference portraits and
+    release documents (ingest), and assets plus request reports (request runs)."""
+    from castkeep.db.assets_repo import catalogued_asset_keys
+
     keys = set(session.scalars(select(schema.ReferencePortrait.object_key)))
     keys.update(session.scalars(select(schema.Consent.release_doc_key)))
+    keys.update(catalogued_asset_keys(session))
     return keys
 
 
-# Object metadata key recording when ingest stored an object (gc's grace period reads it).
+# Object metadata key recording when ingest or a request run stored an object (gc's grace period
+# reads it).
 STORED_AT_META = "stored-at"
-GC_PREFIXES = (REFERENCES_PREFIX, "restricted")
+ASSETS_PREFIX = "assets"
+# reports/ is not scanned: an audit's Markdown and CSV reports are named by no row or event (its
+# `audit.completed` event records only the JSON key), so gc could not tell them from orphans.
+GC_PREFIXES = (REFERENCES_PREFIX, "restricted", ASSETS_PREFIX)
+
+
+def stored_at_stamp(now: dt.datetime | None = None) -> dict[str, str]:
+    """Metadata for put_bytes that starts an object's gc grace period."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return {STORED_AT_META: now.isoformat(timespec="seconds")}
 
 
 def orphan_objects(store: Any, keep: set[str], *, stored_before: dt.datetime) -> Iterator[str]:
-    """Keys under references/ and restricted/ that no catalogue row names, stored before
+    """Keys under references/, restricted/ and assets/ that no catalogue row names, stored before
     `stored_before` (objects without a stored-at stamp count as old), and not on legal hold."""
     for prefix in GC_PREFIXES:
         for key in store.list_keys(prefix):
@@ -406,9 +420,9 @@ def collect_orphans(
     session: Session, store: Any, *, older_than: dt.timedelta, now: dt.datetime | None = None,
     dry_run: bool = False,
 ) -> list[str]:
-    """Delete (unless `dry_run`) objects under references/ and restricted/ that no catalogue row
-    points at, stored more than `older_than` ago (younger ones may belong to an ingest that has
-    not committed yet). Returns their keys."""
+    """Delete (unless `dry_run`) objects under references/, restricted/ and assets/ that no
+    catalogue row points at, stored more than `older_than` ago (younger ones may belong to an
+    ingest or request run that has not committed yet). Returns their keys."""
     now = now or dt.datetime.now(dt.timezone.utc)
     keep = catalogued_object_keys(session)
     removed = list(orphan_objects(store, keep, stored_before=now - older_than))

@@ -1,4 +1,5 @@
-"""`castkeep talent list|show` and `castkeep gc` (orphan objects from interrupted ingests)."""
+"""`castkeep talent list|show` and `castkeep gc` (orphan objects from interrupted ingests and
+request runs)."""
 
 from __future__ import annotations
 
@@ -86,12 +87,13 @@ def show(
 def gc(
     grace_hours: float = typer.Option(24.0, "--grace-hours", min=0.0,
                                       help="Keep unreferenced objects younger than this (an "
-                                           "ingest may still be writing their rows)."),
+                                           "ingest or request run may still be writing their "
+                                           "rows)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List, do not delete."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
 ) -> None:
-    """Remove reference portraits and release documents that no catalogue row points at (left
-    by an interrupted ingest)."""
+    """Remove reference portraits, release documents and assets that no catalogue row points at
+    (left by an interrupted ingest or request run). Reports under reports/ are kept."""
     from castkeep.db.catalogue import collect_orphans
     from castkeep.flows.runtime import open_runtime
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from castkeep.db.catalogue import stored_at_stamp
 from castkeep.db.assets_repo import (
     AssetRecord,
     GenerationRecord,
@@ -147,7 +148,9 @@ def sign_and_store(rgb, manifest: ManifestInput, signer, store) -> SignedAsset:
     image = encode_image(rgb, fmt="JPEG", quality=92)
     signed = sign_image(image, OUTPUT_MEDIA_TYPE, manifest, signer)
     t1 = time.perf_counter()
-    stored = store.put_bytes(signed, prefix=ASSETS_PREFIX, ext="jpg", media_type=OUTPUT_MEDIA_TYPE)
+    # The stamp starts gc's grace period: the object is an orphan until its rows commit.
+    stored = store.put_bytes(signed, prefix=ASSETS_PREFIX, ext="jpg", media_type=OUTPUT_MEDIA_TYPE,
+                             metadata=stored_at_stamp())
     t2 = time.perf_counter()
     return SignedAsset(
         data=signed,

@@ -171,9 +171,12 @@ def test_orphan_objects_respects_rows_grace_and_hold(fs_store):
     held = fs_store.put_bytes(b"held", prefix="references", ext="jpg", media_type="image/jpeg", metadata=old)
     fs_store.set_legal_hold(held.key, True)
     asset = fs_store.put_bytes(b"asset", prefix="assets", ext="jpg", media_type="image/jpeg", metadata=old)
+    report = fs_store.put_bytes(b"report", prefix="reports", ext="md", media_type="text/markdown",
+                                metadata=old)
     found = set(catalogue.orphan_objects(fs_store, {kept.key}, stored_before=now - dt.timedelta(hours=1)))
-    assert found == {orphan.key, doc.key}
-    assert fresh.key not in found and asset.key not in found and held.key not in found
+    assert found == {orphan.key, doc.key, asset.key}
+    # reports/ is never scanned: an audit's Markdown/CSV reports are named by no row or event.
+    assert fresh.key not in found and report.key not in found and held.key not in found
 
 
 def test_collect_orphans_keeps_catalogued_objects(db_session, fs_store, talent_with_consent):
@@ -194,3 +197,46 @@ def test_collect_orphans_keeps_catalogued_objects(db_session, fs_store, talent_w
     assert set(fs_store.list_keys("references")) == {kept.key}
     assert fs_store.exists(doc.key)
     assert catalogue.collect_orphans(db_session, fs_store, older_than=dt.timedelta(0)) == []
+
+
+def test_collect_orphans_covers_request_assets_within_the_grace_period(db_session, fs_store):
+    """An asset object left by a request run that died before its rows committed is collected;
+    a catalogued asset stays, and so does a fresh orphan (a run may still be committing it)."""
+    from castkeep.db import assets_repo
+    from castkeep.models.request_spec import request_from_mapping
+    from tests.plugins.request import request_doc
+
+    now = dt.datetime.now(dt.timezone.utc)
+    old = catalogue.stored_at_stamp(now - dt.timedelta(days=2))
+    catalogued = fs_store.put_bytes(b"signed asset", prefix="assets", ext="jpg",
+                                    media_type="image/jpeg", metadata=old)
+    crashed = fs_store.put_bytes(b"asset of a crashed run", prefix="assets", ext="jpg",
+                                 media_type="image/jpeg", metadata=old)
+    in_flight = fs_store.put_bytes(b"asset being catalogued", prefix="assets", ext="jpg",
+                                   media_type="image/jpeg", metadata=catalogue.stored_at_stamp(now))
+    spec = request_from_mapping(request_doc(variants=1))
+    req = assets_repo.create_request(db_session, spec=spec.canonical(), spec_sha256=spec.sha256(),
+                                     actor="tests")
+    assets_repo.record_variant(
+        db_session, req.id,
+        generation=assets_repo.GenerationRecord(
+            variant=0, attempt=0, seed=1, engine="classical", engine_version="1.0", device="cpu",
+            passed=True, timings={}),
+        scores=[], lineage=[], faces=[], actor="tests",
+        asset=assets_repo.AssetRecord(
+            sha256=catalogued.sha256, object_key=catalogued.key, media_type="image/jpeg",
+            width=8, height=8, status="candidate", use={"channel": "social"}),
+    )
+    db_session.flush()
+    assert catalogued.key in catalogue.catalogued_object_keys(db_session)
+
+    grace = dt.timedelta(hours=24)
+    assert catalogue.collect_orphans(db_session, fs_store, older_than=grace, now=now,
+                                     dry_run=True) == [crashed.key]
+    assert fs_store.exists(crashed.key)
+    assert catalogue.collect_orphans(db_session, fs_store, older_than=grace, now=now) == [crashed.key]
+    assert set(fs_store.list_keys("assets")) == {catalogued.key, in_flight.key}
+    # Once the grace period has passed, the uncatalogued one is an orphan too.
+    later = now + dt.timedelta(hours=25)
+    assert catalogue.collect_orphans(db_session, fs_store, older_than=grace, now=later) == [in_flight.key]
+    assert set(fs_store.list_keys("assets")) == {catalogued.key}

@@ -60,10 +60,14 @@ def test_gc_command(app, ingested_catalogue):
     with open_runtime() as rt:
         orphan = rt.store.put_bytes(b"left behind", prefix="restricted/release-docs", ext="txt",
                                     media_type="text/plain")
+        # A signed asset whose request run died before its rows were written.
+        asset = rt.store.put_bytes(b"uncatalogued asset", prefix="assets", ext="jpg",
+                                   media_type="image/jpeg")
     dry = CliRunner().invoke(app, ["gc", "--grace-hours", "0", "--dry-run", "--json"])
-    assert json.loads(dry.stdout) == {"removed": [orphan.key], "dry_run": True}
+    assert json.loads(dry.stdout) == {"removed": [orphan.key, asset.key], "dry_run": True}
     real = CliRunner().invoke(app, ["gc", "--grace-hours", "0"])
-    assert real.stdout.splitlines() == ["removed 1 unreferenced object(s)", f"  {orphan.key}"]
+    assert real.stdout.splitlines() == ["removed 2 unreferenced object(s)", f"  {orphan.key}",
+                                        f"  {asset.key}"]
     with open_runtime() as rt:
-        assert not rt.store.exists(orphan.key)
+        assert not rt.store.exists(orphan.key) and not rt.store.exists(asset.key)
         assert len(list(rt.store.list_keys("references"))) == 3
