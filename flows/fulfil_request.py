@@ -210,6 +210,7 @@ def run_variant(
             talent_embeddings=p.refs.talent_embeddings,
             talent_labels=labels,
             reference_faces={r.talent_id: r.face for r in refs},
+            reference_images={r.talent_id: r.rgb for r in refs},
             lighting=spec.lighting,
             camera=spec.camera,
             thresholds=spec.thresholds,

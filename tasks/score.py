@@ -54,13 +54,16 @@ def score_variant(
     talent_embeddings: dict[str, list[np.ndarray]],
     talent_labels: dict[str, str],
     reference_faces: dict[str, DetectedFace] | None = None,
+    reference_images: dict[str, np.ndarray] | None = None,
     lighting: LightingSpec | None,
     camera: CameraSpec | None,
     thresholds: Thresholds,
     allow_extra_faces: bool,
 ) -> VariantScores:
     """Score one output image. `talent_labels` maps talent id -> the request's name for it (used in
-    reasons only; pseudonymous)."""
+    reasons only; pseudonymous). `reference_faces` / `reference_images` (talent id -> the face and
+    RGB of the reference portrait the engine was given) let adherence be measured as a change
+    from the input photo: far more accurate than judging the output alone."""
     t0 = time.perf_counter()
     info = encoder.info
     # A Dutch angle beyond ~30 degrees hides faces from frontal detectors: detect upright too.
@@ -140,8 +143,13 @@ def score_variant(
             _adherence(
                 "lighting",
                 [
-                    score_lighting(rgb, f, lighting, threshold=thresholds.lighting_azimuth_deg)
-                    for f in matched_faces
+                    _score_lighting(
+                        rgb, f, lighting,
+                        reference=(reference_images or {}).get(t),
+                        reference_face=(reference_faces or {}).get(t),
+                        threshold=thresholds.lighting_azimuth_deg,
+                    )
+                    for f, t in zip(matched_faces, matched_talents)
                 ],
                 thresholds.lighting_azimuth_deg,
                 reasons,
@@ -201,6 +209,18 @@ def score_variant(
         seconds=time.perf_counter() - t0,
         detect_seconds=t_detect,
     )
+
+
+def _score_lighting(rgb, face, spec, *, reference, reference_face, threshold):
+    """Relative to the talent's input photo when it is known; judged on the output alone when it
+    is not, or when the two faces cannot be compared (the detail records which mode scored)."""
+    if reference is not None and reference_face is not None:
+        try:
+            return score_lighting(rgb, face, spec, reference=reference,
+                                  reference_face=reference_face, threshold=threshold)
+        except ValueError:
+            pass
+    return score_lighting(rgb, face, spec, threshold=threshold)
 
 
 def _adherence(kind: str, scores, threshold: float, reasons: list[str]) -> ScoreRecord:

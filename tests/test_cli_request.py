@@ -13,7 +13,7 @@ from tests.plugins.request import request_doc, write_request
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-EASY = {"lighting": {"azimuth": 60}, "thresholds": {"lighting_azimuth_deg": 60}}
+LIT = {"lighting": {"azimuth": 60}}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def cli():
 
 
 def test_request_json_show_and_export(request_env, cli, tmp_path):
-    path = write_request(tmp_path, request_doc(variants=1, **EASY), "req.json")
+    path = write_request(tmp_path, request_doc(variants=1, **LIT), "req.json")
     res = cli("request", str(path), "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)  # stdout is exactly the JSON
@@ -86,7 +86,7 @@ def test_bad_request_file_names_the_field(request_env, cli, tmp_path):
 
 
 def test_approve_command_publishes(request_env, cli, tmp_path):
-    path = write_request(tmp_path, request_doc(approval_required=True, **EASY))
+    path = write_request(tmp_path, request_doc(approval_required=True, **LIT))
     out = json.loads(cli("request", str(path), "--json").stdout)
     assert out["status"] == "awaiting_approval"
     ids = [a["id"] for a in out["assets"]]

@@ -1,8 +1,8 @@
 """fulfil_request end to end through Prefect: the real catalogue (bundled PostgreSQL), the
 ingested sample talents, the classical engine, dlib scoring, C2PA signing with the development CA.
 
-Lighting thresholds are set per request where a test is about something else: the point of those
-tests is the flow, not the lighting scorer's accuracy (tested in test_adherence)."""
+Requests keep the default lighting threshold: lighting is scored against each talent's reference
+photo, which is accurate enough that no test needs a looser one."""
 
 from __future__ import annotations
 
@@ -24,8 +24,6 @@ from castkeep.errors import SpecError
 from tests.plugins.request import request_doc, write_request
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-EASY_LIGHT = {"lighting_azimuth_deg": 60}
 
 
 def _session():
@@ -53,7 +51,7 @@ def _verify(path: str, dev_ca):
 def test_single_talent_request_is_scored_signed_catalogued_and_published(request_env, fulfil, dev_ca):
     cat = request_env
     talent, consent = cat.talent_ids["demo-talent-a"], cat.consent_ids["demo-talent-a"]
-    result = fulfil(request_doc(lighting={"azimuth": 60}, thresholds=EASY_LIGHT))
+    result = fulfil(request_doc(lighting={"azimuth": 60}, thresholds={"lighting_azimuth_deg": 20}))
 
     assert result["status"] == "completed"
     assert result["refusals"] == []
@@ -63,6 +61,7 @@ def test_single_talent_request_is_scored_signed_catalogued_and_published(request
         ident = a["scores"]["identity"][talent]
         assert ident["passed"] and ident["value"] < ident["threshold"] == 0.6
         assert a["scores"]["camera"]["passed"] and a["scores"]["extra_faces"]["value"] == 0
+        assert a["scores"]["lighting"]["passed"] and a["scores"]["lighting"]["value"] <= 20
         report = _verify(a["path"], dev_ca)
         assert report.state == "Trusted", report.failures
         assert report.consent["talents"] == [talent]
@@ -82,9 +81,13 @@ def test_single_talent_request_is_scored_signed_catalogued_and_published(request
     assert {str(x.reference_portrait_id) for x in lineage} <= {
         cat.reference_ids["obama.jpg"], cat.reference_ids["obama2.jpg"]
     }
+    lighting = _rows(select(schema.Score).where(schema.Score.kind == "lighting"))
+    assert len(lighting) == 2 and all(r.detail["relative_to_reference"] for r in lighting)
     gens = _rows(select(schema.Generation).order_by(schema.Generation.variant))
     assert [(g.variant, g.attempt, g.passed) for g in gens] == [(0, 0, True), (1, 0, True)]
     assert gens[0].seed != gens[1].seed and gens[0].engine == "classical"
+    # The seed varies the classical engine's output: two variants, two different images.
+    assert gens[0].params["engine_metadata"]["variation"] != gens[1].params["engine_metadata"]["variation"]
     assert _rows(select(func.count()).select_from(schema.Face).where(schema.Face.asset_id.in_(ids))) == [2]
     kinds = _rows(select(schema.AuditEvent.kind).order_by(schema.AuditEvent.seq))
     assert kinds.count("asset.created") == 2 and kinds.count("asset.published") == 2
@@ -103,7 +106,7 @@ def test_group_request_composes_every_talent(request_env, fulfil, dev_ca):
     cat = request_env
     a, b = cat.talent_ids["demo-talent-a"], cat.talent_ids["demo-talent-b"]
     result = fulfil(request_doc(talents=["demo-talent-a", "demo-talent-b"], variants=1,
-                                lighting={"azimuth": -60}, thresholds=EASY_LIGHT))
+                                lighting={"azimuth": -60}))
     assert result["status"] == "completed"
     (asset,) = result["assets"]
     assert asset["passed"], asset
@@ -241,8 +244,7 @@ def test_crash_then_resume_keeps_finished_variants(request_env, tmp_path, dev_ca
     finishes the rest without recomputing what was done, and every asset is signed."""
     from castkeep.flows.fulfil_request import fulfil_request
 
-    path = write_request(tmp_path, request_doc(variants=4, lighting={"azimuth": 60},
-                                                thresholds=EASY_LIGHT))
+    path = write_request(tmp_path, request_doc(variants=4, lighting={"azimuth": 60}))
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "castkeep"), "request", str(path), "--json"],
         env=_child_env(request_env.home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -293,7 +295,7 @@ def test_crash_then_resume_keeps_finished_variants(request_env, tmp_path, dev_ca
 def test_finished_request_is_not_run_again(request_env, fulfil):
     from castkeep.flows.fulfil_request import fulfil_request
 
-    first = fulfil(request_doc(variants=1, lighting={"azimuth": 60}, thresholds=EASY_LIGHT))
+    first = fulfil(request_doc(variants=1, lighting={"azimuth": 60}))
     again = fulfil_request(first["request_id"])
     assert again["assets"] == first["assets"] and again["status"] == "completed"
     assert _rows(select(func.count()).select_from(schema.Generation)) == [1]
@@ -309,8 +311,7 @@ def test_gpu_worker_variant_flow_takes_the_prefect_limit_and_is_idempotent(reque
     from castkeep.models.request_spec import request_from_mapping
     from castkeep.tasks.generate import ensure_gpu_limit
 
-    spec = request_from_mapping(request_doc(variants=3, lighting={"azimuth": 60},
-                                            thresholds=EASY_LIGHT))
+    spec = request_from_mapping(request_doc(variants=3, lighting={"azimuth": 60}))
     with open_runtime() as rt:
         rid = submit_request(rt, spec, actor="tests")
     ensure_gpu_limit(1)

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from castkeep.models.request_spec import Thresholds
+from castkeep.models.specs import parse_lighting
 from castkeep.tasks.score import NOT_FOUND_DISTANCE, score_variant
 from tests.plugins.faces import side_by_side
 
@@ -62,3 +63,59 @@ def test_missing_talent_and_tight_identity_threshold(dlib_encoder, portrait_face
                           talent_labels={A: "a"}, lighting=None, camera=None,
                           thresholds=Thresholds(identity_distance=0.01), allow_extra_faces=False)
     assert tight.reasons[0].startswith("identity: talent a distance ")
+
+
+def _relit(portrait_rgb, portrait_faces, names, azimuth):
+    from castkeep.models.engines import EditInput, get_engine
+
+    return get_engine("classical").predict(EditInput(
+        references=[portrait_rgb[n] for n in names],
+        faces=[portrait_faces[n][0] for n in names],
+        lighting=parse_lighting(f"azimuth={azimuth},fill=0.2"),
+        seed=3,
+    )).image
+
+
+def _lighting(scores):
+    return next(r for r in scores.records if r.kind == "lighting")
+
+
+@pytest.mark.parametrize("azimuth", [-60, 45])
+def test_lighting_is_scored_against_the_reference_photo(dlib_encoder, portrait_faces,
+                                                        portrait_rgb, azimuth):
+    out = _relit(portrait_rgb, portrait_faces, ("obama",), azimuth)
+    common = dict(encoder=dlib_encoder, talent_embeddings=_refs(portrait_faces, (A, "obama")),
+                  talent_labels={A: "a"}, camera=None, allow_extra_faces=False)
+    refs = dict(reference_faces={A: portrait_faces["obama"][0]},
+                reference_images={A: portrait_rgb["obama"]})
+    right = score_variant(out, lighting=parse_lighting(f"azimuth={azimuth}"),
+                          thresholds=Thresholds(lighting_azimuth_deg=15), **refs, **common)
+    light = _lighting(right)
+    assert right.passed, right.reasons
+    assert light.detail["relative_to_reference"] is True and light.value <= 15
+    # The key on the other side is told apart: a clear failure, not a near miss.
+    wrong = score_variant(out, lighting=parse_lighting(f"azimuth={-azimuth}"),
+                          thresholds=Thresholds(), **refs, **common)
+    assert not wrong.passed and _lighting(wrong).value > 60
+    assert any(r.startswith("lighting: error") for r in wrong.reasons)
+    # Without the reference the output alone is judged (and recorded as such).
+    alone = score_variant(out, lighting=parse_lighting(f"azimuth={azimuth}"),
+                          thresholds=Thresholds(), **common)
+    assert _lighting(alone).detail["relative_to_reference"] is False
+
+
+def test_group_lighting_uses_each_talents_own_reference(dlib_encoder, portrait_faces,
+                                                       portrait_rgb):
+    out = _relit(portrait_rgb, portrait_faces, ("obama", "biden"), -45)
+    s = score_variant(
+        out, encoder=dlib_encoder,
+        talent_embeddings=_refs(portrait_faces, (A, "obama"), (B, "biden")),
+        talent_labels={A: "a", B: "b"},
+        reference_faces={A: portrait_faces["obama"][0], B: portrait_faces["biden"][0]},
+        reference_images={A: portrait_rgb["obama"], B: portrait_rgb["biden"]},
+        lighting=parse_lighting("azimuth=-45"), camera=None,
+        thresholds=Thresholds(lighting_azimuth_deg=15), allow_extra_faces=False,
+    )
+    light = _lighting(s)
+    assert s.passed, s.reasons
+    assert light.detail["faces"] == 2 and light.detail["relative_to_reference"] is True
