@@ -83,9 +83,13 @@ def test_qwen_without_model_dir_names_the_setting(fixtures_dir, tmp_path):
 def test_subprocess_error_exit_code(fixtures_dir, tmp_path, castkeep_home):
     import os
     import subprocess
+    import sys
+    from pathlib import Path
 
+    # The venv's own entry point: CI does not put the venv on PATH.
+    exe = str(Path(sys.executable).parent / "castkeep")
     proc = subprocess.run(
-        ["castkeep", "edit", str(fixtures_dir / "obama.jpg"), "-o", str(tmp_path / "y.jpg"),
+        [exe, "edit", str(fixtures_dir / "obama.jpg"), "-o", str(tmp_path / "y.jpg"),
          "--scene", "a beach"],
         capture_output=True, text=True, env={**os.environ, "CASTKEEP_HOME": str(castkeep_home)},
         timeout=120,
