@@ -18,6 +18,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
 
+from castkeep.flows.face_encoder import encoder_profile
 from castkeep.tasks import audit as checks
 
 REPORTS_PREFIX = "reports"
@@ -125,7 +126,7 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
     with runtime.sessions() as session:
         assets = compliance.assets_for_audit(session, talent_id=talent_id)
     anchors = resolve_trust_anchors(keys_dir=Path(settings.home) / "keys", configured=settings.signing.trust_anchors)
-    encoder = checks.encoder_profile(settings.faces.encoder)
+    encoder = encoder_profile(settings.faces)
 
     # The signature/hash checks are the heavy part: fanned out in chunks over the task runner
     # (threads by default; a Dask cluster through audit_checks when CASTKEEP_PREFECT__DASK_ADDRESS

@@ -19,32 +19,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(faces_app, name="faces")
 
 
-def encoder_options(faces: Any) -> dict[str, Any]:
-    """Encoder constructor options from the `faces` settings section."""
-    name = faces.encoder
-    if name == "dlib-resnet-v1":
-        return {"max_side": faces.detect_max_side}
-    if name == "insightface" or name.startswith("insightface-"):
-        options: dict[str, Any] = {
-            "root": faces.insightface_root,
-            "licence_id": faces.insightface_licence_id,
-            "max_side": faces.detect_max_side,
-        }
-        if name == "insightface":  # "insightface-<pack>" carries its pack in the name
-            options["pack"] = faces.insightface_pack
-        return options
-    return {}
-
-
 def _encoder():
-    from castkeep.flows.settings import get_settings
-    from castkeep.models.encoders import shared_encoder
+    from castkeep.flows.face_encoder import configured_encoder
 
-    faces = get_settings().faces
     # One instance per process and options: repeated commands in one process load weights once.
-    encoder = shared_encoder(faces.encoder, **encoder_options(faces))
-    encoder.load()
-    return encoder
+    return configured_encoder()
 
 
 def _print_json(data: Any) -> None:

@@ -71,19 +71,9 @@ def open_source(source: str, settings: Settings) -> Source:
 
 def encoder_from_settings(faces: FacesSettings) -> Any:
     """The configured face encoder, loaded once per process."""
-    from castkeep.models.encoders import shared_encoder
+    from castkeep.flows.face_encoder import configured_encoder
 
-    options: dict[str, Any] = {}
-    if faces.encoder == "dlib-resnet-v1":
-        options["max_side"] = faces.detect_max_side
-    elif faces.encoder.startswith("insightface"):
-        options.update(root=faces.insightface_root, licence_id=faces.insightface_licence_id,
-                       max_side=faces.detect_max_side)
-        if faces.encoder == "insightface":  # else the pack is part of the name
-            options["pack"] = faces.insightface_pack
-    encoder = shared_encoder(faces.encoder, **options)
-    encoder.load()
-    return encoder
+    return configured_encoder(faces)
 
 
 @flow(name="ingest-references", validate_parameters=True)

@@ -40,27 +40,11 @@ def engine_construct_options(engine: str, settings: Settings) -> dict[str, Any]:
     return {}
 
 
-def encoder_options(settings: Settings) -> dict[str, Any]:
-    faces = settings.faces
-    if faces.encoder == "dlib-resnet-v1":
-        return {"max_side": faces.detect_max_side}
-    if faces.encoder.startswith("insightface"):
-        return {
-            "root": faces.insightface_root,
-            "pack": faces.insightface_pack,
-            "licence_id": faces.insightface_licence_id,
-        }
-    return {}
-
-
 def scoring_encoder(settings: Settings, *, load: bool = True):
     """The configured identity encoder, one instance per process."""
-    from castkeep.models.encoders import shared_encoder
+    from castkeep.flows.face_encoder import configured_encoder
 
-    encoder = shared_encoder(settings.faces.encoder, **encoder_options(settings))
-    if load:
-        encoder.load()
-    return encoder
+    return configured_encoder(settings.faces, load=load)
 
 
 def licence_ids(settings: Settings, engine: str, encoder_name: str) -> dict[str, str | None]:

@@ -9,11 +9,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from castkeep.tasks import revoke as cascade_tasks
-from castkeep.tasks.audit import encoder_profile
+from castkeep.flows.face_encoder import encoder_profile
 
 
 def _face_profile(settings) -> dict[str, Any]:
-    return encoder_profile(settings.faces.encoder)
+    return encoder_profile(settings.faces)
 
 
 @flow(name="revoke-consent")

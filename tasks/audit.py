@@ -28,11 +28,13 @@ UNTRACKED_FACE = "untracked_face"
 AUDIT_CHAIN_BROKEN = "audit_chain_broken"
 
 
-def encoder_profile(name: str) -> dict[str, Any]:
-    """Name, metric and same-person threshold of the configured encoder (no weights loaded)."""
-    from castkeep.models.encoders import get_encoder
+def encoder_profile(name: str, **options: Any) -> dict[str, Any]:
+    """Name, metric and same-person threshold of encoder `name` built with `options` (from
+    settings at the edge: flows/face_encoder.encoder_profile). dlib loads no weights for this;
+    insightface reads them from its pack, so it needs its `root`."""
+    from castkeep.models.encoders import shared_encoder
 
-    info = get_encoder(name).info
+    info = shared_encoder(name, **options).info
     return {"name": info.name, "version": info.version, "metric": info.metric, "threshold": float(info.threshold)}
 
 
