@@ -65,7 +65,7 @@ def test_dlib_and_unknown_names(tiny_root):
     faces = _faces(tiny_root)
     assert face_encoder.encoder_options(faces) == {"max_side": 512}
     assert face_encoder.encoder_options(faces, "someone-else") == {}
-    with pytest.raises(UnknownModelError, match="known encoders: dlib-resnet-v1, insightface"):
+    with pytest.raises(UnknownModelError, match="known encoders: .*dlib-resnet-v1"):
         face_encoder.configured_encoder(faces, name="someone-else", load=False)
 
 
