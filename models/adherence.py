@@ -23,8 +23,8 @@ import numpy as np
 
 from castkeep.models.face_types import DetectedFace
 from castkeep.models.reframe import face_share, shot_of_share
-from castkeep.models.relight import HeadModel, shading
-from castkeep.models.specs import CameraSpec, LightingSpec, ShotSize
+from castkeep.models.relight import AMBIENT, HeadModel, _response, shading
+from castkeep.models.specs import CameraSpec, Hardness, LightingSpec, ShotSize
 
 LIGHTING_AZIMUTH_THRESHOLD = 35.0
 CAMERA_ROLL_THRESHOLD = 5.0
@@ -68,15 +68,16 @@ def _fit(lum: np.ndarray, n: np.ndarray, robust: bool = True) -> tuple[float, fl
     return float(coef[1] / level), float(coef[2] / level)
 
 
-def _search(cost_fn) -> tuple[float, float, float]:
-    """Minimise cost(azimuth, elevation) over the front hemisphere: a 10-degree grid, then a
-    2.5-degree grid around the best coarse cell."""
+def _search_many(cost_many) -> tuple[float, float, float]:
+    """Minimise cost over the front hemisphere: a 10-degree grid, then a 2.5-degree grid around
+    the best coarse cell. cost_many(az, el) costs a whole grid in one call (equal-length arrays
+    in, costs out); ties go to the first candidate, elevation-major."""
     def scan(azs, els, best):
-        for el in els:
-            for az in azs:
-                c = cost_fn(float(az), float(el))
-                if c < best[0]:
-                    best = (c, float(az), float(el))
+        el_g, az_g = np.meshgrid(els, azs, indexing="ij")  # elevation outer, azimuth inner
+        costs = cost_many(az_g.ravel(), el_g.ravel())
+        i = int(np.argmin(costs))
+        if costs[i] < best[0]:
+            best = (float(costs[i]), float(az_g.ravel()[i]), float(el_g.ravel()[i]))
         return best
 
     best = scan(np.arange(-90.0, 90.1, 10.0), np.arange(-30.0, 75.1, 10.0), (float("inf"), 0.0, 0.0))
@@ -86,6 +87,20 @@ def _search(cost_fn) -> tuple[float, float, float]:
         np.arange(max(-30.0, el0 - 10.0), min(75.0, el0 + 10.0) + 0.1, 2.5),
         best,
     )
+
+
+def _directions(az: np.ndarray, el: np.ndarray) -> np.ndarray:
+    """3 x K unit vectors towards lights at azimuths/elevations (degrees); see light_direction."""
+    a, e = np.radians(az), np.radians(el)
+    return np.stack([np.sin(a) * np.cos(e), np.sin(e), np.cos(a) * np.cos(e)]).astype(np.float32)
+
+
+def _model_shading_many(n: np.ndarray, az: np.ndarray, el: np.ndarray) -> np.ndarray:
+    """N x K: relight.shading of the scorer's model light (soft key, MODEL_FILL fill, at eye
+    level half-way to the mirror of the key) for K candidate keys at once."""
+    key = _response(n @ _directions(az, el), Hardness.soft)
+    fill = _response(n @ _directions(-az / 2.0, np.zeros_like(el)), Hardness.soft)
+    return AMBIENT + (key + MODEL_FILL * fill)
 
 
 def _ratio_estimate(
@@ -127,14 +142,13 @@ def _ratio_estimate(
     log_ratio = np.log(lo[ok] / lr[ok])
     flat = shading(n, LightingSpec(key_azimuth=0.0, key_elevation=0.0, fill_ratio=MODEL_FILL))
 
-    def cost(az: float, el: float) -> float:
-        model = np.log(shading(n, LightingSpec(key_azimuth=az, key_elevation=el,
-                                               fill_ratio=MODEL_FILL)) / flat)
-        d = log_ratio - model
-        d = d - np.median(d)  # unknown overall exposure
-        return float(np.mean(np.minimum(d * d, 0.25)))  # features that moved: capped
+    def cost(az: np.ndarray, el: np.ndarray) -> np.ndarray:
+        model = np.log(_model_shading_many(n, az, el) / flat[:, None])
+        d = log_ratio[:, None] - model
+        d = d - np.median(d, axis=0)  # unknown overall exposure
+        return np.mean(np.minimum(d * d, 0.25), axis=0)  # features that moved: capped
 
-    best = _search(cost)
+    best = _search_many(cost)
     return {"azimuth": best[1], "elevation": best[2], "residual": math.sqrt(best[0])}
 
 
@@ -172,12 +186,11 @@ def _symmetry_estimate(rgb: np.ndarray, face: DetectedFace) -> dict[str, float]:
     d = np.log(lum[ok] / mirror[ok])
     fit = _fit(lum[ok], n)
 
-    def cost(az: float, el: float) -> float:
-        spec = LightingSpec(key_azimuth=az, key_elevation=el, fill_ratio=MODEL_FILL)
-        dm = np.log(shading(n, spec) / shading(n_m, spec))
-        return float(np.mean(np.minimum((d - dm) ** 2, 0.25)))
+    def cost(az: np.ndarray, el: np.ndarray) -> np.ndarray:
+        dm = np.log(_model_shading_many(n, az, el) / _model_shading_many(n_m, az, el))
+        return np.mean(np.minimum((d[:, None] - dm) ** 2, 0.25), axis=0)
 
-    best = _search(cost)
+    best = _search_many(cost)
     return {"azimuth": best[1], "elevation": best[2], "residual": math.sqrt(best[0]),
             "beta_y": fit[1]}
 

@@ -8,6 +8,7 @@ licensed for non-commercial use only. The 5-point model and the ResNet are CC0.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import cv2
 import numpy as np
 
 from castkeep.errors import ModelNotConfiguredError
-from castkeep.models.encoders import FaceEncoder
+from castkeep.models.encoders import FaceEncoder, _check_rgb
 from castkeep.models.face_quality import clip_box, face_quality
 from castkeep.models.face_types import DetectedFace, EncoderInfo
 
@@ -29,6 +30,8 @@ _RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 # dlib's chip geometry for the ResNet (what compute_face_descriptor uses internally).
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
+# The HOG detector's window: at a pyramid scale of 1 it finds faces down to about this height.
+HOG_FACE_PX = 80.0
 
 
 def _default_model_dir() -> Path:
@@ -108,17 +111,45 @@ class DlibResnetEncoder(FaceEncoder):
 
     # --- pipeline -------------------------------------------------------------------------
 
-    def _detect(self, rgb: np.ndarray, *, embed: bool) -> list[DetectedFace]:
+    def _full_scale(self, shape: tuple[int, ...]) -> tuple[float, int]:
+        return min(1.0, self.max_side / max(shape[:2])), self.upsample
+
+    def detect_min_face(
+        self, rgb: np.ndarray, min_face_px: float, *, embed: bool = True
+    ) -> list[DetectedFace]:
+        """Detect on a copy scaled so that a `min_face_px` face fills the HOG window, without
+        pyramid upsampling: the cost falls with the square of the scale. Never more sensitive
+        than `detect` (whose smallest face is ~HOG_FACE_PX / (copy scale * 2**upsample))."""
+        rgb = _check_rgb(rgb)
+        self.load()
+        full, up = self._full_scale(rgb.shape)
+        effective = full * (2 ** up)
+        wanted = HOG_FACE_PX / max(float(min_face_px), 1.0)
+        if wanted >= effective:
+            return self.detect(rgb, embed=embed)
+        # Snap to a level of `detect`'s own pyramid (steps of 5/6), at or above the wanted scale,
+        # so boxes come out as `detect` would draw them.
+        steps = math.floor(math.log(effective / wanted) / math.log(6.0 / 5.0))
+        scale = effective * (5.0 / 6.0) ** steps
+        faces = self._detect(rgb, embed=embed, scale=scale, upsample=0)
+        return sorted(faces, key=lambda f: f.area, reverse=True)
+
+    def _detect(
+        self, rgb: np.ndarray, *, embed: bool, scale: float | None = None,
+        upsample: int | None = None,
+    ) -> list[DetectedFace]:
         dlib = self._dlib
         h, w = rgb.shape[:2]
         # 1. Detect on a bounded copy: HOG cost grows with pixels, and big photos add nothing.
-        scale = min(1.0, self.max_side / max(h, w))
+        if scale is None:
+            scale, upsample = self._full_scale(rgb.shape)
         small = rgb
-        if scale < 1.0:
+        if scale != 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+            small = cv2.resize(rgb, size, interpolation=interp)
         with self._run_lock:
-            rects, scores, _ = self._detector.run(small, self.upsample, self.min_score)
+            rects, scores, _ = self._detector.run(small, upsample, self.min_score)
 
             # 2. Landmarks on the full-resolution image, from the box mapped back.
             found = []

@@ -49,6 +49,14 @@ class FaceEncoder(ModelBase):
         """Every face in an H x W x 3 uint8 RGB image, largest first, in original pixels."""
         return self.predict(rgb, embed=embed)
 
+    def detect_min_face(
+        self, rgb: np.ndarray, min_face_px: float, *, embed: bool = True
+    ) -> list[DetectedFace]:
+        """Every face at least `min_face_px` tall (original pixels), largest first. Smaller faces
+        may be found too; an encoder whose detector cannot trade sensitivity for speed runs the
+        full detection (this default)."""
+        return self.detect(rgb, embed=embed)
+
     def _predict(self, rgb: np.ndarray, *, embed: bool = True) -> list[DetectedFace]:
         faces = self._detect(_check_rgb(rgb), embed=embed)
         return sorted(faces, key=lambda f: f.area, reverse=True)

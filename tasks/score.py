@@ -26,6 +26,13 @@ from castkeep.models.specs import CameraSpec, LightingSpec
 
 # Recorded as the identity distance of a talent missing from the output (far beyond any threshold).
 NOT_FOUND_DISTANCE = 99.0
+# Detection runs coarse to fine (the detector's cost grows with the pixels it scans):
+# 1. faces of at least 1/COARSE_FRACTION of the image's long side (a portrait's talent);
+# 2. when every talent was found there, faces down to EXTRA_FACE_MIN_REL of the smallest
+#    talent's face height (any other person that size is an extra face); embedded only if new;
+# 3. otherwise the encoder's full detection (and the upright retry for large Dutch angles).
+COARSE_FRACTION = 5.0
+EXTRA_FACE_MIN_REL = 0.4
 
 
 @dataclass(frozen=True)
@@ -66,14 +73,14 @@ def score_variant(
     from the input photo: far more accurate than judging the output alone."""
     t0 = time.perf_counter()
     info = encoder.info
-    # A Dutch angle beyond ~30 degrees hides faces from frontal detectors: detect upright too.
-    faces = detect_with_roll_hint(encoder, rgb, camera.roll if camera is not None else 0.0)
+    faces, assignment = _detect_and_assign(
+        rgb, encoder, talent_embeddings, camera.roll if camera is not None else 0.0
+    )
     t_detect = time.perf_counter() - t0
     records: list[ScoreRecord] = []
     reasons: list[str] = []
     id_threshold = thresholds.identity_distance or info.threshold
 
-    assignment = assign_faces(talent_embeddings, faces, info)
     matched_faces: list[DetectedFace] = []
     matched_talents: list[str] = []
     for talent_id in talent_embeddings:
@@ -209,6 +216,36 @@ def score_variant(
         seconds=time.perf_counter() - t0,
         detect_seconds=t_detect,
     )
+
+
+def _box_iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union if union > 0 else 0.0
+
+
+def _detect_and_assign(rgb, encoder: FaceEncoder, talent_embeddings, roll_hint: float):
+    """Faces in the output and their assignment to talents, coarse to fine (see COARSE_FRACTION).
+    Finds every talent the full detection would, and every other face at least
+    EXTRA_FACE_MIN_REL of the smallest talent's face height."""
+    info = encoder.info
+    coarse = max(rgb.shape[:2]) / COARSE_FRACTION
+    faces = encoder.detect_min_face(rgb, coarse, embed=True)
+    assignment = assign_faces(talent_embeddings, faces, info)
+    found = [faces[m.face_index] for m in assignment.matches if m.face_index is not None]
+    if talent_embeddings and len(found) == len(talent_embeddings):
+        floor = EXTRA_FACE_MIN_REL * min(f.box[3] - f.box[1] for f in found)
+        if floor >= coarse:
+            return faces, assignment
+        fine = encoder.detect_min_face(rgb, floor, embed=False)
+        if all(max((_box_iou(f.box, g.box) for g in faces), default=0.0) >= 0.3 for f in fine):
+            return faces, assignment  # nothing the coarse pass missed
+        faces = encoder.detect_min_face(rgb, floor, embed=True)
+    else:
+        # A Dutch angle beyond ~30 degrees hides faces from frontal detectors: detect upright too.
+        faces = detect_with_roll_hint(encoder, rgb, roll_hint)
+    return faces, assign_faces(talent_embeddings, faces, info)
 
 
 def _score_lighting(rgb, face, spec, *, reference, reference_face, threshold):

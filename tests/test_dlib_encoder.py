@@ -166,3 +166,17 @@ def test_missing_model_dir_is_a_configuration_error(tmp_path):
     enc = get_encoder("dlib-resnet-v1", model_dir=tmp_path)
     with pytest.raises(ModelNotConfiguredError, match="shape_predictor_5_face_landmarks.dat"):
         enc.load()
+
+
+def test_detect_min_face_finds_the_face_as_detect_does(dlib_encoder, portrait_rgb, portrait_faces):
+    rgb = portrait_rgb["obama"]
+    (full,) = portrait_faces["obama"]
+    height = full.box[3] - full.box[1]
+    (coarse,) = dlib_encoder.detect_min_face(rgb, 0.6 * height)
+    # A level of detect's own pyramid: the same box within a few pixels, the same person.
+    assert np.allclose(coarse.box, full.box, atol=0.08 * height)
+    assert dlib_encoder.distance(coarse, full) < 0.15
+    # Asking for faces larger than the image holds finds nothing; a tiny minimum is `detect`.
+    assert dlib_encoder.detect_min_face(rgb, 4 * max(rgb.shape), embed=False) == []
+    (fine,) = dlib_encoder.detect_min_face(rgb, 1.0, embed=False)
+    assert fine.box == full.box

@@ -8,7 +8,12 @@ import pytest
 
 from castkeep.models.request_spec import Thresholds
 from castkeep.models.specs import parse_lighting
-from castkeep.tasks.score import NOT_FOUND_DISTANCE, score_variant
+from castkeep.tasks.score import (
+    COARSE_FRACTION,
+    EXTRA_FACE_MIN_REL,
+    NOT_FOUND_DISTANCE,
+    score_variant,
+)
 from tests.plugins.faces import side_by_side
 
 A, B = str(uuid.uuid4()), str(uuid.uuid4())
@@ -119,3 +124,34 @@ def test_group_lighting_uses_each_talents_own_reference(dlib_encoder, portrait_f
     light = _lighting(s)
     assert s.passed, s.reasons
     assert light.detail["faces"] == 2 and light.detail["relative_to_reference"] is True
+
+
+@pytest.mark.parametrize("share", [0.5, 0.8])
+def test_smaller_extra_face_is_still_caught(dlib_encoder, portrait_faces, portrait_rgb, share):
+    """A portrait cropped round the talent (found by the coarse pass) beside another person
+    whose face is smaller (only the fine pass, down to EXTRA_FACE_MIN_REL of the talent's
+    height, sees it): still an extra face."""
+    import cv2
+    import numpy as np
+
+    x0, y0, x1, y1 = (int(v) for v in portrait_faces["obama"][0].box)
+    h = y1 - y0
+    big = portrait_rgb["obama"][max(0, y0 - h // 2):y1 + h, max(0, x0 - h // 2):x1 + h // 2]
+    other = portrait_rgb["biden"]
+    bh = portrait_faces["biden"][0].box[3] - portrait_faces["biden"][0].box[1]
+    k = share * h / bh
+    small = cv2.resize(other, (round(other.shape[1] * k), round(other.shape[0] * k)),
+                       interpolation=cv2.INTER_AREA)
+    canvas = np.full((max(big.shape[0], small.shape[0]), big.shape[1] + small.shape[1] + 40, 3),
+                     128, np.uint8)
+    canvas[:big.shape[0], :big.shape[1]] = big
+    canvas[:small.shape[0], big.shape[1] + 40:] = small
+    assert max(canvas.shape[:2]) / COARSE_FRACTION > share * h > EXTRA_FACE_MIN_REL * h
+    s = score_variant(canvas, encoder=dlib_encoder,
+                      talent_embeddings=_refs(portrait_faces, (A, "obama2")),
+                      talent_labels={A: "a"}, lighting=None, camera=None,
+                      thresholds=Thresholds(), allow_extra_faces=False)
+    assert len(s.faces) == 2
+    assert not s.passed and any("1 extra face(s)" in r for r in s.reasons)
+    ident = next(r for r in s.records if r.kind == "identity")
+    assert ident.passed and s.faces[ident.face_index].box[0] < big.shape[1]
