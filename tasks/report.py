@@ -23,15 +23,22 @@ THUMB_SIDE = 256
 
 
 def _thumbnail(store, key: str):
-    from PIL import Image
     import numpy as np
+    from PIL import Image, ImageOps
 
     try:
-        rgb = decode_image(store.get_bytes(key)).rgb
+        data = store.get_bytes(key)
+        if data[:3] == b"\xff\xd8\xff":
+            # Our outputs are JPEG: decode straight at thumbnail scale (DCT scaling, several
+            # times faster than decoding every pixel only to shrink them).
+            with Image.open(io.BytesIO(data)) as src:
+                src.draft("RGB", (THUMB_SIDE, THUMB_SIDE))
+                img = ImageOps.exif_transpose(src).convert("RGB")
+        else:
+            img = Image.fromarray(decode_image(data).rgb)
     except Exception as exc:  # noqa: BLE001 - a missing object shows as a crossed tile
         log.warning("cannot read %s for the contact sheet: %s", key, exc)
         return None
-    img = Image.fromarray(rgb)
     img.thumbnail((THUMB_SIDE, THUMB_SIDE))
     return np.asarray(img)
 

@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -50,8 +51,9 @@ class VariantScores:
 
 def _blankness(rgb: np.ndarray) -> float:
     """Standard deviation of the grey image: ~0 for a blank or flat output."""
-    grey = rgb.astype(np.float32).mean(axis=2)
-    return float(grey.std())
+    # std(mean of channels) = std(sum of channels) / 3, the sum exact in uint16.
+    total = rgb.sum(axis=2, dtype=np.uint16)
+    return float(cv2.meanStdDev(total)[1][0, 0]) / 3.0
 
 
 def score_variant(
