@@ -111,7 +111,10 @@ def edit(
     light: str = typer.Option(None, "--light", help='Lighting spec, e.g. "azimuth=45,elevation=30,fill=0.2,temp=3200".'),
     camera_text: str = typer.Option(None, "--camera", help='Camera spec, e.g. "roll=30,shot=medium".'),
     scene: str = typer.Option(None, "--scene", help="Scene/background change (generative engines only)."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed: varies the output (classical: small light and framing variations; option variation=0 turns them off); the same seed gives the same image."),
+    seed: int = typer.Option(0, "--seed", min=0, help=(
+        "Random seed: the same seed gives the same image (classical: small light and framing "
+        "variations; --option variation=0 turns them off)."
+    )),
     option: list[str] = typer.Option([], "--option", help="Engine option KEY=VALUE (repeatable), e.g. steps=8."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON only."),
 ) -> None:

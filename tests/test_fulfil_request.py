@@ -87,7 +87,8 @@ def test_single_talent_request_is_scored_signed_catalogued_and_published(request
     assert [(g.variant, g.attempt, g.passed) for g in gens] == [(0, 0, True), (1, 0, True)]
     assert gens[0].seed != gens[1].seed and gens[0].engine == "classical"
     # The seed varies the classical engine's output: two variants, two different images.
-    assert gens[0].params["engine_metadata"]["variation"] != gens[1].params["engine_metadata"]["variation"]
+    variations = [g.params["engine_metadata"]["variation"] for g in gens]
+    assert variations[0] != variations[1]
     assert _rows(select(func.count()).select_from(schema.Face).where(schema.Face.asset_id.in_(ids))) == [2]
     kinds = _rows(select(schema.AuditEvent.kind).order_by(schema.AuditEvent.seq))
     assert kinds.count("asset.created") == 2 and kinds.count("asset.published") == 2
