@@ -11,20 +11,13 @@ import pytest
 from castkeep.errors import UnknownModelError
 from castkeep.flows import face_encoder
 from castkeep.flows.settings import FacesSettings, get_settings
-from tests.test_insightface_encoder import build_arcface, build_genderage, build_scrfd
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("insightface-packs")
-    pack = root / "tinypack"
-    pack.mkdir()
-    build_scrfd(pack / "det_tiny.onnx")
-    build_arcface(pack / "w_tiny.onnx")
-    build_genderage(pack / "genderage.onnx")
-    return root
+@pytest.fixture
+def tiny_root(tiny_insightface_root) -> Path:
+    return tiny_insightface_root
 
 
 def _faces(root: Path, **kw) -> FacesSettings:

@@ -153,13 +153,9 @@ def test_non_commercial_encoder_is_refused_for_advertising_unless_licensed(
     request_env, fulfil, monkeypatch, tmp_path
 ):
     from castkeep.flows.settings import get_settings
-    from tests.test_insightface_encoder import build_arcface, build_genderage, build_scrfd
+    from tests.plugins.insightface_packs import write_tiny_pack
 
-    pack = tmp_path / "packs" / "tinypack"
-    pack.mkdir(parents=True)
-    build_scrfd(pack / "det_tiny.onnx")
-    build_arcface(pack / "w_tiny.onnx")
-    build_genderage(pack / "genderage.onnx")
+    pack = write_tiny_pack(tmp_path / "packs" / "tinypack")
     monkeypatch.setenv("CASTKEEP_FACES__ENCODER", "insightface")
     monkeypatch.setenv("CASTKEEP_FACES__INSIGHTFACE_ROOT", str(pack.parent))
     monkeypatch.setenv("CASTKEEP_FACES__INSIGHTFACE_PACK", "tinypack")
