@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from castkeep.errors import ObjectStoreError
 
@@ -159,3 +161,12 @@ class ObjectStore(abc.ABC):
 
     def describe(self) -> str:
         return self.kind
+
+
+def object_location(store: ObjectStore, key: str) -> str:
+    """Where a stored object can be opened: a local path for the filesystem store, else a
+    time-limited URL."""
+    url = store.presign_get(key, timedelta(days=7))
+    if url.startswith("file:"):
+        return url2pathname(urlparse(url).path)
+    return url

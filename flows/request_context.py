@@ -11,9 +11,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
+from castkeep.db.object_store import object_location  # noqa: F401 (flows use rc.object_location)
 from castkeep.flows.settings import Settings
 from castkeep.models.request_spec import RequestSpec
 from castkeep.provenance.policy import Use
@@ -118,17 +117,6 @@ def trust_anchors(settings: Settings) -> list[Path]:
     return resolve_trust_anchors(
         keys_dir=Path(settings.home) / "keys", configured=settings.signing.trust_anchors
     )
-
-
-def object_location(store, key: str) -> str:
-    """Where a stored object can be opened: a local path for the filesystem store, else a
-    time-limited URL."""
-    import datetime as dt
-
-    url = store.presign_get(key, dt.timedelta(days=7))
-    if url.startswith("file:"):
-        return url2pathname(urlparse(url).path)
-    return url
 
 
 @dataclass

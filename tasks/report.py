@@ -134,7 +134,7 @@ def _artifacts(runtime, view, table, keys) -> None:
 
     if FlowRunContext.get() is None:  # artifacts belong to a flow run
         return
-    from castkeep.flows.request_context import object_location
+    from castkeep.db.object_store import object_location
 
     key = f"request-{view.id}"
     if table:

@@ -122,3 +122,13 @@ def test_thresholds_defaults():
     assert t.identity_distance is None and t.max_retries == 2
     spec = request_from_mapping({**BASE, "thresholds": {"identity_distance": 0.5}})
     assert spec.thresholds.identity_distance == 0.5
+
+
+def test_shipped_example_request_is_valid():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "requests" / "group-social.yaml"
+    spec = load_request(example)
+    assert spec.talents == ("demo-talent-a", "demo-talent-b")
+    assert spec.lighting.key_azimuth == -45 and spec.lighting.colour_temperature == 3800
+    assert (spec.variants, spec.territory, spec.approval_required) == (3, "FR", True)
