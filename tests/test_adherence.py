@@ -11,21 +11,18 @@ from castkeep.models.adherence import (
     score_camera,
     score_lighting,
 )
-from castkeep.models.encoders import get_encoder
 from castkeep.models.engines import EditInput, get_engine
-from castkeep.models.imaging import load_image
 from castkeep.models.specs import CameraSpec, LightingSpec, ShotSize
 
 
 @pytest.fixture(scope="module")
-def encoder():
-    return get_encoder("dlib-resnet-v1")
+def encoder(dlib_encoder):
+    return dlib_encoder
 
 
 @pytest.fixture(scope="module")
-def portrait(fixtures_dir, encoder):
-    rgb = load_image(fixtures_dir / "obama.jpg").rgb
-    return rgb, encoder.detect(rgb, embed=False)[0]
+def portrait(portrait_rgb, portrait_faces):
+    return portrait_rgb["obama"], portrait_faces["obama"][0]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import pytest
 
 from castkeep.errors import SpecError
 from castkeep.models.adherence import face_pose, score_camera, score_lighting
-from castkeep.models.encoders import get_encoder
 from castkeep.models.engines import EditInput, get_engine
 from castkeep.models.imaging import load_image
 from castkeep.models.engine_classical import (
@@ -24,8 +23,8 @@ from castkeep.models.specs import ShotSize, parse_camera, parse_lighting
 
 
 @pytest.fixture(scope="module")
-def encoder():
-    return get_encoder("dlib-resnet-v1")
+def encoder(dlib_encoder):
+    return dlib_encoder
 
 
 @pytest.fixture(scope="module")

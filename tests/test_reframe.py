@@ -7,8 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from castkeep.models.encoders import get_encoder
-from castkeep.models.imaging import load_image
 from castkeep.models.reframe import (
     SHOT_SHARES,
     apply_framing,
@@ -23,14 +21,13 @@ from castkeep.models.specs import CameraSpec, ShotSize, parse_camera
 
 
 @pytest.fixture(scope="module")
-def encoder():
-    return get_encoder("dlib-resnet-v1")
+def encoder(dlib_encoder):
+    return dlib_encoder
 
 
 @pytest.fixture(scope="module")
-def portrait(fixtures_dir, encoder):
-    rgb = load_image(fixtures_dir / "obama.jpg").rgb
-    return rgb, encoder.detect(rgb, embed=False)[0]
+def portrait(portrait_rgb, portrait_faces):
+    return portrait_rgb["obama"], portrait_faces["obama"][0]
 
 
 def _nose_offset(face) -> float:
