@@ -17,7 +17,7 @@ import numpy as np
 
 from castkeep.errors import ModelNotConfiguredError
 from castkeep.models.encoders import FaceEncoder, _check_rgb
-from castkeep.models.face_quality import clip_box, face_quality
+from castkeep.models.face_quality import detected_face
 from castkeep.models.face_types import DetectedFace, EncoderInfo
 
 log = logging.getLogger(__name__)
@@ -181,18 +181,10 @@ class DlibResnetEncoder(FaceEncoder):
             eye_right = _mid(pts[0], pts[1])
             eye_left = _mid(pts[2], pts[3])
             nose = pts[4]
-            clipped = clip_box(box, w, h)
             faces.append(
-                DetectedFace(
-                    box=clipped,
-                    landmarks=pts,
-                    eye_left=eye_left,
-                    eye_right=eye_right,
-                    nose=nose,
-                    quality=face_quality(rgb, clipped, eye_left, eye_right, nose, score),
-                    encoder=NAME,
-                    encoder_version=VERSION,
-                    embedding=desc,
+                detected_face(
+                    rgb, box, pts, eye_left, eye_right, nose, score,
+                    encoder=NAME, encoder_version=VERSION, embedding=desc,
                 )
             )
         return faces

@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from castkeep.models.face_types import FaceQuality, Point
+from castkeep.models.face_types import DetectedFace, FaceQuality, Point
 
 # Sharpness is measured on the face crop resized to this size, so values compare across face sizes.
 _SHARPNESS_SIZE = 112
@@ -73,4 +73,34 @@ def face_quality(
         det_score=float(det_score),
         yaw=yaw_degrees(eye_left, eye_right, nose),
         roll=roll_degrees(eye_left, eye_right),
+    )
+
+
+def detected_face(
+    rgb: np.ndarray,
+    box: tuple[float, float, float, float],
+    landmarks: tuple[Point, ...],
+    eye_left: Point,
+    eye_right: Point,
+    nose: Point,
+    det_score: float,
+    *,
+    encoder: str,
+    encoder_version: str,
+    embedding: np.ndarray | None,
+) -> DetectedFace:
+    """A DetectedFace with its box clipped to the image and its quality measured: the one way
+    every encoder builds its output."""
+    h, w = rgb.shape[:2]
+    clipped = clip_box(box, w, h)
+    return DetectedFace(
+        box=clipped,
+        landmarks=landmarks,
+        eye_left=eye_left,
+        eye_right=eye_right,
+        nose=nose,
+        quality=face_quality(rgb, clipped, eye_left, eye_right, nose, det_score),
+        encoder=encoder,
+        encoder_version=encoder_version,
+        embedding=embedding,
     )

@@ -25,7 +25,7 @@ import numpy as np
 
 from castkeep.errors import ModelNotConfiguredError
 from castkeep.models.encoders import FaceEncoder
-from castkeep.models.face_quality import clip_box, face_quality
+from castkeep.models.face_quality import detected_face
 from castkeep.models.face_types import DetectedFace, EncoderInfo, l2_normalise
 
 log = logging.getLogger(__name__)
@@ -215,17 +215,10 @@ class InsightFaceEncoder(FaceEncoder):
         for box, score, kps, emb in zip(boxes, scores, kpss, embeddings):
             pts = tuple((float(x), float(y)) for x, y in kps)
             eye_left, eye_right, nose = pts[0], pts[1], pts[2]
-            clipped = clip_box(tuple(float(v) for v in box), w, h)
             faces.append(
-                DetectedFace(
-                    box=clipped,
-                    landmarks=pts,
-                    eye_left=eye_left,
-                    eye_right=eye_right,
-                    nose=nose,
-                    quality=face_quality(rgb, clipped, eye_left, eye_right, nose, float(score)),
-                    encoder=info.name,
-                    encoder_version=info.version,
+                detected_face(
+                    rgb, tuple(float(v) for v in box), pts, eye_left, eye_right, nose, float(score),
+                    encoder=info.name, encoder_version=info.version,
                     embedding=None if emb is None else l2_normalise(emb),
                 )
             )
