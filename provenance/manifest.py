@@ -12,10 +12,10 @@ import hashlib
 import io
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import c2pa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from castkeep import __version__ as castkeep_version
 from castkeep.errors import SigningError, UnsupportedImageError
@@ -47,6 +47,15 @@ __all__ = [
 ]
 
 SUPPORTED_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+
+def _supported_media(value: str) -> str:
+    if value not in SUPPORTED_MEDIA_TYPES:
+        raise ValueError(f"media_type must be one of {SUPPORTED_MEDIA_TYPES}")
+    return value
+
+
+MediaType = Annotated[str, AfterValidator(_supported_media)]
 IPTC_SOURCE = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 DIGITAL_SOURCE_TYPES = ("compositeWithTrainedAlgorithmicMedia", "trainedAlgorithmicMedia")
 
@@ -58,7 +67,7 @@ class _Spec(BaseModel):
 class IngredientRef(_Spec):
     """A reference portrait the output was made from: its bytes or a path to them."""
 
-    media_type: str
+    media_type: MediaType
     title: str = Field(min_length=1, max_length=200)
     data: bytes | None = Field(default=None, repr=False)
     path: Path | None = None
@@ -69,13 +78,6 @@ class IngredientRef(_Spec):
         if (self.data is None) == (self.path is None):
             raise ValueError("give exactly one of data or path")
         return self
-
-    @field_validator("media_type")
-    @classmethod
-    def _media(cls, value: str) -> str:
-        if value not in SUPPORTED_MEDIA_TYPES:
-            raise ValueError(f"media_type must be one of {SUPPORTED_MEDIA_TYPES}")
-        return value
 
     def read(self) -> bytes:
         if self.data is not None:
@@ -95,7 +97,7 @@ class IngredientRef(_Spec):
 
 class ManifestInput(_Spec):
     title: str = Field(min_length=1, max_length=200)
-    media_type: str
+    media_type: MediaType
     kind: Literal["edit", "composite"]
     engine_name: str = Field(min_length=1)
     engine_version: str = Field(min_length=1)
@@ -109,13 +111,6 @@ class ManifestInput(_Spec):
     # Thumbnails cost ~95 % of signing time and copy a likeness into the manifest.
     thumbnails: bool = False
     created_at: dt.datetime | None = None
-
-    @field_validator("media_type")
-    @classmethod
-    def _media(cls, value: str) -> str:
-        if value not in SUPPORTED_MEDIA_TYPES:
-            raise ValueError(f"media_type must be one of {SUPPORTED_MEDIA_TYPES}")
-        return value
 
     @field_validator("digital_source_type")
     @classmethod
