@@ -22,7 +22,14 @@ class UnknownModelError(CastkeepError):
     """A registry was asked for a name it does not know; the message lists the known ones."""
 
 
-class DatabaseError(CastkeepError):
+class InfrastructureError(CastkeepError):
+    """A service castkeep depends on is unavailable (database, object store, disk, Prefect API);
+    the message names what failed and the setting or path to check. Nothing was half-written."""
+
+    exit_code = 5
+
+
+class DatabaseError(InfrastructureError):
     """The catalogue cannot be reached or is not usable (e.g. pgvector missing)."""
 
 
@@ -30,7 +37,7 @@ class ObjectNotFoundError(CastkeepError):
     """An object store key does not exist."""
 
 
-class ObjectStoreError(CastkeepError):
+class ObjectStoreError(InfrastructureError):
     """The object store cannot be reached or refused an operation."""
 
 
@@ -94,3 +101,9 @@ class SigningError(CastkeepError):
 
 class VerificationError(CastkeepError):
     """A file's provenance could not be read at all."""
+
+
+class WithdrawnError(CastkeepError):
+    """The asset is withdrawn (quarantined or rejected) in the catalogue: it must not be used."""
+
+    exit_code = 4
