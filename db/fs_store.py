@@ -7,6 +7,14 @@
 
 Every write goes temp file -> fsync -> rename -> fsync(dir), so a crash never leaves a partial
 object under its final name. Paths only ever come from validated content-addressed keys.
+
+Permissions: owner-only. Files are 0400 (read-only for the owner too: a stored object never
+changes; a legal hold is the presence of its hold file, which only the owner can remove), folders
+0700. With a group (``group=``, the CASTKEEP_STORAGE__GROUP setting) its members may read:
+files 0440 and folders 0750 of that group, except tmp/ and everything under the restricted prefix
+(release documents), which stay owner-only whatever the setting. A store written by an older
+castkeep (0444 files in 0755 folders) is brought in line once, when it is opened; the marker
+``.permissions`` records the policy applied, so a changed group setting is applied again.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from castkeep.db.object_store import (
+    RESTRICTED_PREFIX,
     ObjectStore,
     StoredObject,
     check_metadata,
@@ -29,9 +39,36 @@ from castkeep.db.object_store import (
     parse_key,
     sha256_file,
 )
-from castkeep.errors import ObjectNotFoundError, ObjectStoreError
+from castkeep.errors import ConfigurationError, ObjectNotFoundError, ObjectStoreError
+
+logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+_FILE_MODE, _DIR_MODE = 0o400, 0o700
+_GROUP_FILE_MODE, _GROUP_DIR_MODE = 0o440, 0o750
+# Top-level folders a group may be let into (never tmp/ or the restricted prefix inside them).
+_SHAREABLE = ("objects", "meta", "holds")
+_PERMISSIONS_MARKER = ".permissions"
+
+
+def _group_id(group: str | int) -> int:
+    """The id of `group` (a name or a number), which this process must be able to give files."""
+    import grp
+
+    try:
+        gid = int(group) if str(group).isdigit() else grp.getgrnam(str(group)).gr_gid
+        grp.getgrgid(gid)
+    except KeyError:
+        raise ConfigurationError(
+            f"no group {group!r} on this machine: fix CASTKEEP_STORAGE__GROUP (empty keeps "
+            "stored objects readable by their owner only)"
+        ) from None
+    if os.geteuid() != 0 and gid != os.getegid() and gid not in os.getgroups():
+        raise ConfigurationError(
+            f"this user is not a member of group {group!r}, so cannot give it stored objects: "
+            "fix CASTKEEP_STORAGE__GROUP or the group's members"
+        )
+    return gid
 
 
 def _fsync_dir(path: Path) -> None:
@@ -45,8 +82,10 @@ def _fsync_dir(path: Path) -> None:
 class FilesystemStore(ObjectStore):
     kind = "filesystem"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, group: str | int | None = None) -> None:
         self.root = Path(root).expanduser().resolve()
+        self._gid = _group_id(group) if group not in (None, "") else None
+        self._tighten_existing()
 
     def describe(self) -> str:
         return f"filesystem at {self.root}"
@@ -67,11 +106,83 @@ class FilesystemStore(ObjectStore):
 
     def _tmp_dir(self) -> Path:
         tmp = self.root / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
+        self._ensure_dir(tmp)
         return tmp
 
-    def _write_atomic(self, target: Path, chunks: Iterator[bytes], mode: int = 0o444) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    # --- permissions (see the module docstring) ----------------------------------------------
+
+    def _group_for(self, path: Path) -> int | None:
+        """The group that may read `path` (at or under the root), or None: owner-only."""
+        if self._gid is None:
+            return None
+        parts = path.relative_to(self.root).parts
+        if not parts:
+            return self._gid  # members traverse the root to reach the shared folders
+        if parts[0] not in _SHAREABLE or (len(parts) > 1 and parts[1] == RESTRICTED_PREFIX):
+            return None
+        return self._gid
+
+    def _set_mode(self, path: Path, *, is_dir: bool, like: Path | None = None) -> None:
+        """Give `path` the mode (and group) that `like` (default: `path` itself) should have."""
+        gid = self._group_for(like or path)
+        if gid is not None:
+            os.chown(path, -1, gid)
+            os.chmod(path, _GROUP_DIR_MODE if is_dir else _GROUP_FILE_MODE)
+        else:
+            os.chmod(path, _DIR_MODE if is_dir else _FILE_MODE)
+
+    def _ensure_dir(self, path: Path) -> None:
+        """Create `path` (the root or a folder under it) and its missing parents up to the root,
+        each with its mode. Folders above the root are not castkeep's to change."""
+        if path.is_dir():
+            return
+        if path == self.root:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            self._ensure_dir(path.parent)
+        try:
+            os.mkdir(path, _DIR_MODE)
+        except FileExistsError:
+            return  # a concurrent writer made it and sets its mode
+        self._set_mode(path, is_dir=True)
+        if path == self.root:
+            self._write_marker()
+
+    def _policy(self) -> str:
+        return "v1 owner" if self._gid is None else f"v1 group {self._gid}"
+
+    def _write_marker(self) -> None:
+        fd = os.open(self.root / _PERMISSIONS_MARKER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self._policy())
+
+    def _tighten_existing(self) -> None:
+        """Once per store (and per group setting): give every folder and file under the root the
+        mode it should have. Stores written by older code had 0444 files in 0755 folders."""
+        marker = self.root / _PERMISSIONS_MARKER
+        with contextlib.suppress(OSError):
+            if marker.read_text() == self._policy():
+                return
+        if not self.root.is_dir():
+            return  # created with the right modes on first write
+        try:
+            for dirpath, _dirs, files in os.walk(self.root):
+                folder = Path(dirpath)
+                self._set_mode(folder, is_dir=True)
+                for name in files:
+                    path = folder / name
+                    if not path.is_symlink():
+                        self._set_mode(path, is_dir=False)
+            self._write_marker()
+        except OSError as exc:
+            # Not the owner (e.g. a group member reading): leave it to the owner's next open.
+            logger.warning("could not set the permissions of the filesystem store at %s: %s",
+                           self.root, exc)
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    def _write_atomic(self, target: Path, chunks: Iterator[bytes]) -> None:
+        self._ensure_dir(target.parent)
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix=".put-")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -79,7 +190,8 @@ class FilesystemStore(ObjectStore):
                     fh.write(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.chmod(tmp_name, mode)
+            # The final mode before the final name: an object is never visible more widely.
+            self._set_mode(Path(tmp_name), is_dir=False, like=target)
             os.replace(tmp_name, target)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -197,7 +309,7 @@ class FilesystemStore(ObjectStore):
 
     def check(self) -> str:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self._ensure_dir(self.root)
             probe = self._tmp_dir() / f".probe-{os.getpid()}"
             probe.write_bytes(b"ok")
             probe.unlink()

@@ -53,7 +53,7 @@ def build_store(settings: Settings) -> ObjectStore:
     if s.kind == "filesystem":
         from castkeep.db.fs_store import FilesystemStore
 
-        return FilesystemStore(settings.home / "objects")
+        return FilesystemStore(settings.home / "objects", group=s.group or None)
     from castkeep.db.s3_store import S3Store
 
     if not s.access_key or not s.secret_key.get_secret_value():

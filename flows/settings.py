@@ -28,6 +28,9 @@ class DatabaseSettings(_Section):
 
 class StorageSettings(_Section):
     kind: Literal["filesystem", "s3"] = "filesystem"
+    # Filesystem store: an OS group whose members may read stored objects (never the restricted
+    # prefix); empty keeps every object readable by its owner only.
+    group: str = ""
     endpoint: str = "127.0.0.1:9000"
     access_key: str = ""
     secret_key: SecretStr = SecretStr("")

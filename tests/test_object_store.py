@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
@@ -191,6 +192,95 @@ def test_fs_check_names_the_setting_when_root_is_not_writable(tmp_path: Path):
     blocker.write_text("not a dir")
     with pytest.raises(ObjectStoreError, match="CASTKEEP_HOME"):
         FilesystemStore(blocker / "objects").check()
+
+
+def _modes(root: Path) -> dict[str, int]:
+    """Mode of every folder and file under `root` (and root itself, as "."), by relative path."""
+    out = {".": stat.S_IMODE(root.stat().st_mode)}
+    for path in root.rglob("*"):
+        out[path.relative_to(root).as_posix()] = stat.S_IMODE(path.lstat().st_mode)
+    return out
+
+
+def _fill(store) -> dict[str, str]:
+    """An asset (on legal hold), a reference and a release document; their keys by name."""
+    asset = store.put_bytes(JPEG, prefix="assets", ext="jpg", media_type="image/jpeg")
+    ref = store.put_bytes(JPEG + b"ref", prefix="references", ext="jpg", media_type="image/jpeg")
+    doc = store.put_bytes(b"%PDF-1.7 release", prefix="restricted/release-docs", ext="pdf",
+                          media_type="application/pdf")
+    store.set_legal_hold(asset.key, True)
+    return {"asset": asset.key, "reference": ref.key, "doc": doc.key}
+
+
+def test_fs_store_is_owner_only(fs_store):
+    keys = _fill(fs_store)
+    root = fs_store.root
+    modes = _modes(root)
+    for rel, mode in modes.items():
+        is_dir = (root / rel).is_dir()
+        assert mode == (0o700 if is_dir else 0o400 if rel != ".permissions" else 0o600), rel
+    for key in keys.values():  # objects, their descriptions and the hold: read-only, owner only
+        assert modes[f"objects/{key}"] == 0o400
+        assert modes[f"meta/{key}.json"] == 0o400
+    assert modes[f"holds/{keys['asset']}"] == 0o400
+    assert fs_store.get_bytes(keys["reference"]) == JPEG + b"ref"
+    with pytest.raises(ObjectStoreError, match="legal hold"):  # the hold still protects
+        fs_store.delete(keys["asset"])
+
+
+def test_fs_store_group_reads_all_but_the_restricted_prefix(tmp_path: Path):
+    import grp
+
+    from castkeep.db.fs_store import FilesystemStore
+
+    gid = os.getegid()
+    store = FilesystemStore(tmp_path / "objects", group=grp.getgrgid(gid).gr_name)
+    keys = _fill(store)
+    root = store.root
+    modes = _modes(root)
+    assert modes["."] == 0o750 and root.stat().st_gid == gid
+    for name in ("asset", "reference"):
+        obj = root / "objects" / keys[name]
+        assert modes[f"objects/{keys[name]}"] == 0o440 and obj.stat().st_gid == gid
+        assert modes[f"meta/{keys[name]}.json"] == 0o440
+        folders = keys[name].split("/")[:-1]  # e.g. objects, objects/assets, .../ab, .../ab/cd
+        for depth in range(len(folders) + 1):
+            assert modes["/".join(["objects", *folders[:depth]])] == 0o750
+    restricted = [rel for rel in modes if rel.split("/")[1:2] == ["restricted"]]
+    assert f"objects/{keys['doc']}" in restricted and f"meta/{keys['doc']}.json" in restricted
+    for rel in restricted:  # release documents: never group- or other-readable
+        assert modes[rel] & 0o077 == 0, rel
+    assert modes["tmp"] == 0o700
+
+
+def test_fs_store_bad_group_names_the_setting(tmp_path: Path):
+    from castkeep.db.fs_store import FilesystemStore
+    from castkeep.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="CASTKEEP_STORAGE__GROUP"):
+        FilesystemStore(tmp_path / "objects", group="no-such-group-castkeep")
+
+
+def test_fs_store_written_by_older_code_is_tightened_when_opened(fs_store):
+    keys = _fill(fs_store)
+    root = fs_store.root
+    # What older castkeep left behind: 0444 files in 0755 folders, and no marker.
+    (root / ".permissions").unlink(missing_ok=True)
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o444)
+    assert _modes(root)[f"objects/{keys['doc']}"] == 0o444
+
+    from castkeep.db.fs_store import FilesystemStore
+
+    reopened = FilesystemStore(root)
+    modes = _modes(root)
+    assert {m for rel, m in modes.items() if (root / rel).is_dir()} == {0o700}
+    assert {m for rel, m in modes.items() if (root / rel).is_file() and rel != ".permissions"} == {0o400}
+    assert reopened.get_bytes(keys["asset"]) == JPEG and reopened.legal_hold(keys["asset"]) is True
+    # Then the marker says it is done: a later open walks nothing.
+    (root / "objects" / keys["reference"]).chmod(0o444)
+    FilesystemStore(root)
+    assert _modes(root)[f"objects/{keys['reference']}"] == 0o444
 
 
 # --- s3 specifics -----------------------------------------------------------------------------

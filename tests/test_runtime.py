@@ -89,6 +89,25 @@ def test_build_store_s3_from_settings(s3_endpoint, tmp_path: Path):
     assert store.check().startswith("s3 at " + s3_endpoint["endpoint"])
 
 
+def test_build_store_filesystem_group_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import grp
+    import os
+    import stat
+
+    gid = os.getegid()
+    monkeypatch.setenv("CASTKEEP_STORAGE__GROUP", grp.getgrgid(gid).gr_name)
+    monkeypatch.setenv("CASTKEEP_HOME", str(tmp_path))
+    monkeypatch.setenv("CASTKEEP_STORAGE__KIND", "filesystem")
+    get_settings.cache_clear()
+    try:
+        store = build_store(load_settings())
+    finally:
+        get_settings.cache_clear()
+    obj = store.put_bytes(b"report", prefix="reports", ext="txt", media_type="text/plain")
+    path = tmp_path / "objects" / "objects" / obj.key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o440 and path.stat().st_gid == gid
+
+
 def test_s3_without_credentials_names_the_settings(tmp_path: Path):
     settings = Settings(home=tmp_path, storage={"kind": "s3"})
     with pytest.raises(ConfigurationError, match="CASTKEEP_STORAGE__ACCESS_KEY"):
