@@ -335,3 +335,56 @@ def other_active_consent_links(
         )
     )
     return set(rows)
+
+
+# ---- publish vs revoke -----------------------------------------------------------------------
+# A publish holds FOR SHARE on the consent rows it relies on; a revocation or expiry takes FOR
+# UPDATE on its consent row before it records the event and runs its cascade. So either the
+# publish commits first and the cascade (which then sees it) quarantines what it published, or
+# the publish waits, sees the revocation and refuses. Rows are locked in id order (no deadlock
+# between two publishes of overlapping talents).
+
+
+def lock_talent_consents(session: Session, talent_ids: list[str | uuid.UUID]) -> list[schema.Consent]:
+    """FOR SHARE on every consent of these talents; returns the rows as committed now."""
+    if not talent_ids:
+        return []
+    query = (
+        select(schema.Consent)
+        .where(schema.Consent.talent_id.in_([_uuid(t) for t in talent_ids]))
+        .order_by(schema.Consent.id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
+    return list(session.scalars(query))
+
+
+def lock_consents(session: Session, consent_ids: list[str | uuid.UUID]) -> list[schema.Consent]:
+    """FOR SHARE on these consent rows; returns them as committed now."""
+    if not consent_ids:
+        return []
+    query = (
+        select(schema.Consent)
+        .where(schema.Consent.id.in_(sorted({_uuid(c) for c in consent_ids})))
+        .order_by(schema.Consent.id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
+    return list(session.scalars(query))
+
+
+def withdrawn_consents(rows: list[schema.Consent], *, now: dt.datetime) -> list[schema.Consent]:
+    """Consents that no longer cover anything: revoked, expired, or past valid_until."""
+    return [c for c in rows if c.status != "active" or _as_utc(c.valid_until) < now]
+
+
+def lineage_consent_ids(session: Session, asset_ids: list[str | uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """asset id -> the consents its lineage names."""
+    out: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+    for asset_id, links in _links(session, [_uuid(a) for a in asset_ids]).items():
+        out[asset_id].update(_uuid(link.consent_id) for link in links if link.consent_id)
+    return out
+
+
+def _as_utc(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)

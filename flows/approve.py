@@ -22,7 +22,7 @@ from castkeep.errors import CastkeepError, ConsentError, NotFoundError
 from castkeep.flows import request_context as rc
 from castkeep.flows.settings import get_settings
 from castkeep.models.request_spec import RequestSpec
-from castkeep.tasks.consent_gate import check_consent
+from castkeep.tasks.consent_gate import check_consent_for_publish
 
 
 class ApprovalError(CastkeepError):
@@ -53,11 +53,17 @@ def approve_assets(
                 "made with approval_required: true and fully generated can be approved"
             )
         spec = RequestSpec.model_validate(dict(req.spec))
-        gate = check_consent(session, list(spec.talents), rc.use_of(spec), spec.publish_date)
+        asset_refs = [str(rc.parse_request_id(raw)) for raw in asset_ids]
+        # Locks the consent rows (FOR SHARE) until this transaction ends: a revocation either
+        # committed before (seen here: refused) or waits and then quarantines what we publish.
+        gate = check_consent_for_publish(
+            session, list(spec.talents), rc.use_of(spec), spec.publish_date, asset_refs
+        )
         if not gate.allowed:
             raise ConsentError(
                 "consent no longer covers this request: " + "; ".join(gate.refusals)
             )
+        # Read after the locks: a cascade that committed first has quarantined some.
         views = {a.id: a for a in assets_repo.request_assets(session, request_id)}
         chosen = []
         for raw in asset_ids:

@@ -45,7 +45,14 @@ from castkeep.flows import request_context as rc
 from castkeep.flows.settings import Settings, get_settings
 from castkeep.models.engines import EditInput
 from castkeep.models.request_spec import RequestSpec, load_request
-from castkeep.tasks.consent_gate import ModelLicence, TalentClearance, consent_gate_task, licence_gate_task
+from castkeep.tasks.consent_gate import (
+    ModelLicence,
+    TalentClearance,
+    check_consent,
+    check_consent_for_publish,
+    consent_gate_task,
+    licence_gate_task,
+)
 from castkeep.tasks.generate import (
     GPU_LIMIT,
     engine_info,
@@ -187,6 +194,8 @@ def run_variant(
     last = spec.thresholds.max_retries
     attempt = min(first_attempt, last)
     while True:
+        # Consent may be revoked while the request runs: stop before spending the engine on it.
+        recheck_consent(p)
         seed = spec.seed_for(variant, attempt)
         inp = EditInput(
             references=[r.rgb for r in refs],
@@ -293,6 +302,16 @@ def run_variant(
         asset_id = done.asset_id
         p.stats.variants += 1
         return asset_id
+
+
+def recheck_consent(p: Prepared) -> None:
+    """Raises Refused when a talent's consent no longer covers the request."""
+    t0 = time.perf_counter()
+    with p.runtime.sessions() as session:
+        gate = check_consent(session, list(p.spec.talents), rc.use_of(p.spec), p.spec.publish_date)
+    p.stats.add("consent", time.perf_counter() - t0)
+    if not gate.allowed:
+        raise Refused(list(gate.refusals), "consent")
 
 
 def _model_hashes(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -404,6 +423,7 @@ def _dispatch_remote(p: Prepared, pending: list[int]) -> None:
         if not final.state or not final.state.is_completed():
             failed.append(v)
     if failed:
+        recheck_consent(p)  # a revocation stops the variants: the request is refused, not failed
         raise CastkeepError(
             f"variants {failed} failed on work pool {p.settings.prefect.gpu_work_pool}; "
             f"`castkeep request resume {p.request_id}` retries them"
@@ -469,6 +489,12 @@ def fulfil_request(request_id: str) -> dict[str, Any]:
                         stats.add("gpu_wait", time.perf_counter() - t0)
                         for v in pending:
                             run_variant(p, v, progress.next_attempt.get(v, 0), limit=None)
+            except Refused as refused:
+                _set_status(runtime, rid, "refused", actor=actor, refusals=refused.refusals,
+                            detail={"gate": refused.kind, "at": "generation"})
+                logger.warning("request %s stopped: %s", rid, "; ".join(refused.refusals))
+                publish_report(runtime, rid)
+                return summarise(runtime, settings, rid)
             except CastkeepError as exc:
                 _set_status(runtime, rid, "failed", actor=actor, refusals=[str(exc)])
                 raise
@@ -487,13 +513,24 @@ def fulfil_request(request_id: str) -> dict[str, Any]:
 
 
 def finish(runtime, rid: uuid.UUID, spec: RequestSpec, *, actor: str) -> None:
-    """Step 7: publish passing variants at once, or wait for a reviewer."""
+    """Step 7: publish passing variants at once, or wait for a reviewer. Consent is checked again
+    in the publishing transaction, with the consent rows locked against a concurrent revocation."""
     with runtime.sessions.begin() as session:
-        views = assets_repo.request_assets(session, rid)
         if spec.approval_required:
             assets_repo.set_request_status(session, rid, "awaiting_approval", actor=actor)
             return
-        ids = [a.id for a in views if a.status == "candidate"]
+        views = assets_repo.request_assets(session, rid)
+        check = check_consent_for_publish(
+            session, list(spec.talents), rc.use_of(spec), spec.publish_date,
+            [a.id for a in views],
+        )
+        if not check.allowed:
+            assets_repo.set_request_status(session, rid, "refused", actor=actor,
+                                           refusals=list(check.refusals),
+                                           detail={"gate": "consent", "at": "publish"})
+            return
+        # Re-read under the locks: a cascade that committed first has quarantined some.
+        ids = [a.id for a in assets_repo.request_assets(session, rid) if a.status == "candidate"]
         assets_repo.set_asset_status(session, ids, "approved", actor=actor,
                                      reason="approval not required by the request")
         assets_repo.set_asset_status(session, ids, "published", actor=actor)

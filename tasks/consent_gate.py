@@ -7,6 +7,7 @@ failing clause for every talent, so the requester sees the whole picture at once
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import Session
 
-from castkeep.db import catalogue
+from castkeep.db import catalogue, compliance
 from castkeep.errors import NotFoundError
 from castkeep.provenance.consent import ConsentTerms
 from castkeep.provenance.policy import Use, evaluate
@@ -87,6 +88,51 @@ def check_consent(
     if refusals:
         return ConsentGate(allowed=False, refusals=tuple(refusals), clearances=())
     return ConsentGate(allowed=True, refusals=(), clearances=tuple(clearances))
+
+
+@dataclass(frozen=True)
+class PublishCheck:
+    """The consent check made in the transaction that publishes (consent rows locked)."""
+
+    allowed: bool
+    refusals: tuple[str, ...]
+    withdrawn_assets: tuple[str, ...]  # assets whose own lineage names a withdrawn consent
+
+
+def check_consent_for_publish(
+    session: Session,
+    talents: Sequence[str],
+    use: Use,
+    publish_date: dt.date,
+    asset_ids: Sequence[str],
+) -> PublishCheck:
+    """Call inside the publishing transaction, before any asset status changes. Locks (FOR SHARE)
+    every consent of the request's talents and of the assets' lineage, so a revocation waits for
+    this transaction or this check sees it; then the request's consent gate runs again and each
+    asset's own lineage consents must still be in force."""
+    talent_ids = []
+    for ref in talents:
+        talent = catalogue.find_talent(session, ref)
+        if talent is not None:
+            talent_ids.append(talent.id)
+    compliance.lock_talent_consents(session, talent_ids)
+    lineage = compliance.lineage_consent_ids(session, list(asset_ids))
+    linked = compliance.lock_consents(session, sorted({c for ids in lineage.values() for c in ids}))
+    gate = check_consent(session, talents, use, publish_date)
+    now = dt.datetime.now(dt.timezone.utc)
+    withdrawn = {c.id: c for c in compliance.withdrawn_consents(linked, now=now)}
+    refusals = list(gate.refusals)
+    bad_assets = []
+    for asset_id, consent_ids in sorted(lineage.items(), key=lambda kv: str(kv[0])):
+        hit = sorted(str(c) for c in consent_ids if c in withdrawn)
+        if hit:
+            bad_assets.append(str(asset_id))
+            refusals.append(
+                f"asset {asset_id}: derived under consent {', '.join(hit)}, which is "
+                f"{', '.join(sorted({withdrawn[uuid.UUID(c)].status for c in hit}))} or past its end"
+            )
+    return PublishCheck(allowed=not refusals, refusals=tuple(dict.fromkeys(refusals)),
+                        withdrawn_assets=tuple(bad_assets))
 
 
 @dataclass(frozen=True)

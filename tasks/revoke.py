@@ -45,8 +45,16 @@ def _consent_for_update(session, consent_id: str | uuid.UUID) -> schema.Consent:
     from castkeep.db.catalogue import get_consent
 
     consent = get_consent(session, consent_id)
-    # Row lock: two cascades on one consent run one after the other.
-    return session.scalars(select(schema.Consent).where(schema.Consent.id == consent.id).with_for_update()).one()
+    # Row lock, taken before anything is recorded: two cascades on one consent run one after the
+    # other, and it conflicts with the FOR SHARE a publish holds (db/compliance.py), so a publish
+    # either commits first (and this cascade then sees and quarantines it) or sees this change.
+    query = (
+        select(schema.Consent)
+        .where(schema.Consent.id == consent.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(query).one()
 
 
 def cascade(

@@ -6,6 +6,7 @@ never a name, a file name of a portrait, or the scene text a requester typed.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from castkeep.db import compliance
 from castkeep.db.catalogue import stored_at_stamp
 from castkeep.db.assets_repo import (
     AssetRecord,
@@ -164,6 +166,12 @@ def sign_and_store(rgb, manifest: ManifestInput, signer, store) -> SignedAsset:
     )
 
 
+@dataclass(frozen=True)
+class CataloguedVariant:
+    asset_id: uuid.UUID
+    status: str
+
+
 def catalogue_variant(
     sessions,
     request_id: uuid.UUID,
@@ -177,7 +185,7 @@ def catalogue_variant(
     references: Sequence[Reference],
     faces: Sequence[DetectedFace],
     actor: str,
-) -> uuid.UUID:
+) -> CataloguedVariant:
     """Asset + generation + scores + lineage + faces + audit event, in one transaction."""
     relationship = "parentOf" if len(references) == 1 else "componentOf"
     lineage = [
@@ -190,7 +198,18 @@ def catalogue_variant(
         for r in references
     ]
     with sessions.begin() as session:
-        return record_variant(
+        # The consents this asset is derived under, locked like a publish locks them: a
+        # revocation that committed first makes the new asset quarantined from birth; one that
+        # comes later waits for this transaction and its cascade then reaches the new asset.
+        locked = compliance.lock_consents(session, [link.consent_id for link in lineage])
+        withdrawn = compliance.withdrawn_consents(locked, now=dt.datetime.now(dt.timezone.utc))
+        if withdrawn:
+            status = "quarantined"
+            status_reason = "; ".join(
+                f"consent {c.id} {c.status if c.status != 'active' else 'past its end'} "
+                "before this variant was catalogued" for c in withdrawn
+            )
+        asset_id = record_variant(
             session,
             request_id,
             generation=generation,
@@ -210,6 +229,7 @@ def catalogue_variant(
             faces=faces,
             actor=actor,
         )
+    return CataloguedVariant(asset_id=asset_id, status=status)
 
 
 @dataclass(frozen=True)
@@ -227,8 +247,11 @@ def finish_variant(rgb, manifest: ManifestInput, signer, store, sessions, reques
 
     signed = sign_and_store(rgb, manifest, signer, store)
     t0 = time.perf_counter()
-    asset_id = catalogue_variant(sessions, request_id, signed=signed, **catalogue_kwargs)
-    return FinishedVariant(asset_id=asset_id, signed=signed, db_seconds=time.perf_counter() - t0)
+    done = catalogue_variant(sessions, request_id, signed=signed, **catalogue_kwargs)
+    if done.status == "quarantined" and not store.legal_hold(signed.object_key):
+        store.set_legal_hold(signed.object_key, True)
+    return FinishedVariant(asset_id=done.asset_id, signed=signed,
+                           db_seconds=time.perf_counter() - t0)
 
 
 # One task for both steps: they belong together, and each task run costs an API round trip.
