@@ -84,6 +84,15 @@ class PrefectSettings(_Section):
     dask_address: str | None = None
 
 
+class AuditSettings(_Section):
+    # HMAC key that signs audit log checkpoints (kept out of the database); empty: created 0600
+    # on first use at <home>/keys/audit-anchor.key. In production point it at a mounted secret.
+    anchor_key: Path | None = None
+    # Also checkpoint after any commit whose audit events cross a multiple of this (0: only audit
+    # runs and `castkeep audit verify-log` do).
+    checkpoint_every: int = Field(default=100, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CASTKEEP_",
@@ -100,6 +109,7 @@ class Settings(BaseSettings):
     signing: SigningSettings = Field(default_factory=SigningSettings)
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @property
     def acting_user(self) -> str:
