@@ -36,9 +36,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from castkeep.documents import parse_document, read_document
 from castkeep.errors import ManifestError, SpecError
 from castkeep.models.specs import (
     CameraSpec,
@@ -50,6 +50,9 @@ from castkeep.models.specs import (
 )
 
 MAX_VARIANTS = 200
+# Engine options are a few settings (steps, a prompt, LoRA names), never data.
+MAX_ENGINE_OPTIONS_BYTES = 16 * 1024
+MAX_ENGINE_OPTIONS_DEPTH = 6
 _TERRITORY = re.compile(r"^(?:[A-Z]{2}|WORLD)$")
 _WORD = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
 
@@ -103,6 +106,27 @@ class RequestSpec(BaseModel):
         if len(set(cleaned)) != len(cleaned):
             raise ValueError("a talent is listed twice")
         return cleaned
+
+    @field_validator("engine_options")
+    @classmethod
+    def _bounded_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if _depth(value) > MAX_ENGINE_OPTIONS_DEPTH:
+            raise ValueError(
+                f"engine options are nested more than {MAX_ENGINE_OPTIONS_DEPTH} levels deep"
+            )
+        try:
+            size = len(json.dumps(value, allow_nan=False).encode())
+        except (TypeError, ValueError):
+            raise ValueError(
+                "engine options must be plain values (text, numbers, true/false, lists, "
+                "mappings)"
+            ) from None
+        if size > MAX_ENGINE_OPTIONS_BYTES:
+            raise ValueError(
+                f"engine options take {size} bytes as JSON, more than the "
+                f"{MAX_ENGINE_OPTIONS_BYTES} allowed: give settings, not data"
+            )
+        return value
 
     @field_validator("scene", "brief")
     @classmethod
@@ -175,6 +199,22 @@ class RequestSpec(BaseModel):
     def sha256(self) -> str:
         data = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of lists/mappings (a scalar is 0); iterative, so no depth can crash it."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, Mapping):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, level + 1) for v in item)
+        else:
+            deepest = max(deepest, level)
+            continue
+        deepest = max(deepest, level + 1)
+    return deepest
 
 
 def _derived_seed(spec: RequestSpec, variant: int) -> int:
@@ -260,16 +300,7 @@ def load_request(
 ) -> RequestSpec:
     """Read and validate a request file (YAML or JSON)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: request file not found; check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: cannot read the request file ({exc})") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ManifestError(f"{path}: not valid YAML/JSON ({exc})") from None
+    data = parse_document(read_document(path, what="request file"), str(path), what="request file")
     return request_from_mapping(
         data,
         source=str(path),

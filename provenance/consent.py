@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from castkeep.documents import parse_document, read_document
 from castkeep.errors import ManifestError
 
 # ISO 3166-1 alpha-2, officially assigned codes (as listed in tzdata's iso3166.tab).
@@ -45,6 +45,7 @@ PURPOSES: tuple[str, ...] = Purpose.__args__  # type: ignore[attr-defined]
 EDIT_KINDS: tuple[str, ...] = EditKind.__args__  # type: ignore[attr-defined]
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_NOTES_CHARS = 4000  # free text for people; the release document holds the terms
 
 
 class _Strict(BaseModel):
@@ -125,7 +126,7 @@ class ConsentManifest(_Strict):
     minor: bool = False
     guardian: str | None = Field(default=None, min_length=1, max_length=300)
     signed_by: str = Field(min_length=1, max_length=300)
-    notes: str | None = None
+    notes: str | None = Field(default=None, max_length=MAX_NOTES_CHARS)
 
     @field_validator("valid_from", mode="before")
     @classmethod
@@ -207,14 +208,7 @@ def parse_manifest_bytes(data: bytes, source: str) -> list[LoadedManifest]:
 
     `source` names the file in error messages.
     """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"{source}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
-    try:
-        doc = json.loads(text) if source.lower().endswith(".json") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ManifestError(f"{source}: cannot parse: {exc}") from exc
+    doc = parse_document(data, source, what="consent manifest")
     if not isinstance(doc, dict):
         raise ManifestError(
             f"{source}: a consent manifest must be a mapping (talent, portraits, ...) or a batch "
@@ -234,11 +228,7 @@ def parse_manifest_bytes(data: bytes, source: str) -> list[LoadedManifest]:
 
 def load_manifests(path: Path) -> list[LoadedManifest]:
     """Load one manifest file from disk; errors name the file and field."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read: {exc.strerror}") from exc
-    return parse_manifest_bytes(data, str(path))
+    return parse_manifest_bytes(read_document(path, what="consent manifest"), str(path))
 
 
 def is_manifest_name(name: str) -> bool:

@@ -156,3 +156,24 @@ def test_terms_from_manifest_and_row():
 
 def test_manifest_names():
     assert is_manifest_name("x.YAML") and is_manifest_name("b.json") and not is_manifest_name("r.txt")
+
+
+def test_yaml_alias_in_manifest_is_refused(tmp_path):
+    text = yaml.safe_dump(manifest_dict()) + "notes: &n [*n]\n"
+    (tmp_path / "m.yaml").write_text(text)
+    with pytest.raises(ManifestError) as err:
+        load_manifests(tmp_path / "m.yaml")
+    assert str(err.value).startswith(f"{tmp_path / 'm.yaml'}: line ")
+    assert "aliases" in str(err.value) and "not allowed" in str(err.value)
+    merged = b"base: &b {channels: [web]}\nscope:\n  <<: *b\n"
+    with pytest.raises(ManifestError, match="anchors and aliases"):
+        parse_manifest_bytes(merged, "m.yaml")
+
+
+def test_notes_and_file_size_are_bounded(tmp_path):
+    with pytest.raises(ManifestError, match=r"field `notes`: String should have at most 4000"):
+        parse_manifest_bytes(json.dumps(manifest_dict(notes="n" * 4001)).encode(), "m.json")
+    assert ConsentManifest.model_validate(manifest_dict(notes="n" * 4000)).notes == "n" * 4000
+    path = write(tmp_path, "m.json", manifest_dict(notes="n" * (10 << 20)))
+    with pytest.raises(ManifestError, match=r"larger than 1024 KiB"):
+        load_manifests(path)

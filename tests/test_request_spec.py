@@ -132,3 +132,60 @@ def test_shipped_example_request_is_valid():
     assert spec.talents == ("demo-talent-a", "demo-talent-b")
     assert spec.lighting.key_azimuth == -45 and spec.lighting.colour_temperature == 3800
     assert (spec.variants, spec.territory, spec.approval_required) == (3, "FR", True)
+
+
+def _laughs(levels: int) -> str:
+    """The "billion laughs" YAML: each level holds nine aliases of the one before."""
+    names = "abcdefghi"[:levels]
+    lines = [f'  {names[0]}: &{names[0]} ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip(names, names[1:]):
+        lines.append(f"  {name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    return "engine_options:\n" + "\n".join(lines) + "\n"
+
+
+def _request_yaml(extra: str = "") -> str:
+    return "".join(f"{k}: {json.dumps(v)}\n" for k, v in BASE.items()) + extra
+
+
+def test_alias_bomb_in_engine_options_is_refused_before_expansion(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_request_yaml(_laughs(9)))
+    assert len(_laughs(9)) < 600  # a few hundred bytes that would expand to 9**9 strings
+    with pytest.raises(ManifestError) as err:
+        load_request(path)
+    msg = str(err.value)
+    # Line 9: the first anchor, under the 7 fields of BASE and `engine_options:`.
+    assert msg.startswith(f"{path}: line 9:") and "aliases" in msg and "not allowed" in msg
+
+
+@pytest.mark.parametrize("extra", [
+    _laughs(2),  # small enough to load: refused for the alias, not the size
+    "brief: &b hello\n",  # an anchor alone
+    "engine_options: {variation: 0}\nthresholds: &t {max_retries: 1}\n",
+])
+def test_any_anchor_or_alias_is_refused(tmp_path, extra):
+    path = tmp_path / "req.yaml"
+    path.write_text(_request_yaml(extra))
+    with pytest.raises(ManifestError, match="anchors and aliases"):
+        load_request(path)
+
+
+def test_oversized_request_file_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text(_request_yaml("brief: " + "x" * (1 << 20) + "\n"))
+    with pytest.raises(ManifestError, match=r"larger than 1024 KiB"):
+        load_request(path)
+
+
+def test_engine_options_are_bounded():
+    with pytest.raises(ManifestError, match=r"'engine_options'.*16384 allowed"):
+        request_from_mapping({**BASE, "engine_options": {"prompt": "x" * 20000}})
+    deep: dict = {"v": 1}
+    for _ in range(7):
+        deep = {"k": deep}
+    with pytest.raises(ManifestError, match=r"'engine_options'.*nested more than 6"):
+        request_from_mapping({**BASE, "engine_options": deep})
+    with pytest.raises(ManifestError, match=r"'engine_options'.*plain values"):
+        request_from_mapping({**BASE, "engine_options": {"when": dt.date(2026, 1, 1)}})
+    ok = request_from_mapping({**BASE, "engine_options": {"loras": [{"name": "x", "weight": 1}]}})
+    assert ok.engine_options == {"loras": [{"name": "x", "weight": 1}]}
