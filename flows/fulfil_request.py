@@ -73,16 +73,22 @@ FINAL_STATUSES = ("refused", "awaiting_approval", "completed")
 
 
 def load_request_file(path: Path | str, settings: Settings | None = None) -> RequestSpec:
+    """Read and check a request file: its fields, then everything checkable before anything is
+    catalogued (rc.check_request: engine, options, signing identity)."""
     settings = settings or get_settings()
-    return load_request(
+    spec = load_request(
         path,
         default_engine=settings.engines.default,
         default_thresholds=settings.thresholds.model_dump(),
     )
+    rc.check_request(spec, settings)
+    return spec
 
 
 def submit_request(runtime, spec: RequestSpec, *, actor: str) -> uuid.UUID:
-    """Catalogue a validated request (status received); the flow then fulfils it by id."""
+    """Catalogue a validated request (status received); the flow then fulfils it by id. A request
+    the engine or the signer cannot serve is refused here, before it has a row."""
+    rc.check_request(spec, runtime.settings)
     with runtime.sessions.begin() as session:
         row = assets_repo.create_request(
             session, spec=spec.canonical(), spec_sha256=spec.sha256(), actor=actor

@@ -111,6 +111,19 @@ def signer_from_settings(settings: Settings):
         return signer
 
 
+def check_request(spec: RequestSpec, settings: Settings) -> None:
+    """Everything about a request that can be checked before it is catalogued: the engine's
+    name, settings and options, and the signing identity. Consent and licences are the flow's
+    gates (a refusal is an outcome recorded on the request, not an input error)."""
+    from castkeep.tasks.generate import check_engine_request
+
+    check_engine_request(
+        spec.engine, engine_construct_options(spec.engine, settings), dict(spec.engine_options),
+        spec.scene,
+    )
+    signer_from_settings(settings)
+
+
 def trust_anchors(settings: Settings) -> list[Path]:
     from castkeep.provenance.signing import resolve_trust_anchors
 

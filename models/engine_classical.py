@@ -127,30 +127,29 @@ class ClassicalEngine(EditEngine):
         return None
 
     # -- inputs ------------------------------------------------------------------------------
-    def check_inputs(self, inp: EditInput) -> None:
-        if inp.scene:
+    def check_options(self, options: dict[str, Any], *, scene: str | None = None) -> None:
+        if scene:
             raise SpecError(
                 "the classical engine cannot change the scene or background (it only relights "
                 f"and reframes the reference); use --engine {GENERATIVE} for scene changes"
             )
         for key, what in REFUSED_OPTIONS.items():
-            if key in inp.options:
+            if key in options:
                 raise SpecError(
                     f"the classical engine cannot {what}; use --engine {GENERATIVE}"
                 )
-        super().check_inputs(inp)
-        unknown = set(inp.options) - OPTION_KEYS
+        unknown = set(options) - OPTION_KEYS
         if unknown:
             raise SpecError(
                 f"unknown classical option(s) {sorted(unknown)}; known: {sorted(OPTION_KEYS)}"
             )
-        backdrop = inp.options.get("backdrop")
+        backdrop = options.get("backdrop")
         if backdrop is not None and not (
             isinstance(backdrop, (list, tuple)) and len(backdrop) == 3
             and all(isinstance(c, int) and 0 <= c <= 255 for c in backdrop)
         ):
             raise SpecError("option 'backdrop' must be three integers 0..255 (R, G, B)")
-        variation = inp.options.get("variation")
+        variation = options.get("variation")
         if variation is not None and not (
             isinstance(variation, (int, float)) and not isinstance(variation, bool)
             and 0.0 <= float(variation) <= 1.0
@@ -159,6 +158,10 @@ class ClassicalEngine(EditEngine):
                 "option 'variation' must be a number from 0 (every seed gives the same image) "
                 "to 1 (the default seeded variation)"
             )
+
+    def check_inputs(self, inp: EditInput) -> None:
+        self.check_options(inp.options, scene=inp.scene)
+        super().check_inputs(inp)
         if inp.camera is not None:
             self._check_camera(inp.camera, inp.faces, inp.references)
 

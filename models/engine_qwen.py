@@ -306,12 +306,17 @@ class QwenImageEditEngine(EditEngine):
     # -- inputs ------------------------------------------------------------------------------
     def check_inputs(self, inp: EditInput) -> None:
         super().check_inputs(inp)
-        unknown = set(inp.options) - OPTION_KEYS
+        self.check_options(inp.options, scene=inp.scene)
+        if inp.options.get("prompt_style") == "angles" and inp.camera is None:
+            raise SpecError("prompt_style 'angles' needs a camera spec")
+
+    def check_options(self, options: dict[str, Any], *, scene: str | None = None) -> None:
+        unknown = set(options) - OPTION_KEYS
         if unknown:
             raise SpecError(
                 f"unknown qwen-image-edit option(s) {sorted(unknown)}; known: {sorted(OPTION_KEYS)}"
             )
-        opts = inp.options
+        opts = options
         prompt = opts.get("prompt")
         if prompt is not None and not (isinstance(prompt, str) and prompt.strip()):
             raise SpecError("option 'prompt' must be one non-empty string (one prompt per call)")
@@ -323,8 +328,6 @@ class QwenImageEditEngine(EditEngine):
             raise SpecError(f"option 'true_cfg_scale' must be 0..20, got {cfg!r}")
         if opts.get("prompt_style", "instruction") not in {"instruction", "angles"}:
             raise SpecError("option 'prompt_style' must be 'instruction' or 'angles'")
-        if opts.get("prompt_style") == "angles" and inp.camera is None:
-            raise SpecError("prompt_style 'angles' needs a camera spec")
         for key in ("width", "height"):
             v = opts.get(key)
             if v is not None and (not isinstance(v, int) or not 32 <= v <= 4096 or v % 16):

@@ -97,6 +97,10 @@ class EditEngine(ModelBase):
         if inp.lighting is None and inp.camera is None and not inp.scene and n == 1:
             raise SpecError("nothing to do: give a lighting spec, a camera spec or a scene")
 
+    def check_options(self, options: dict[str, Any], *, scene: str | None = None) -> None:
+        """Raise SpecError on options (or a scene) this engine cannot use. Needs no images, so a
+        request is checked before it is catalogued; an engine's check_inputs calls it too."""
+
     def predict(self, inp: EditInput) -> EditOutput:  # type: ignore[override]
         self.check_inputs(inp)
         return super().predict(inp)

@@ -49,6 +49,17 @@ def engine_info(name: str, construct: dict[str, Any] | None = None) -> EngineInf
     return _cached_engine(name, construct).info
 
 
+def check_engine_request(
+    name: str, construct: dict[str, Any] | None, options: dict[str, Any], scene: str | None
+) -> EngineInfo:
+    """What can be checked about an engine before a request is catalogued, without loading
+    weights: the name (UnknownModelError), its settings (ModelNotConfiguredError) and the
+    request's options and scene (SpecError)."""
+    engine = _cached_engine(name, construct)
+    engine.check_options(dict(options), scene=scene)
+    return engine.info
+
+
 def forget_engines() -> None:
     """Drop the kept engines (tests, or to free device memory)."""
     with _ENGINES_LOCK:

@@ -95,3 +95,34 @@ def test_approve_command_publishes(request_env, cli, tmp_path):
     done = json.loads(res.stdout)
     assert done["status"] == "completed" and sorted(done["published"]) == sorted(ids)
     assert {a["status"] for a in done["assets"]} == {"published"}
+
+
+def _request_rows() -> int:
+    import sqlalchemy as sa
+
+    from castkeep.db.schema import AssetRequest
+    from castkeep.flows.runtime import open_runtime
+
+    with open_runtime() as runtime, runtime.sessions() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(AssetRequest))
+
+
+@pytest.mark.parametrize("change, error, words", [
+    ({"engine": "nope"}, "UnknownModelError", "unknown edit engine 'nope'"),
+    ({"engine_options": {"bogus": 1}}, "SpecError", "unknown classical option(s) ['bogus']"),
+    ({}, "SigningError", "no signing identity"),
+])
+def test_bad_engine_or_signing_is_refused_before_the_request_row(
+    request_env, cli, tmp_path, monkeypatch, change, error, words
+):
+    from castkeep.flows.settings import get_settings
+
+    if error == "SigningError":
+        for name in ("CERT_CHAIN", "PRIVATE_KEY", "TRUST_ANCHORS"):
+            monkeypatch.delenv(f"CASTKEEP_SIGNING__{name}")
+        get_settings.cache_clear()
+    before = _request_rows()
+    res = cli("request", str(write_request(tmp_path, request_doc(variants=1, **LIT, **change))))
+    assert type(res.exception).__name__ == error and res.exception.exit_code == 2
+    assert words in str(res.exception)
+    assert _request_rows() == before  # nothing catalogued, so nothing left `failed`
