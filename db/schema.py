@@ -31,6 +31,8 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ASSET_STATUSES = ("candidate", "approved", "rejected", "published", "quarantined")
+# Assets that must not be used: `verify` exits 4 for them and `asset export` needs --force.
+WITHDRAWN_ASSET_STATUSES = ("rejected", "quarantined")
 CONSENT_STATUSES = ("active", "revoked", "expired")
 REQUEST_STATUSES = (
     "received",

@@ -218,17 +218,32 @@ def asset_show(
 def asset_export(
     asset_id: str = typer.Argument(..., help="Asset id."),
     output: Path = typer.Option(..., "-o", "--output", help="File to write the signed image to."),
+    force: bool = typer.Option(
+        False, "--force",
+        help="Export a quarantined or rejected asset anyway (recorded in the audit log).",
+    ),
 ) -> None:
-    """Write an asset's signed file (checked against the catalogue's sha256)."""
+    """Write an asset's signed file (checked against the catalogue's sha256). A quarantined or
+    rejected asset is refused (exit 4) unless --force."""
     from castkeep.db.assets_repo import get_asset
-    from castkeep.errors import CastkeepError
+    from castkeep.db.schema import WITHDRAWN_ASSET_STATUSES
+    from castkeep.errors import CastkeepError, WithdrawnError
     from castkeep.flows.runtime import open_runtime
 
     with open_runtime() as runtime:
         with runtime.sessions() as session:
             row = get_asset(session, asset_id)
             key, sha, status = row.object_key, row.sha256, row.status
+            aid = row.id
+        withdrawn = status in WITHDRAWN_ASSET_STATUSES
+        if withdrawn and not force:
+            raise WithdrawnError(
+                f"asset {aid} is {status} in the catalogue and must not be used; "
+                "export it anyway with --force (recorded in the audit log)"
+            )
         data = runtime.store.get_bytes(key)
+        if withdrawn:  # logged before the file is written: no forced export goes unrecorded
+            _log_forced_export(runtime, aid, status, sha)
     if hashlib.sha256(data).hexdigest() != sha:
         raise CastkeepError(
             f"stored object {key} does not match asset {asset_id}'s sha256; it was altered: "
@@ -236,6 +251,19 @@ def asset_export(
         )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(data)
-    if status == "quarantined":
-        print(f"warning: asset {asset_id} is quarantined; do not publish it", file=sys.stderr)
+    if withdrawn:
+        print(f"warning: asset {asset_id} is {status}; exported with --force (recorded in the "
+              "audit log): do not publish it", file=sys.stderr)
     typer.echo(str(output))
+
+
+def _log_forced_export(runtime, asset_id, status: str, sha256: str) -> None:
+    """An audit event for exporting a withdrawn asset, with the acting user (never a typed name)."""
+    from castkeep.db.audit_log import append_event
+
+    with runtime.sessions.begin() as session:
+        append_event(
+            session, actor=runtime.settings.acting_user, kind="asset.export_forced",
+            entity_type="asset", entity_id=str(asset_id),
+            payload={"status": status, "sha256": sha256},
+        )

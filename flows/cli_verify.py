@@ -1,7 +1,14 @@
 """`castkeep verify FILE`: Content Credentials state, failures, consent and scores.
 
 Exit codes: 0 Trusted, 1 Valid but not trusted here, 2 Invalid or no manifest (or the file
-differs from the catalogued asset it claims to be).
+differs from the catalogued asset it claims to be), 4 the catalogue withdrew the asset
+(quarantined or rejected: it must not be used, whatever its signature says; the state is still
+printed). 4 comes first: the catalogue's word on an asset outranks its signature.
+
+The catalogue is found by the file's sha256 (or `--asset-id`); the manifest carries no asset id,
+since ids are given after signing. When the catalogue cannot be reached, the signature is still
+verified and the output says the catalogue was not checked; the exit code then reflects the
+signature alone (`--asset-id` needs the catalogue and fails instead).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from pathlib import Path
 
 import typer
 
+from castkeep.errors import WithdrawnError
 from castkeep.flows.cli_keys import trust_anchors_from_settings
 
 EXIT = {"Trusted": 0, "Valid": 1, "Invalid": 2}
@@ -68,7 +76,10 @@ def verify(
     catalogue: bool = typer.Option(True, "--catalogue/--no-catalogue",
                                    help="Look the file up in the catalogue."),
 ) -> None:
-    """Verify a file's Content Credentials against the configured trust anchors."""
+    """Verify a file's Content Credentials against the configured trust anchors, and look it up
+    in the catalogue. Exit 0 Trusted, 1 Valid, 2 Invalid, 4 withdrawn (the catalogue marks the
+    asset quarantined or rejected: do not use it)."""
+    from castkeep.db.schema import WITHDRAWN_ASSET_STATUSES
     from castkeep.flows.runtime import load_settings
     from castkeep.provenance.verify import verify_file
 
@@ -79,17 +90,24 @@ def verify(
     if cat and cat.get("catalogued") and not cat["sha256_matches"]:
         report = replace(report, failures=[*report.failures, CATALOGUE_MISMATCH])
         state = "Invalid"
-    out = {**report.to_dict(), "state": state, "catalogue": cat}
+    status = cat.get("status") if cat and cat.get("catalogued") else None
+    withdrawn = status in WITHDRAWN_ASSET_STATUSES
+    out = {**report.to_dict(), "state": state, "catalogue": cat, "catalogue_status": status,
+           "withdrawn": withdrawn}
     if as_json:
         typer.echo(json.dumps(out, default=str))
     else:
         _print_human(file, out)
-    raise typer.Exit(EXIT.get(state, 2))
+    raise typer.Exit(WithdrawnError.exit_code if withdrawn else EXIT.get(state, 2))
 
 
 def _print_human(file: Path, out: dict) -> None:
     echo = typer.echo
     echo(f"{file}: {out['state']}")
+    if out.get("withdrawn"):
+        cat = out["catalogue"]
+        echo(f"  WITHDRAWN: the catalogue marks asset {cat['asset_id']} {cat['status']}; "
+             "do not use this file")
     if not out["has_manifest"]:
         echo("  no readable Content Credentials")
     signer = out.get("signer") or {}
@@ -124,7 +142,7 @@ def _print_human(file: Path, out: dict) -> None:
     cat = out.get("catalogue")
     if cat is not None:
         if cat.get("error"):
-            echo(f"  catalogue: not checked ({cat['error']})")
+            echo(f"  catalogue: not checked, signature verified offline only ({cat['error']})")
         elif not cat.get("catalogued"):
             echo("  catalogue: not a catalogued asset")
         else:

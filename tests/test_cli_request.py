@@ -97,6 +97,46 @@ def test_approve_command_publishes(request_env, cli, tmp_path):
     assert {a["status"] for a in done["assets"]} == {"published"}
 
 
+def _forced_exports(asset_id: str) -> list:
+    import sqlalchemy as sa
+
+    from castkeep.db.schema import AuditEvent
+    from castkeep.flows.runtime import open_runtime
+
+    with open_runtime() as runtime, runtime.sessions() as session:
+        return list(session.scalars(sa.select(AuditEvent).where(
+            AuditEvent.kind == "asset.export_forced", AuditEvent.entity_id == asset_id)))
+
+
+def test_withdrawn_asset_export_needs_force_and_is_audited(request_env, cli, tmp_path, monkeypatch):
+    from castkeep.errors import WithdrawnError
+    from castkeep.flows.settings import get_settings
+
+    path = write_request(tmp_path, request_doc(
+        variants=1, engine_options={"scramble_face": True}, thresholds={"max_retries": 0}))
+    (asset,) = json.loads(cli("request", str(path), "--json").stdout)["assets"]
+    info = json.loads(cli("asset", "show", asset["id"], "--json").stdout)
+    assert info["status"] == "rejected"
+
+    target = tmp_path / "out" / "rejected.jpg"
+    refused = cli("asset", "export", asset["id"], "-o", str(target))
+    assert isinstance(refused.exception, WithdrawnError) and refused.exception.exit_code == 4
+    assert "rejected" in str(refused.exception) and "--force" in str(refused.exception)
+    assert not target.exists() and _forced_exports(asset["id"]) == []
+
+    monkeypatch.setenv("CASTKEEP_ACTOR", "export-officer")  # the acting user, not a typed name
+    get_settings.cache_clear()
+    forced = cli("asset", "export", asset["id"], "-o", str(target), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == info["sha256"]
+    (event,) = _forced_exports(asset["id"])
+    assert event.actor == "export-officer"
+    assert event.payload == {"status": "rejected", "sha256": info["sha256"]}
+    # The exported copy still says what the catalogue says about it.
+    verified = cli("verify", str(target), "--json")
+    assert verified.exit_code == 4 and json.loads(verified.stdout)["catalogue_status"] == "rejected"
+
+
 def _request_rows() -> int:
     import sqlalchemy as sa
 

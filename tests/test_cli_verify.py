@@ -192,4 +192,38 @@ def test_unreachable_catalogue_still_verifies(cli, signed_file, monkeypatch):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["catalogue"]["catalogued"] is None and out["catalogue"]["error"]
+    assert out["catalogue_status"] is None and out["withdrawn"] is False
+    human = cli("verify", str(signed_file))
+    assert human.exit_code == 0
+    assert "catalogue: not checked, signature verified offline only" in human.stdout
     get_settings.cache_clear()
+
+
+def test_asset_quarantined_after_a_real_request_exits_4(request_env, cli, tmp_path):
+    from tests.plugins.request import request_doc, write_request
+
+    path = write_request(tmp_path, request_doc(variants=1, lighting={"azimuth": 60}), "req.json")
+    res = cli("request", str(path), "--json")
+    assert res.exit_code == 0, res.output
+    (asset,) = json.loads(res.stdout)["assets"]
+    target = tmp_path / "published.jpg"
+    assert cli("asset", "export", asset["id"], "-o", str(target)).exit_code == 0
+    before = cli("verify", str(target), "--json")
+    assert before.exit_code == 0, before.output
+    assert json.loads(before.stdout)["catalogue_status"] == "published"
+
+    revoked = cli("consent", "revoke", request_env.consent_ids["demo-talent-a"],
+                  "--reason", "talent withdrew", "--json")
+    assert revoked.exit_code == 0, revoked.output
+    assert asset["id"] in json.loads(revoked.stdout)["quarantined"]
+
+    after = cli("verify", str(target), "--json")
+    assert after.exit_code == 4, after.output
+    out = json.loads(after.stdout)
+    assert out["state"] == "Trusted"  # the signature is still good; the catalogue withdrew it
+    assert out["catalogue_status"] == "quarantined" and out["withdrawn"] is True
+    assert out["catalogue"]["asset_id"] == asset["id"]
+    human = cli("verify", str(target))
+    assert human.exit_code == 4
+    assert f"{target}: Trusted" in human.stdout
+    assert f"WITHDRAWN: the catalogue marks asset {asset['id']} quarantined" in human.stdout
