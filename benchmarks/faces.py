@@ -347,7 +347,7 @@ def _run_search(args) -> list[dict]:
             from castkeep.db.server import start_bundled_server
 
             server_dir = Path(tmp) / "pg"
-            base = start_bundled_server(server_dir, fast=True).url("postgres")
+            base = start_bundled_server(server_dir, fast=True).superuser_url("postgres")
         from sqlalchemy.engine import make_url
 
         dbname = f"castkeep_bench_{secrets.token_hex(3)}"

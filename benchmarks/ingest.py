@@ -111,7 +111,7 @@ def main() -> None:
         server = start_bundled_server(tmp_path / "pg", fast=True)
         try:
             os.environ["CASTKEEP_HOME"] = str(tmp_path / "home")
-            os.environ["CASTKEEP_DATABASE__URL"] = server.url("postgres")
+            os.environ["CASTKEEP_DATABASE__URL"] = server.superuser_url("postgres")
             from prefect.testing.utilities import prefect_test_harness
 
             from castkeep.flows.ingest_references import encoder_from_settings, ingest_references

