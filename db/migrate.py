@@ -64,9 +64,17 @@ def upgrade(url: str, revision: str = "head") -> str | None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except DBAPIError as exc:
+        first_line = str(exc.orig).splitlines()[0]
+        if "extension" in first_line and getattr(exc.orig, "sqlstate", None) == "42501":
+            # pgvector is not a trusted extension: only a superuser creates it.
+            raise DatabaseError(
+                f"migrating {redact(url)} failed: {first_line}; the vector extension must be "
+                "created by a superuser first: have the database administrator run "
+                "`CREATE EXTENSION vector;` in this database"
+            ) from exc
         raise DatabaseError(
-            f"migrating {redact(url)} failed: {str(exc.orig).splitlines()[0]}; the database user "
-            "needs to own the schema (and may need to create the vector extension)"
+            f"migrating {redact(url)} failed: {first_line}; the database user "
+            "needs to own the schema (and the vector extension must exist in the database)"
         ) from exc
     finally:
         engine.dispose()

@@ -66,3 +66,33 @@ def test_downgrade_to_base_removes_castkeep_tables(empty_db_url):
 def test_current_on_unreachable_server_is_a_database_error():
     with pytest.raises(DatabaseError, match="cannot read the schema revision"):
         migrate.current("postgresql+psycopg://nobody:pw@127.0.0.1:1/none")
+
+
+def test_external_setup_owner_role_migrates_once_the_admin_created_the_extension(pg_server_url):
+    """The README's external-PostgreSQL set-up: the admin creates the owner role and its database;
+    the migrations, run as that role, need the admin to create the vector extension first."""
+    with psycopg.connect(_plain(pg_server_url), autocommit=True) as conn:
+        if conn.execute("SHOW is_superuser").fetchone()[0] != "on":
+            pytest.skip("needs a superuser to create the role and the extension")
+    role, name, password = (f"castkeep_owner_{secrets.token_hex(3)}", f"castkeep_ext_{secrets.token_hex(3)}",
+                            secrets.token_urlsafe(12))
+    admin_db = _with_database(pg_server_url, name)
+    with psycopg.connect(_plain(pg_server_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(role)))
+    url = sa.engine.make_url(admin_db).set(username=role, password=password).render_as_string(hide_password=False)
+    try:
+        with pytest.raises(DatabaseError, match=r"have the database administrator run `CREATE EXTENSION vector;`"):
+            migrate.upgrade(url)
+        assert migrate.current(url) is None
+        with psycopg.connect(_plain(admin_db), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION vector")
+        assert migrate.upgrade(url) == migrate.head()
+        with psycopg.connect(_plain(url), autocommit=True) as conn:
+            assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
+            owners = {r[0] for r in conn.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")}
+        assert owners == {role}
+    finally:
+        with psycopg.connect(_plain(pg_server_url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

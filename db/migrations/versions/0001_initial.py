@@ -33,6 +33,8 @@ FACE_HNSW_INDEXES = (
 
 
 def upgrade() -> None:
+    # A no-op where the extension exists, as it must for the owner role castkeep runs as (not a
+    # superuser): pgvector is not a trusted extension, so a superuser creates it beforehand.
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     op.create_table('asset_request',
         sa.Column('id', sa.UUID(), nullable=False),
