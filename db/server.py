@@ -182,7 +182,8 @@ def _answers(port: int, p: dict[str, Path], timeout: float = 3.0) -> bool:
             host="127.0.0.1",
             port=port,
             user=APP_ROLE,
-            password=_secret(p["app_password"]),
+            # No password yet (a data dir of an earlier version): a login bound to be refused.
+            password=_secret(p["app_password"]) or "-",
             dbname="postgres",
             connect_timeout=max(1, int(timeout)),
         ):

@@ -194,9 +194,11 @@ def test_castkeep_connects_as_the_schema_owner_not_a_superuser(data_dir: Path):
         _query(url, "CREATE ROLE intruder SUPERUSER")
 
 
-def test_data_dir_of_an_earlier_version_is_handed_to_the_owner_role(data_dir: Path):
+@pytest.mark.parametrize("still_running", [False, True], ids=["stopped", "still-running"])
+def test_data_dir_of_an_earlier_version_is_handed_to_the_owner_role(data_dir: Path, still_running: bool):
     """A data dir made when castkeep connected as the superuser: everything owned by `postgres`,
-    no owner role, no app_password. The next start hands it all over, data kept."""
+    no owner role, no app_password. The next start (or reuse of the server an earlier version
+    left running) hands it all over, data kept."""
     from castkeep.db import migrate
 
     first = server.start_bundled_server(data_dir)
@@ -209,7 +211,8 @@ def test_data_dir_of_an_earlier_version_is_handed_to_the_owner_role(data_dir: Pa
         conn.execute("DROP ROLE castkeep")
     (data_dir / "pg" / "app_password").unlink()
     assert _owners(first.superuser_url())["tables"] == {"postgres"}
-    server.stop_bundled_server(data_dir)
+    if not still_running:
+        server.stop_bundled_server(data_dir)
 
     url = server.ensure_bundled_server(data_dir)
     assert _query(url, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user") == (False,)
