@@ -152,8 +152,10 @@ class FilesystemStore(ObjectStore):
         return "v1 owner" if self._gid is None else f"v1 group {self._gid}"
 
     def _write_marker(self) -> None:
-        fd = os.open(self.root / _PERMISSIONS_MARKER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        marker = self.root / _PERMISSIONS_MARKER
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
+            os.fchmod(fh.fileno(), 0o600)  # an older marker may have another mode
             fh.write(self._policy())
 
     def _tighten_existing(self) -> None:
@@ -171,7 +173,7 @@ class FilesystemStore(ObjectStore):
                 self._set_mode(folder, is_dir=True)
                 for name in files:
                     path = folder / name
-                    if not path.is_symlink():
+                    if not path.is_symlink() and path != marker:
                         self._set_mode(path, is_dir=False)
             self._write_marker()
         except OSError as exc:

@@ -251,6 +251,9 @@ def test_fs_store_group_reads_all_but_the_restricted_prefix(tmp_path: Path):
     for rel in restricted:  # release documents: never group- or other-readable
         assert modes[rel] & 0o077 == 0, rel
     assert modes["tmp"] == 0o700
+    # The setting removed: the next open takes the group's access away again.
+    FilesystemStore(root)
+    assert set(_modes(root).values()) == {0o700, 0o400, 0o600}
 
 
 def test_fs_store_bad_group_names_the_setting(tmp_path: Path):
