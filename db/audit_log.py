@@ -4,8 +4,8 @@ Each row stores ``prev_hash`` (the hash of the row before it; 64 zeros for the f
 ``hash = sha256(prev_hash + canonical JSON of the row's own fields)``. The table rejects UPDATE,
 DELETE and TRUNCATE (triggers from the migrations), and `verify_chain` finds what slipped past:
 an edited row no longer matches its hash; a deleted row leaves the next row pointing at a hash
-that is not there. Deleting the newest rows leaves no trace inside the chain, so audits keep the
-head they saw (`chain_head`) and pass it back as `expected_head` next time.
+that is not there. Deleting the newest rows, or recomputing every hash, leaves no trace inside
+the chain: signed checkpoints kept outside the database (db/audit_anchor.py) catch those.
 
 Appends are serialised by a transaction-level advisory lock, so concurrent writers never fork
 the chain; the lock is released when the caller's transaction ends.
@@ -28,6 +28,9 @@ from castkeep.db.schema import AuditEvent, utcnow
 GENESIS_HASH = "0" * 64
 # Any constant shared by every castkeep process; distinct from the migration lock.
 _AUDIT_LOCK = 0x636B6175  # "ckau"
+# session.info key: (first, last) seq appended in the session's current transaction, read by the
+# checkpoint hook after commit (db/audit_anchor.py).
+APPENDED_SPAN = "castkeep.audit_appended"
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ def append_event(
     event.hash = event_hash(event)
     session.add(event)
     session.flush()
+    first, _ = session.info.get(APPENDED_SPAN, (seq, seq))
+    session.info[APPENDED_SPAN] = (first, seq)
     return event
 
 

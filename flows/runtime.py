@@ -120,4 +120,8 @@ def open_runtime(settings: Settings | None = None, *, migrate: bool = True) -> R
     except BaseException:
         engine.dispose()
         raise
-    return Runtime(settings, engine, session_factory(engine), store, bundled)
+    runtime = Runtime(settings, engine, session_factory(engine), store, bundled)
+    from castkeep.flows.anchor import install as anchor_audit_log
+
+    anchor_audit_log(runtime)  # a signed checkpoint every N audit events
+    return runtime

@@ -10,6 +10,7 @@ Faces are real dlib detections of the fixture photos.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import uuid
@@ -61,6 +62,57 @@ def overwrite_object(store, key: str, data: bytes) -> None:
         store._bucket_for(key), key, io.BytesIO(data), len(data),
         metadata={"x-amz-checksum-sha256": checksum},
     )
+
+
+@contextlib.contextmanager
+def as_admin(engine):
+    """A transaction in which UPDATE/DELETE get past the append-only triggers, as a database
+    administrator's would: a superuser's replica session, else the table owner disabling them."""
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        superuser = conn.execute(sa.text("SHOW is_superuser")).scalar_one() == "on"
+        if superuser:
+            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        else:
+            for table in ("consent_event", "audit_event"):
+                conn.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+        yield conn
+        if not superuser:
+            for table in ("consent_event", "audit_event"):
+                conn.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
+
+
+def delete_newest_audit_rows(engine, count: int) -> list[int]:
+    """DELETE the newest `count` audit_event rows; returns their seqs."""
+    import sqlalchemy as sa
+
+    with as_admin(engine) as conn:
+        newest = sa.text("SELECT seq FROM audit_event ORDER BY seq DESC LIMIT :n")
+        seqs = list(conn.execute(newest, {"n": count}).scalars())
+        conn.execute(sa.text("DELETE FROM audit_event WHERE seq = ANY(:s)"), {"s": seqs})
+    return sorted(seqs)
+
+
+def rewrite_audit_chain(engine, seq: int, **changes) -> None:
+    """Change row `seq` and recompute every hash from there on with castkeep's own function, so
+    the chain itself is consistent again (what anyone with the database password could do)."""
+    import types
+
+    import sqlalchemy as sa
+
+    from castkeep.db.audit_log import GENESIS_HASH, event_hash
+    from castkeep.db.schema import AuditEvent
+
+    table = AuditEvent.__table__
+    with as_admin(engine) as conn:
+        prev = GENESIS_HASH
+        for row in conn.execute(sa.select(table).order_by(table.c.seq)).all():
+            values = {**row._asdict(), **(changes if row.seq == seq else {}), "prev_hash": prev}
+            values["hash"] = event_hash(types.SimpleNamespace(**values))
+            update = {"prev_hash": prev, "hash": values["hash"], **(changes if row.seq == seq else {})}
+            conn.execute(sa.update(table).where(table.c.seq == row.seq).values(**update))
+            prev = values["hash"]
 
 
 def flip_byte(store, key: str) -> None:
@@ -150,6 +202,7 @@ def compliance_catalogue(runtime_env, portrait_faces, portrait_rgb, manifest_inp
     """Factory: build(untracked=True) -> Catalogue (see module docstring)."""
     from castkeep.db import schema
     from castkeep.db.audit_log import append_event
+    from castkeep.db.consent_history import recorded_terms
     from castkeep.flows.runtime import open_runtime
     from castkeep.flows.settings import get_settings
     from castkeep.provenance.keys import init_dev_ca
@@ -192,7 +245,7 @@ def compliance_catalogue(runtime_env, portrait_faces, portrait_rgb, manifest_inp
                 s.flush()
                 s.add(_face_row(portrait_faces[person][0], reference_portrait_id=ref.id))
                 append_event(s, actor="test", kind="consent.granted", entity_type="consent",
-                             entity_id=str(consent.id), payload={"talent_id": str(talent.id)})
+                             entity_id=str(consent.id), payload=recorded_terms(consent))
                 cat.talents[person], cat.consents[person], cat.references[person] = talent.id, consent.id, ref.id
         common = dict(manifest_factory=manifest_input_factory, portrait_rgb=portrait_rgb)
         add_asset(cat, "a_obama", image="obama2", talent="obama", faces=portrait_faces["obama2"][:1], **common)
