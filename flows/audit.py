@@ -1,5 +1,6 @@
 """The compliance audit flow: integrity and provenance of every approved/published asset, consent
-validity now, consents about to expire, untracked faces, and the audit log's hash chain.
+validity now, consents about to expire, consent rows edited outside castkeep, untracked faces, and
+the audit log (its hash chain and signed checkpoints; each run writes a new checkpoint).
 
 The report is written as JSON, Markdown and CSV to the object store (reports/), optionally to a
 directory, and published as Prefect artifacts.
@@ -18,6 +19,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
 
+from castkeep.flows.anchor import anchor_key_path, checkpoint
 from castkeep.flows.face_encoder import encoder_profile
 from castkeep.tasks import audit as checks
 
@@ -138,16 +140,19 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
     )
     runtime_factory = functools.partial(open_runtime, settings, migrate=False)
     consents = checks.consents_task.submit(runtime_factory, assets, at)
+    consent_rows = checks.consent_rows_task.submit(runtime_factory, talent_id)
     expiring = checks.expiring_task.submit(runtime_factory, at, expiring_within_days, talent_id)
     identity = checks.identity_task.submit(
         runtime_factory, encoder["name"], encoder["metric"], encoder["threshold"], talent_id
     )
-    chain = checks.chain_task.submit(runtime_factory)
+    chain = checks.chain_task.submit(runtime_factory, anchor_key_path(settings))
 
     identity_violations, identity_matches = identity.result()
     chain_violations, events_checked = chain.result()
     integrity_violations = [v for chunk in integrity.result() for v in chunk]
-    violations = integrity_violations + consents.result() + identity_violations + chain_violations
+    violations = (
+        integrity_violations + consents.result() + consent_rows.result() + identity_violations + chain_violations
+    )
     counts = Counter(v.kind for v in violations)
     return {
         "generated_at": _iso(at),
@@ -171,6 +176,28 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
         "audit_events_checked": events_checked,
         "encoder": encoder,
         "trust_anchors": len(anchors),
+    }
+
+
+def verify_audit_log(*, anchor: bool = True) -> dict[str, Any]:
+    """`castkeep audit verify-log`: the hash chain and every signed checkpoint. When the log is
+    intact (and `anchor`), the head just verified is checkpointed too."""
+    from castkeep.flows.runtime import open_runtime
+
+    with open_runtime() as runtime:
+        key_path = anchor_key_path(runtime.settings)
+        with runtime.sessions() as session:
+            result = checks.check_log(session, runtime.store, key_path)
+        written = checkpoint(runtime, result.head) if anchor and not result.breaks and result.head else None
+    return {
+        "intact": not result.breaks,
+        "events": result.events,
+        "checkpoints": result.checkpoints,
+        "breaks": [
+            {"seq": b.seq, "id": None if b.id is None else str(b.id), "kind": b.kind, "detail": b.detail}
+            for b in result.breaks
+        ],
+        "checkpoint_written": {"seq": written.seq, "key": written.object_key} if written else None,
     }
 
 
@@ -216,6 +243,9 @@ def audit(
                 entity_id=report_keys["json"].rsplit("/", 1)[-1][:64],
                 payload={"checked": report["checked"], "counts": report["counts"], "report_key": report_keys["json"]},
             )
+        # Every audit run anchors the log (this run's event included) outside the database.
+        anchored = checkpoint(runtime)
+        report["checkpoint"] = {"seq": anchored.seq, "key": anchored.object_key} if anchored else None
     report["report_keys"] = report_keys
     if out_dir:
         report["report_files"] = write_report_files(report, Path(out_dir))

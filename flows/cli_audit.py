@@ -61,25 +61,20 @@ def _print_human(report: dict) -> None:
 def verify_log(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Check the audit_event hash chain. Exit 0 when intact, 1 when a row was edited or deleted."""
-    from sqlalchemy import func, select
+    """Check the audit log: its hash chain, and the log against every signed checkpoint in the
+    object store (cut tail, deleted rows, rewritten history, forged checkpoints). When intact, the
+    verified head is checkpointed. Exit 0 when intact, 1 otherwise."""
+    from castkeep.flows.audit import verify_audit_log
 
-    from castkeep.db import schema
-    from castkeep.db.audit_log import verify_chain
-    from castkeep.flows.runtime import open_runtime
-
-    with open_runtime() as runtime, runtime.sessions() as session:
-        breaks = verify_chain(session)
-        count = session.scalar(select(func.count()).select_from(schema.AuditEvent)) or 0
-    result = {
-        "intact": not breaks,
-        "events": int(count),
-        "breaks": [{"seq": b.seq, "id": str(b.id), "detail": b.detail} for b in breaks],
-    }
+    result = verify_audit_log()
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:
-        typer.echo(f"{count} audit event(s): " + ("chain intact" if not breaks else f"{len(breaks)} break(s)"))
+        state = "chain intact" if result["intact"] else f"{len(result['breaks'])} break(s)"
+        typer.echo(f"{result['events']} audit event(s), {result['checkpoints']} checkpoint(s): {state}")
         for b in result["breaks"]:
-            typer.echo(f"  seq {b['seq']} id {b['id']}: {b['detail']}")
-    raise typer.Exit(0 if not breaks else 1)
+            where = f"seq {b['seq']} id {b['id']}" if b["id"] else f"seq {b['seq']}" if b["seq"] else "checkpoint"
+            typer.echo(f"  {where}: {b['detail']}")
+        if result["checkpoint_written"]:
+            typer.echo(f"checkpoint written: seq {result['checkpoint_written']['seq']}")
+    raise typer.Exit(0 if result["intact"] else 1)

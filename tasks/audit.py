@@ -26,6 +26,10 @@ CONSENT_INVALID = "consent_invalid"
 NO_CONSENT_LINK = "no_consent_link"
 UNTRACKED_FACE = "untracked_face"
 AUDIT_CHAIN_BROKEN = "audit_chain_broken"
+AUDIT_LOG_ROWS_MISSING = "audit_log_rows_missing"
+AUDIT_LOG_REWRITTEN = "audit_log_rewritten"
+AUDIT_CHECKPOINT_INVALID = "audit_checkpoint_invalid"
+CONSENT_TAMPERED = "consent_tampered"
 
 
 def encoder_profile(name: str, **options: Any) -> dict[str, Any]:
@@ -146,18 +150,71 @@ def identity_sweep(
     return out, len(matches)
 
 
-def check_chain(session) -> tuple[list[Violation], int]:
-    """The audit_event hash chain; an edited or deleted row is reported with its seq and id."""
+def _one_snapshot(session) -> None:
+    """Run the session's next transaction as REPEATABLE READ (one snapshot for every query);
+    a transaction already under way is used as it is."""
+    if not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+@dataclass(frozen=True)
+class LogCheck:
+    breaks: list[Any]  # db.audit_log.ChainBreak, oldest first
+    events: int
+    head: Any  # db.audit_log.ChainHead | None: the newest row seen
+    checkpoints: int  # checkpoint objects found (valid or not)
+
+
+def check_log(session, store, key_path: Path) -> LogCheck:
+    """The audit_event hash chain, and the log against every signed checkpoint in `store` (a cut
+    tail, deleted rows, rewritten history, a forged checkpoint). One snapshot: start it on a fresh
+    session so rows committed meanwhile are not half seen."""
     from sqlalchemy import func, select
 
-    from castkeep.db import schema
-    from castkeep.db.audit_log import verify_chain
+    from castkeep.db import audit_anchor, schema
+    from castkeep.db.audit_log import chain_head, verify_chain
 
+    _one_snapshot(session)
+    key = audit_anchor.load_key(key_path, create=False)
     breaks = verify_chain(session)
+    checkpoints, invalid = audit_anchor.read_checkpoints(store, key)
+    breaks += invalid + audit_anchor.verify_against_checkpoints(session, checkpoints)
     count = session.scalar(select(func.count()).select_from(schema.AuditEvent)) or 0
+    return LogCheck(breaks, int(count), chain_head(session), len(checkpoints) + len(invalid))
+
+
+_ANCHOR_KINDS = {
+    "tail_truncated": AUDIT_LOG_ROWS_MISSING,
+    "rows_missing": AUDIT_LOG_ROWS_MISSING,
+    "rewritten": AUDIT_LOG_REWRITTEN,
+    "checkpoint_invalid": AUDIT_CHECKPOINT_INVALID,
+}
+
+
+def check_chain(session, store, key_path: Path) -> tuple[list[Violation], int]:
+    """`check_log` as violations: an edited or deleted row with its seq and id
+    (audit_chain_broken), and what the checkpoints show."""
+    result = check_log(session, store, key_path)
+    out = []
+    for b in result.breaks:
+        kind = _ANCHOR_KINDS.get(b.kind)
+        if kind is None:
+            out.append(Violation(AUDIT_CHAIN_BROKEN, None, f"audit_event seq {b.seq} id {b.id}: {b.detail}"))
+        else:
+            out.append(Violation(kind, None, b.detail))
+    return out, result.events
+
+
+def check_consent_rows(session, talent_id: str | None) -> list[Violation]:
+    """Consent rows whose terms or status differ from their audit events (edited outside
+    castkeep). One snapshot, so a revocation committing meanwhile is seen whole or not at all."""
+    from castkeep.db.consent_history import consent_drift
+
+    _one_snapshot(session)
     return [
-        Violation(AUDIT_CHAIN_BROKEN, None, f"audit_event seq {b.seq} id {b.id}: {b.detail}") for b in breaks
-    ], int(count)
+        Violation(CONSENT_TAMPERED, None, f"consent {d.consent_id}: {d.detail}", d.talent_id, d.consent_id)
+        for d in consent_drift(session, talent_id=talent_id)
+    ]
 
 
 # --- Prefect tasks (never cached: they read live state) --------------------------------------
@@ -200,6 +257,13 @@ def identity_task(runtime_factory: Callable[[], Any], encoder: str, metric: str,
 
 
 @task(name="audit-chain", cache_policy=NO_CACHE)
-def chain_task(runtime_factory: Callable[[], Any]) -> tuple[list[Violation], int]:
+def chain_task(runtime_factory: Callable[[], Any], key_path: Path) -> tuple[list[Violation], int]:
+    """Takes the anchor key's path, never the key: task arguments may be recorded."""
     with runtime_factory() as runtime, runtime.sessions() as session:
-        return check_chain(session)
+        return check_chain(session, runtime.store, key_path)
+
+
+@task(name="audit-consent-rows", cache_policy=NO_CACHE)
+def consent_rows_task(runtime_factory: Callable[[], Any], talent_id: str | None) -> list[Violation]:
+    with runtime_factory() as runtime, runtime.sessions() as session:
+        return check_consent_rows(session, talent_id)

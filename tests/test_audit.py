@@ -112,6 +112,9 @@ def test_audit_finds_each_kind_of_violation_on_the_right_asset(
     expired = next(v for v in report["violations"] if v["kind"] == "consent_invalid" and v["asset_id"] == b)
     assert "expired" in expired["detail"] and expired["consent_id"] == str(cat.consents["biden"])
     assert report["clean"] is False and report["counts"]["untracked_face"] == 1
+    # 6. the consent row edited in SQL (step 3) differs from what its consent.granted recorded
+    tampered = [v for v in report["violations"] if v["kind"] == "consent_tampered"]
+    assert [v["consent_id"] for v in tampered] == [str(cat.consents["biden"])] and "valid_until" in tampered[0]["detail"]
     csv_rows = cat.runtime.store.get_bytes(report["report_keys"]["csv"]).decode().splitlines()
     assert len(csv_rows) == 1 + len(report["violations"])
 
@@ -169,6 +172,45 @@ def test_audit_run_is_recorded_in_the_audit_log(compliance_catalogue):
     with cat.runtime.sessions() as s:
         last = s.scalars(sa.select(schema.AuditEvent).order_by(schema.AuditEvent.seq.desc()).limit(1)).one()
     assert last.kind == "audit.completed" and last.payload["report_key"] == report["report_keys"]["json"]
+
+
+def test_audit_run_anchors_the_log_and_the_next_run_sees_a_cut_tail(compliance_catalogue):
+    from castkeep.db import schema
+    from castkeep.db.audit_anchor import load_key, read_checkpoints
+    from castkeep.flows.audit import audit
+    from tests.plugins.compliance import delete_newest_audit_rows
+
+    cat = compliance_catalogue(untracked=False)
+    first = audit()
+    with cat.runtime.sessions() as s:
+        last = s.scalars(sa.select(schema.AuditEvent).order_by(schema.AuditEvent.seq.desc()).limit(1)).one()
+    assert last.kind == "audit.completed" and first["checkpoint"]["seq"] == last.seq
+    good, bad = read_checkpoints(cat.runtime.store, load_key(cat.home / "keys" / "audit-anchor.key", create=False))
+    assert bad == []
+    assert [(c.seq, c.hash, c.object_key) for c in good] == [(last.seq, last.hash, first["checkpoint"]["key"])]
+
+    delete_newest_audit_rows(cat.runtime.engine, 2)  # the audit.completed event and the asset before it
+    second = audit()
+    assert second["clean"] is False
+    assert [(v["kind"], v["asset_id"]) for v in second["violations"]] == [("audit_log_rows_missing", None)]
+    assert f"rows {last.seq - 1}..{last.seq} missing" in second["violations"][0]["detail"]
+
+
+def test_consent_row_edited_outside_castkeep_is_reported(compliance_catalogue):
+    from castkeep.flows.audit import audit
+
+    cat = compliance_catalogue(untracked=False)
+    _set_consent(cat, "obama", scope={"channels": ["web", "tv"], "territories": ["FR", "DE"],
+                                      "purposes": ["advertising"], "edits": ["lighting", "camera"]})
+    report = audit()
+    tampered = [v for v in report["violations"] if v["kind"] == "consent_tampered"]
+    assert [(v["consent_id"], v["talent_id"], v["asset_id"]) for v in tampered] == [
+        (str(cat.consents["obama"]), str(cat.talents["obama"]), None)
+    ]
+    assert "scope.channels" in tampered[0]["detail"] and '"tv"' in tampered[0]["detail"]
+    assert report["clean"] is False and report["counts"] == {"consent_tampered": 1}
+    # The talent filter keeps it to that talent's consents.
+    assert audit(talent="T-biden")["violations"] == []
 
 
 def test_unknown_talent_is_a_clear_error(compliance_catalogue):
