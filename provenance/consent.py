@@ -95,6 +95,19 @@ class Scope(_Strict):
         return sorted(set(value))
 
 
+class Lookalike(_Strict):
+    """Another talent this one is known to resemble (an identical twin, a lookalike): ingest lets
+    this manifest's portraits match that talent's references, and records the justification in
+    the audit log (so write it without names: who checked what, and when)."""
+
+    talent: str = Field(min_length=1, max_length=200)  # external_ref or castkeep talent id
+    justification: str = Field(min_length=10, max_length=2000)
+
+
+# Identity declarations: not consent terms (they stay out of terms_digest).
+RELATIONSHIP_FIELDS = frozenset({"same_person_as", "lookalike_of"})
+
+
 def _as_utc(value: Any, *, end_of_day: bool) -> Any:
     """Dates become UTC datetimes (valid_until covers the whole day); naive times are UTC."""
     if isinstance(value, dt.datetime):
@@ -126,6 +139,11 @@ class ConsentManifest(_Strict):
     minor: bool = False
     guardian: str | None = Field(default=None, min_length=1, max_length=300)
     signed_by: str = Field(min_length=1, max_length=300)
+    # This record and an already catalogued talent (external_ref or id) are one person (e.g. a
+    # merged agency record): the portraits join that talent.
+    same_person_as: str | None = Field(default=None, min_length=1, max_length=200)
+    # Different people whose faces the encoder may confuse with this talent's.
+    lookalike_of: list[Lookalike] = Field(default_factory=list, max_length=20)
     notes: str | None = Field(default=None, max_length=MAX_NOTES_CHARS)
 
     @field_validator("valid_from", mode="before")
@@ -161,12 +179,35 @@ class ConsentManifest(_Strict):
                 "`guardian` is required when `minor` is true (the parent or legal guardian "
                 "who signed the release)"
             )
+        self._check_relationships()
         return self
 
+    def _check_relationships(self) -> None:
+        own = {str(self.talent.id) if self.talent.id else None, self.talent.external_ref} - {None}
+        if self.same_person_as is not None:
+            if self.talent.id is not None:
+                raise ValueError("`same_person_as` joins a record kept under another reference to "
+                                 "a catalogued talent; a talent given by castkeep `id` already is one")
+            if self.same_person_as in own:
+                raise ValueError("`same_person_as` names this manifest's own talent")
+        seen: set[str] = set()
+        for item in self.lookalike_of:
+            if item.talent in own or item.talent == self.same_person_as:
+                raise ValueError(f"`lookalike_of` names {item.talent!r}, which is this person; a "
+                                 "lookalike is another person")
+            if item.talent in seen:
+                raise ValueError(f"`lookalike_of` names {item.talent!r} twice")
+            seen.add(item.talent)
+
+    @property
+    def relationships_declared(self) -> bool:
+        return self.same_person_as is not None or bool(self.lookalike_of)
+
     def terms_digest(self) -> str:
-        """sha256 of the consent's terms (everything but the portrait list), so a re-run or a
-        second manifest with the same terms reuses one consent record."""
-        data = self.model_dump(mode="json", exclude={"portraits"})
+        """sha256 of the consent's terms (everything but the portrait list and the identity
+        declarations), so a re-run or a second manifest with the same terms reuses one consent
+        record."""
+        data = self.model_dump(mode="json", exclude={"portraits", *RELATIONSHIP_FIELDS})
         return hashlib.sha256(
             json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         ).hexdigest()

@@ -177,3 +177,45 @@ def test_notes_and_file_size_are_bounded(tmp_path):
     path = write(tmp_path, "m.json", manifest_dict(notes="n" * (10 << 20)))
     with pytest.raises(ManifestError, match=r"larger than 1024 KiB"):
         load_manifests(path)
+
+
+TWIN = {"talent": "agency-002", "justification": "Identical twin; birth records checked 2025-02-03."}
+
+
+def test_identity_declarations_parse_and_stay_out_of_the_terms_digest():
+    plain = ConsentManifest.model_validate(manifest_dict())
+    merged = ConsentManifest.model_validate(manifest_dict(same_person_as="agency-009"))
+    twin = ConsentManifest.model_validate(manifest_dict(lookalike_of=[TWIN]))
+    assert merged.same_person_as == "agency-009" and merged.relationships_declared
+    assert twin.lookalike_of[0].talent == "agency-002" and twin.relationships_declared
+    assert not plain.relationships_declared and plain.lookalike_of == []
+    # Declarations are not consent terms: one consent record whatever the manifest declares,
+    # and the digest of a manifest without them is what it always was (existing catalogues).
+    assert merged.terms_digest() == twin.terms_digest() == plain.terms_digest() == (
+        "b8cfae14b04c889b02b93bebd2af2bd3c48d3642e4de46faedd6758d9a458147")
+
+
+@pytest.mark.parametrize(
+    "overrides, field, words",
+    [
+        ({"lookalike_of": [{"talent": "agency-002"}]}, "lookalike_of.0.justification", "required"),
+        ({"lookalike_of": [{"talent": "agency-002", "justification": "twin"}]},
+         "lookalike_of.0.justification", "at least 10"),
+        ({"lookalike_of": [{**TWIN, "note": "x"}]}, "lookalike_of.0.note", "unknown field"),
+        ({"lookalike_of": [TWIN, dict(TWIN)]}, "(top level)", "names 'agency-002' twice"),
+        ({"lookalike_of": [{**TWIN, "talent": "agency-001"}]}, "(top level)",
+         "which is this person"),
+        ({"same_person_as": "agency-001"}, "(top level)", "names this manifest's own talent"),
+        ({"same_person_as": "agency-002", "lookalike_of": [TWIN]}, "(top level)",
+         "which is this person"),
+        ({"same_person_as": "agency-002",
+          "talent": {"id": str(uuid.UUID(int=7)), "display_name": "X"}}, "(top level)",
+         "a talent given by castkeep `id` already is one"),
+        ({"same_as": "agency-002"}, "same_as", "unknown field"),
+    ],
+)
+def test_invalid_identity_declarations_name_the_field(tmp_path, overrides, field, words):
+    path = write(tmp_path, "bad.yaml", manifest_dict(**overrides))
+    with pytest.raises(ManifestError) as info:
+        load_manifests(path)
+    assert f"field `{field}`" in str(info.value) and words in str(info.value)
