@@ -302,8 +302,10 @@ def add_reference(
     face: DetectedFace,
     source_name: str | None,
     actor: str,
+    ingest_run: str | None = None,
 ) -> schema.ReferencePortrait:
-    """A reference portrait with its one face (embedding) and an audit event."""
+    """A reference portrait with its one face (embedding) and an audit event (naming the ingest
+    run that added it, when given)."""
     from castkeep.db.face_search import add_face
 
     q = face.quality
@@ -316,11 +318,23 @@ def add_reference(
     session.add(ref)
     session.flush()
     add_face(session, face, reference_portrait_id=ref.id)
+    payload = {"talent_id": str(talent_id), "consent_id": str(consent_id), "sha256": sha256,
+               "object_key": object_key, "encoder": face.encoder}
+    if ingest_run is not None:
+        payload["ingest_run"] = ingest_run
     _audit(session, actor=actor, kind="reference.added", entity_type="reference_portrait",
-           entity_id=str(ref.id),
-           payload={"talent_id": str(talent_id), "consent_id": str(consent_id), "sha256": sha256,
-                    "object_key": object_key, "encoder": face.encoder})
+           entity_id=str(ref.id), payload=payload)
     return ref
+
+
+def added_by_ingest_run(session: Session, reference_id: uuid.UUID, ingest_run: str) -> bool:
+    """Whether ingest run `ingest_run` added this reference (its `reference.added` event says so):
+    how a retried chunk tells its own commits from another run's."""
+    return session.scalar(
+        select(func.count()).select_from(schema.AuditEvent).where(
+            schema.AuditEvent.kind == "reference.added",
+            schema.AuditEvent.entity_id == str(reference_id),
+            schema.AuditEvent.payload["ingest_run"].astext == ingest_run)) > 0
 
 
 def reference_embeddings(

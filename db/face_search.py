@@ -166,6 +166,71 @@ def search(
     return hits
 
 
+@dataclass(frozen=True)
+class TalentMatch:
+    """A talent whose reference face is near a query face (its nearest reference)."""
+
+    talent_id: uuid.UUID
+    external_ref: str | None
+    reference_portrait_id: uuid.UUID
+    distance: float  # in the encoder's metric
+
+    @property
+    def label(self) -> str:
+        return self.external_ref or str(self.talent_id)
+
+
+def nearest_talents(
+    session: Session,
+    embedding: np.ndarray,
+    *,
+    encoder: str,
+    metric: str | None = None,
+    within: float | None = None,
+    exclude_talents: tuple[uuid.UUID, ...] = (),
+    only_talents: tuple[uuid.UUID, ...] | None = None,
+    limit: int = 10,
+) -> list[TalentMatch]:
+    """Talents ranked by their reference face nearest to `embedding` (faces of `encoder` only),
+    nearest first, one row per talent; only those at most `within` away when given, none of
+    `exclude_talents` and, when given, only `only_talents`. Every
+    reference counts, whatever its consent's state (revoked and expired included). An exact scan
+    of the reference faces: no index recall to miss a match."""
+    vec = np.asarray(embedding, dtype=np.float32).reshape(-1)
+    metric = metric or metric_for(encoder)
+    rp = schema.ReferencePortrait
+    dist = (schema.Face.embedding.l2_distance(vec) if metric == "euclidean"
+            else schema.Face.embedding.cosine_distance(vec))
+    per_talent = (
+        sa.select(rp.talent_id, rp.id.label("reference_portrait_id"), dist.label("distance"))
+        .join(rp, schema.Face.reference_portrait_id == rp.id)
+        .where(schema.Face.encoder == encoder, schema.Face.dim == int(vec.shape[0]))
+        .distinct(rp.talent_id)
+        .order_by(rp.talent_id, dist)
+    )
+    if exclude_talents:
+        per_talent = per_talent.where(rp.talent_id.not_in(list(exclude_talents)))
+    if only_talents is not None:
+        per_talent = per_talent.where(rp.talent_id.in_(list(only_talents)))
+    sub = per_talent.subquery()
+    query = (sa.select(sub.c.talent_id, schema.Talent.external_ref, sub.c.reference_portrait_id,
+                       sub.c.distance)
+             .join(schema.Talent, schema.Talent.id == sub.c.talent_id)
+             .order_by(sub.c.distance, sub.c.talent_id).limit(int(limit)))
+    if within is not None:
+        query = query.where(sub.c.distance <= float(within))
+    return [TalentMatch(r.talent_id, r.external_ref, r.reference_portrait_id, float(r.distance))
+            for r in session.execute(query)]
+
+
+def lock_identities(session: Session, encoder: str) -> None:
+    """Serialise, until the transaction ends, every transaction that checks a new reference face
+    of `encoder` against the other talents and inserts it: two concurrent ingests cannot both
+    accept one face as two people."""
+    session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                    {"k": f"identity:{encoder}"})
+
+
 def search_sql(encoder: str, dim: int, *, exact: bool = False, with_version: bool = False) -> str:
     """The search statement (parameters :q, :k and, with_version, :ver). Encoder and dim are
     literals (the encoder name validated), not parameters, so the planner can prove the partial

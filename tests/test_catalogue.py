@@ -130,6 +130,18 @@ def test_references_and_embeddings_per_encoder(db_session, talent_with_consent):
     assert kinds == ["talent.created", "consent.granted", "reference.added", "reference.added"]
 
 
+def test_the_ingest_run_that_added_a_reference_is_recorded(db_session, talent_with_consent):
+    t, c = talent_with_consent
+    mine = catalogue.add_reference(
+        db_session, talent_id=t.id, consent_id=c.id, sha256=SHA_A, object_key="references/a.jpg",
+        media_type="image/jpeg", width=200, height=300, face=face(np.ones(128)),
+        source_name="a.jpg", actor="tester", ingest_run="run-1")
+    untagged = add_ref(db_session, t, c, SHA_B, np.zeros(128))
+    assert catalogue.added_by_ingest_run(db_session, mine.id, "run-1")
+    assert not catalogue.added_by_ingest_run(db_session, mine.id, "run-2")
+    assert not catalogue.added_by_ingest_run(db_session, untagged.id, "run-1")
+
+
 def test_reference_distance_matches_numpy(db_session, talent_with_consent):
     t, c = talent_with_consent
     rng = np.random.default_rng(7)

@@ -151,3 +151,27 @@ def test_asset_faces_and_owner_rules(db_session, catalogue, portrait_faces):
 def test_metric_for():
     assert metric_for("dlib-resnet-v1") == "euclidean"
     assert metric_for("insightface-buffalo_l") == "cosine"
+
+
+def test_nearest_talents_ranks_each_talent_by_its_nearest_reference(db_session, catalogue,
+                                                                    portrait_faces, dlib_encoder):
+    from castkeep.db.face_search import nearest_talents
+
+    q = portrait_faces["obama"][0]
+    obama, biden = catalogue["obama"].id, catalogue["biden"].id
+    hits = nearest_talents(db_session, q.embedding, encoder=q.encoder)
+    assert [h.talent_id for h in hits] == [obama, biden]  # one row per talent, nearest first
+    own = {n: dlib_encoder.distance(q, portrait_faces[n][0]) for n in ("obama2", "obama3")}
+    nearest_name = min(own, key=own.get)
+    assert hits[0].distance == pytest.approx(own[nearest_name], abs=1e-4)
+    assert hits[0].reference_portrait_id == catalogue["faces"][nearest_name].reference_portrait_id
+    assert hits[0].label == "ext-o-talent"
+    assert hits[1].distance == pytest.approx(
+        dlib_encoder.distance(q, portrait_faces["biden"][0]), abs=1e-4)
+    assert [h.talent_id for h in nearest_talents(db_session, q.embedding, encoder=q.encoder,
+                                                 within=0.6)] == [obama]
+    assert nearest_talents(db_session, q.embedding, encoder=q.encoder, within=0.6,
+                           exclude_talents=(obama,)) == []
+    assert [h.talent_id for h in nearest_talents(db_session, q.embedding, encoder=q.encoder,
+                                                 only_talents=(biden,))] == [biden]
+    assert nearest_talents(db_session, q.embedding, encoder="insightface-buffalo_l") == []
