@@ -67,6 +67,12 @@ class FaceTooSmallError(FaceError):
     """The face is below the minimum size or quality."""
 
 
+class IdentityError(FaceError):
+    """A portrait's face disagrees with the talent its manifest names: it does not look like that
+    talent's references, or it matches another talent's (the message names that talent and how
+    to declare the relationship, same person or lookalike, in the consent manifest)."""
+
+
 class EncoderMismatchError(CastkeepError):
     """Embeddings of different encoders were compared; they live in different spaces."""
 

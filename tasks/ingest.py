@@ -21,6 +21,7 @@ import mimetypes
 import os
 import posixpath
 import unicodedata
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,6 +53,13 @@ from castkeep.provenance.consent import (
     parse_manifest_bytes,
 )
 from castkeep.provenance.policy import validity_reasons
+from castkeep.tasks.identity_collisions import (
+    check_identity,
+    existing_talent,
+    lock_identities,
+    mislabel_guard,
+    record_declarations,
+)
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +257,9 @@ def plan_ingest(source: Source, *, at: dt.datetime) -> IngestPlan:
             plan.jobs.append(outcome)
         else:
             plan.rejected.append(outcome)
+    # Manifests that declare an identity relationship go last, so the talents they name can be
+    # catalogued earlier in the same run.
+    plan.jobs.sort(key=lambda job: job.manifest.relationships_declared)
     for name in files:
         if name.lower().endswith(IMAGE_SUFFIXES) and name not in claims and name not in named_docs:
             plan.rejected.append(
@@ -296,6 +307,9 @@ def _plan_manifest(
 class IngestOptions:
     actor: str
     run_started: dt.datetime
+    # Recorded with each reference this run adds: a retried chunk reports its own commits as
+    # accepted, and another run's (a concurrent ingest of the same folder) as duplicates.
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     max_pixels: int = DEFAULT_MAX_PIXELS
     min_face_px: int = 80
     min_sharpness: float = 25.0
@@ -344,10 +358,6 @@ def _guarded(job: PortraitJob, fn: Callable[..., Any], *args: Any) -> Any:
         return Outcome(job.file, "rejected", str(exc))
 
 
-def _talent_label(manifest: ConsentManifest) -> str:
-    return manifest.talent.external_ref or str(manifest.talent.id)
-
-
 @dataclass(frozen=True)
 class _Prepared:
     """A portrait that passed the checks that need no catalogue writes."""
@@ -377,14 +387,17 @@ def _prepare(job: PortraitJob, ctx: IngestContext) -> _Prepared | Outcome:
 
 
 def _commit(job: PortraitJob, prep: _Prepared, ctx: IngestContext) -> Outcome:
-    """Mislabel guard, then objects, then every row in one transaction."""
+    """Mislabel guard and identity pre-check, then objects, then every row in one transaction
+    (where the identity check that decides runs again, under a lock)."""
     opts = ctx.options
+    info = ctx.encoder.info
     with ctx.sessions() as session:
         # Again: the same bytes may have been committed under another name since _prepare.
         existing = catalogue.reference_by_sha256(session, prep.sha256)
         if existing is not None:
             return _already(job, existing, ctx)
-        _mislabel_guard(job, ctx, prep.face, session)
+        joined = mislabel_guard(session, job.manifest, prep.face, info)
+        check_identity(session, job.manifest, prep.face, info, joined.id if joined else None)
 
     doc = _store_release_doc(job, ctx)
     stored = ctx.store.put_bytes(prep.data, prefix=REFERENCES_PREFIX, ext=prep.ext,
@@ -392,9 +405,16 @@ def _commit(job: PortraitJob, prep: _Prepared, ctx: IngestContext) -> Outcome:
     try:
         with ctx.sessions.begin() as session:
             m = job.manifest
-            talent = catalogue.upsert_talent(
-                session, display_name=m.talent.display_name, external_ref=m.talent.external_ref,
-                talent_id=m.talent.id, actor=opts.actor)
+            lock_identities(session, prep.face.encoder)
+            existing = catalogue.reference_by_sha256(session, prep.sha256)
+            if existing is not None:  # committed by a concurrent run while we waited
+                return _already(job, existing, ctx)
+            talent = existing_talent(session, m) if m.same_person_as else None
+            if talent is None:
+                talent = catalogue.upsert_talent(
+                    session, display_name=m.talent.display_name,
+                    external_ref=m.talent.external_ref, talent_id=m.talent.id, actor=opts.actor)
+            declarations = check_identity(session, m, prep.face, info, talent.id)
             consent = catalogue.get_or_create_consent(
                 session, talent_id=talent.id, manifest=m, release_doc_sha256=doc.sha256,
                 release_doc_key=doc.key, actor=opts.actor)
@@ -405,7 +425,10 @@ def _commit(job: PortraitJob, prep: _Prepared, ctx: IngestContext) -> Outcome:
             ref = catalogue.add_reference(
                 session, talent_id=talent.id, consent_id=consent.id, sha256=prep.sha256,
                 object_key=stored.key, media_type=prep.media_type, width=prep.width,
-                height=prep.height, face=prep.face, source_name=job.file, actor=opts.actor)
+                height=prep.height, face=prep.face, source_name=job.file, actor=opts.actor,
+                ingest_run=opts.run_id)
+            record_declarations(session, declarations, reference_id=ref.id, talent_id=talent.id,
+                                manifest=m, actor=opts.actor)
             ref_id, talent_id = str(ref.id), str(talent.id)
     except IntegrityError:
         # Another ingest committed the same bytes between our check and our insert.
@@ -431,12 +454,14 @@ def _stamp() -> dict[str, str]:
 
 def _already(job: PortraitJob, existing: Any, ctx: IngestContext) -> Outcome:
     """Same bytes are already catalogued: a duplicate, unless this same run wrote them under this
-    name (a retried chunk), which is this run's acceptance."""
-    created = existing.created_at
-    created = created if created.tzinfo else created.replace(tzinfo=dt.timezone.utc)
-    if existing.source_name == job.file and created >= ctx.options.run_started:
-        return Outcome(job.file, "accepted", None, existing.sha256, str(existing.id),
-                       str(existing.talent_id))
+    name (a retried chunk), which is this run's acceptance. The catalogue says which run added
+    them; a concurrent run of the same folder reports them as duplicates."""
+    if existing.source_name == job.file:
+        with ctx.sessions() as session:
+            mine = catalogue.added_by_ingest_run(session, existing.id, ctx.options.run_id)
+        if mine:
+            return Outcome(job.file, "accepted", None, existing.sha256, str(existing.id),
+                           str(existing.talent_id))
     return Outcome(
         job.file, "duplicate",
         f"same bytes as reference {existing.id} ({existing.source_name or 'unnamed'})",
@@ -464,30 +489,6 @@ def _one_good_face(ctx: IngestContext, rgb: Any) -> DetectedFace:
     if face.embedding is None:
         raise _Reject("the encoder returned no embedding for the face")
     return face
-
-
-def _mislabel_guard(job: PortraitJob, ctx: IngestContext, face: DetectedFace,
-                   session: Session) -> None:
-    """A new portrait must look like the talent's existing references (including ones accepted
-    earlier in this batch, which are committed by then): mean distance within the encoder's
-    same-person threshold."""
-    info = ctx.encoder.info
-    talent_ref = job.manifest.talent
-    ident = talent_ref.id if talent_ref.id is not None else talent_ref.external_ref
-    talent = catalogue.find_talent(session, ident) if ident is not None else None
-    if talent is None:
-        if talent_ref.id is not None:
-            raise _Reject(
-                f"talent id {talent_ref.id} is not in the catalogue; use `external_ref` for a "
-                "new talent")
-        return
-    count, mean = catalogue.reference_distance(session, talent.id, info.name, face.embedding,
-                                               info.metric)
-    if count and mean is not None and mean > info.threshold:
-        raise _Reject(
-            f"face does not match talent {_talent_label(job.manifest)}'s {count} other "
-            f"reference{'s' if count != 1 else ''} (distance {mean:.2f} > "
-            f"{info.threshold:.2f}); check the manifest names the right person")
 
 
 def _store_release_doc(job: PortraitJob, ctx: IngestContext) -> Any:

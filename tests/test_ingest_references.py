@@ -197,7 +197,8 @@ def test_weird_names_are_ingested_by_listing(runtime_env, tmp_path, sample_rgb):
     for i, n in enumerate(names):
         (sub / n).parent.mkdir(parents=True, exist_ok=True)
         (sub / n).write_bytes(augment_jpeg(sample_rgb["obama.jpg"], i))
-    (tmp_path / "outside.jpg").write_bytes(augment_jpeg(sample_rgb["obama.jpg"], 9))
+    # Another person: one face is one talent (identity collisions are rejected).
+    (tmp_path / "outside.jpg").write_bytes(augment_jpeg(sample_rgb["biden.jpg"], 9))
     write_manifest(sub, "m.yaml", manifest_doc([*names, "../outside.jpg"], ref="t-weird"))
     write_manifest(tmp_path, "root.yaml", manifest_doc(["outside.jpg"], ref="t-root"))
     result = run(tmp_path)
@@ -283,3 +284,50 @@ def test_new_portrait_under_a_revoked_consent_is_rejected(runtime_env, tmp_path,
     assert reason.startswith("consent ") and reason.endswith(
         " of m.yaml is revoked; a new release is needed")
     assert counts()["reference_portrait"] == 1
+
+
+def test_two_concurrent_ingests_of_one_folder_count_each_portrait_once(runtime_env, tmp_path,
+                                                                       sample_rgb):
+    import threading
+
+    from castkeep.flows.ingest_references import ingest_references
+    from castkeep.tasks.ingest import PROGRESS
+
+    folder = tmp_path / "drop"
+    names = [f"p{i:02d}.jpg" for i in range(12)]
+    for i, name in enumerate(names):
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_bytes(augment_jpeg(sample_rgb["obama.jpg"], i))
+    write_manifest(folder, "m.yaml", manifest_doc(names, ref="t-both"))
+    # Both runs have planned before either commits anything: every row the other run commits
+    # is then newer than this run's start, under this run's file names.
+    barrier = threading.Barrier(2, timeout=300)
+    results, errors = {}, []
+
+    def ingest(k):
+        def progress(done, total, outcome):
+            if outcome is None:
+                barrier.wait()
+
+        token = PROGRESS.set(progress)
+        try:
+            results[k] = ingest_references(str(folder), chunk_size=4)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+            barrier.abort()
+        finally:
+            PROGRESS.reset(token)
+
+    threads = [threading.Thread(target=ingest, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors, errors
+    first, second = results[0].summary(), results[1].summary()
+    assert first["rejected"] == [] and second["rejected"] == []
+    assert first["accepted"] + second["accepted"] == 12
+    assert first["duplicates"] + second["duplicates"] == 12
+    accepted = [o.file for r in results.values() for o in r.accepted]
+    assert sorted(accepted) == names  # each portrait accepted by exactly one run
+    assert counts()["reference_portrait"] == 12

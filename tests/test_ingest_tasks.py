@@ -116,6 +116,21 @@ def test_plan_with_weird_names_and_batch(tmp_path):
     assert plan.rejected == []
 
 
+def test_plan_puts_manifests_that_declare_an_identity_last(tmp_path):
+    # The talent a declaration names may arrive in the same run, from a later manifest.
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        touch(tmp_path / name)
+    write_manifest(tmp_path, "1-merged.yaml", manifest_doc(["a.jpg"], ref="t-merged",
+                                                           same_person_as="t-original"))
+    twin = [{"talent": "t-original", "justification": "Identical twin, agency file 12-B."}]
+    write_manifest(tmp_path, "2-twin.yaml", manifest_doc(["b.jpg"], ref="t-twin",
+                                                         lookalike_of=twin))
+    write_manifest(tmp_path, "3-original.yaml", manifest_doc(["c.jpg"], ref="t-original"))
+    plan = plan_ingest(FolderSource(tmp_path), at=NOW)
+    assert [j.file for j in plan.jobs] == ["c.jpg", "a.jpg", "b.jpg"]
+    assert plan.rejected == []
+
+
 def test_plan_not_yet_valid(tmp_path):
     touch(tmp_path / "a.jpg")
     write_manifest(tmp_path, "m.yaml", manifest_doc(["a.jpg"], consent_ref="c-future",
