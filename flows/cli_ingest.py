@@ -23,6 +23,7 @@ def ingest(
     nothing). Exit 0 even when some portraits are rejected (they are listed); exit 2 when PATH
     itself is unusable."""
     from castkeep.flows.ingest_references import ingest_references, open_source
+    from castkeep.flows.request_context import patient_prefect
     from castkeep.flows.settings import get_settings
     from castkeep.tasks.ingest import PROGRESS
 
@@ -30,7 +31,8 @@ def ingest(
     bar = None if as_json else _ProgressBar()
     token = PROGRESS.set(bar.update if bar else None)
     try:
-        result = ingest_references(path, chunk_size=chunk_size)
+        with patient_prefect():
+            result = ingest_references(path, chunk_size=chunk_size)
     finally:
         PROGRESS.reset(token)
         if bar:

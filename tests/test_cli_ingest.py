@@ -67,6 +67,23 @@ def test_unusable_path_exits_2(cli_env, tmp_path):
     assert proc.stderr.strip() == f"error: {tmp_path / 'missing'}: no such folder; give a folder of portraits and manifests"
 
 
+def test_ingest_waits_for_a_slow_embedded_prefect_start(runtime_env, tmp_path):
+    """On a busy machine Prefect's embedded API can take longer to start than Prefect's default
+    wait; `castkeep ingest` waits as long as the other commands do. A profile that allows one
+    second stands in for the slow start (it times out every other way)."""
+    home = tmp_path / "prefect-busy"
+    home.mkdir()
+    (home / "profiles.toml").write_text(
+        'active = "busy"\n\n[profiles.busy]\nPREFECT_SERVER_ALLOW_EPHEMERAL_MODE = "true"\n'
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS = 1\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(home)
+    proc = castkeep("ingest", str(SAMPLES), "--json", env=env, timeout=400)
+    assert "Timed out while attempting to connect" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout) == {"accepted": 3, "duplicates": 0, "rejected": []}
+
+
 def _counts(url):
     engine = create_engine(url)
     try:
