@@ -140,6 +140,8 @@ def set_request_status(
     row.status = status
     if refusals is not None:
         row.refusals = list(refusals)
+    elif status in ("awaiting_approval", "completed"):
+        row.refusals = []  # an earlier failed run's reason; the audit log keeps it
     session.flush()
     append_event(
         session,

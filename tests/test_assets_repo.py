@@ -98,3 +98,15 @@ def test_catalogued_asset_keys_cover_assets_and_reports(db_session):
                  entity_id=str(req.id), payload={"contact_sheet": "reports/aa/bb/x.png"})
     keys = repo.catalogued_asset_keys(db_session)
     assert _asset("k").object_key in keys and "reports/aa/bb/x.png" in keys
+
+
+def test_a_request_that_succeeds_after_failing_drops_the_old_reason(db_session):
+    req = _request(db_session)
+    repo.set_request_status(db_session, req.id, "failed", actor="tests", refusals=["disk full"])
+    repo.set_request_status(db_session, req.id, "running", actor="tests")
+    assert req.refusals == ["disk full"]  # still the latest outcome while it runs again
+    repo.set_request_status(db_session, req.id, "completed", actor="tests")
+    assert repo.request_view(db_session, req.id).refusals == ()
+    failed_event = db_session.scalars(select(schema.AuditEvent).where(
+        schema.AuditEvent.kind == "request.failed")).one()
+    assert failed_event.payload["refusals"] == ["disk full"]  # the history keeps it
