@@ -30,7 +30,14 @@ class InfrastructureError(CastkeepError):
 
 
 class DatabaseError(InfrastructureError):
-    """The catalogue cannot be reached or is not usable (e.g. pgvector missing)."""
+    """The catalogue cannot be reached, or stopped answering mid-run (the server is down)."""
+
+
+class DatabaseConfigurationError(DatabaseError, ConfigurationError):
+    """The catalogue's settings are wrong (not a PostgreSQL URL, credentials refused, no such
+    database, no pgvector): fixing the setting fixes it, waiting does not."""
+
+    exit_code = 2
 
 
 class ObjectNotFoundError(CastkeepError):

@@ -1,18 +1,25 @@
 """SQLAlchemy engine for the catalogue: connectivity and pgvector are checked up front so a bad
-URL fails with one clear line instead of deep inside a flow."""
+URL fails with one clear line instead of deep inside a flow, and a server that stops answering
+later (connection refused, connection dropped) raises DatabaseError from any query, not a driver
+traceback. Settings that are wrong (URL, credentials, database, pgvector) raise
+DatabaseConfigurationError (exit 2); a server that is unavailable raises DatabaseError (exit 5)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from castkeep.errors import DatabaseError
+from castkeep.errors import DatabaseConfigurationError, DatabaseError
 
 _FIX = "check CASTKEEP_DATABASE__URL (leave it empty to use the bundled PostgreSQL)"
+# Connection failures that a setting causes (the server answered and refused), not an outage.
+_MISCONFIGURED = ("authentication failed", "does not exist", "no pg_hba.conf entry",
+                  "permission denied")
 
 
 @dataclass(frozen=True)
@@ -36,9 +43,9 @@ def normalise_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise DatabaseError(f"not a database URL: {redact(url)!r}; {_FIX}") from exc
+        raise DatabaseConfigurationError(f"not a database URL: {redact(url)!r}; {_FIX}") from exc
     if parsed.get_backend_name() != "postgresql":
-        raise DatabaseError(
+        raise DatabaseConfigurationError(
             f"castkeep needs PostgreSQL, got a {parsed.get_backend_name()!r} URL; {_FIX}"
         )
     if parsed.drivername != "postgresql+psycopg":
@@ -65,7 +72,9 @@ def make_engine(url: str, *, check: bool = True, **kwargs) -> Engine:
     try:
         engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise DatabaseError(f"bad database URL {redact(url)}: {exc}; {_FIX}") from exc
+        raise DatabaseConfigurationError(f"bad database URL {redact(url)}: {exc}; {_FIX}") from exc
+    shown = redact(url)
+    event.listen(engine, "handle_error", lambda ctx: _unavailable(ctx, shown))
     if check:
         try:
             database_info(engine)
@@ -89,13 +98,35 @@ def database_info(engine: Engine) -> DatabaseInfo:
                 sa.text("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
             ).scalar_one_or_none()
     except DBAPIError as exc:
-        raise DatabaseError(f"cannot use PostgreSQL at {shown}: {_one_line(exc)}; {_FIX}") from exc
+        raise connection_error(exc, shown) from exc
     if available is None:
-        raise DatabaseError(
+        raise DatabaseConfigurationError(
             f"the PostgreSQL server at {shown} has no pgvector extension: install pgvector on it "
             f"(or use the pgvector/pgvector image); {_FIX}"
         )
     return DatabaseInfo(shown, str(version).split()[0], installed, superuser)
+
+
+def connection_error(exc: BaseException, shown: str) -> DatabaseError:
+    """The typed, one-line error for a connection that failed or dropped (`shown`: the URL with
+    its password hidden)."""
+    reason = _one_line(exc)
+    if any(marker in reason for marker in _MISCONFIGURED):
+        return DatabaseConfigurationError(f"cannot use PostgreSQL at {shown}: {reason}; {_FIX}")
+    return DatabaseError(
+        f"cannot use PostgreSQL at {shown}: {reason}; is the server running? (`castkeep status` "
+        f"checks); {_FIX}"
+    )
+
+
+def _unavailable(ctx, shown: str) -> DatabaseError | None:
+    """handle_error hook: connecting failed, or the connection dropped mid-query. Errors of a
+    statement on a live connection (constraints, locks, serialisation) stay SQLAlchemy's."""
+    if ctx.is_pre_ping:  # the pool reconnects on its own
+        return None
+    if ctx.connection is not None and not ctx.is_disconnect:
+        return None
+    return connection_error(ctx.original_exception, shown)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

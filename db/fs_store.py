@@ -20,6 +20,7 @@ castkeep (0444 files in 0755 folders) is brought in line once, when it is opened
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -184,6 +185,18 @@ class FilesystemStore(ObjectStore):
     # --- writes ---------------------------------------------------------------------------------
 
     def _write_atomic(self, target: Path, chunks: Iterator[bytes]) -> None:
+        try:
+            self._write_atomic_io(target, chunks)
+        except OSError as exc:  # disk full, folder not writable, a file where a folder belongs
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise ObjectStoreError(
+                f"cannot write {target} ({exc.strerror or exc}): "
+                + ("the disk holding the filesystem store is full; free space"
+                   if full else "the filesystem store is not writable; fix its permissions")
+                + f" under {self.root}, or set CASTKEEP_HOME to a writable place"
+            ) from exc
+
+    def _write_atomic_io(self, target: Path, chunks: Iterator[bytes]) -> None:
         self._ensure_dir(target.parent)
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix=".put-")
         try:
@@ -252,6 +265,11 @@ class FilesystemStore(ObjectStore):
             return self._object_path(key).read_bytes()
         except FileNotFoundError:
             raise ObjectNotFoundError(f"no object {key!r} in the filesystem store {self.root}") from None
+        except OSError as exc:
+            raise ObjectStoreError(
+                f"cannot read {self._object_path(key)} ({exc.strerror or exc}); fix the "
+                f"permissions of the filesystem store under {self.root}, or set CASTKEEP_HOME"
+            ) from exc
 
     def stat(self, key: str) -> StoredObject:
         if not self._object_path(key).is_file():

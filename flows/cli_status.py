@@ -7,17 +7,17 @@ import sys
 
 import typer
 
-from castkeep.errors import CastkeepError
+from castkeep.errors import CastkeepError, ConfigurationError
 
 
-def collect_status() -> tuple[dict, list[str]]:
+def collect_status() -> tuple[dict, list[CastkeepError]]:
     """The status report and the problems found (empty when healthy). Starts the bundled server
     and migrates it when that is the configuration, like every other command."""
     from castkeep.db import migrate
     from castkeep.db.engine import database_info, redact
     from castkeep.flows.runtime import build_store, database_url, load_settings
 
-    problems: list[str] = []
+    problems: list[CastkeepError] = []
     settings = load_settings()
     report: dict = {
         "data_dir": str(settings.home),
@@ -43,10 +43,12 @@ def collect_status() -> tuple[dict, list[str]]:
             healthy=info.pgvector_version is not None,
         )
         if info.pgvector_version is None:
-            problems.append("the vector extension is not created; run `castkeep db upgrade`")
+            problems.append(
+                ConfigurationError("the vector extension is not created; run `castkeep db upgrade`")
+            )
     except CastkeepError as exc:
         db["error"] = str(exc)
-        problems.append(str(exc))
+        problems.append(exc)
     finally:
         if engine is not None:
             engine.dispose()
@@ -58,7 +60,7 @@ def collect_status() -> tuple[dict, list[str]]:
         store_report["healthy"] = True
     except CastkeepError as exc:
         store_report["error"] = str(exc)
-        problems.append(str(exc))
+        problems.append(exc)
     report["healthy"] = not problems
     return report, problems
 
@@ -78,7 +80,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Show the data dir, PostgreSQL and pgvector versions, the object store, and their health.
-    Exit code 0 when healthy, 2 otherwise."""
+    Exit code 0 when healthy, 5 when a service is unavailable, 2 when a setting is wrong."""
     report, problems = collect_status()
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -87,7 +89,7 @@ def status(
     for problem in problems:
         typer.echo(f"error: {problem}", err=True)
     if problems:
-        sys.exit(2)
+        sys.exit(max(p.exit_code for p in problems))
 
 
 def register(app: typer.Typer) -> None:

@@ -37,10 +37,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from castkeep.db import assets_repo
 from castkeep.db.assets_repo import GenerationRecord
-from castkeep.errors import CastkeepError, ConsentError, LicenceError
+from castkeep.errors import CastkeepError, ConsentError, DatabaseError, LicenceError
 from castkeep.flows import request_context as rc
 from castkeep.flows.settings import Settings, get_settings
 from castkeep.models.engines import EditInput
@@ -377,10 +378,12 @@ def request_lock(runtime, request_id: uuid.UUID):
         try:
             yield
         finally:
-            conn.execute(
-                text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": f"request:{request_id}"}
-            )
-            conn.commit()
+            # A dropped connection took the lock with it; its error is not the run's outcome.
+            with contextlib.suppress(DatabaseError, DBAPIError):
+                conn.execute(
+                    text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": f"request:{request_id}"}
+                )
+                conn.commit()
 
 
 def _current_flow_run_id() -> str | None:
@@ -447,7 +450,9 @@ def fulfil_request(request_id: str) -> dict[str, Any]:
     runtime = open_runtime(settings)
     stats = rc.RunStats()
     try:
-        with request_lock(runtime, rid):
+        with request_lock(runtime, rid), rc.failed_unless_finished(
+            runtime, rid, actor=settings.acting_user, logger=logger
+        ):
             with runtime.sessions() as session:
                 row = assets_repo.get_request(session, rid)
                 status, spec_doc = row.status, dict(row.spec)
@@ -469,9 +474,6 @@ def fulfil_request(request_id: str) -> dict[str, Any]:
                 logger.warning("request %s refused: %s", rid, "; ".join(refused.refusals))
                 publish_report(runtime, rid)
                 return summarise(runtime, settings, rid)
-            except CastkeepError as exc:
-                _set_status(runtime, rid, "failed", actor=actor, refusals=[str(exc)])
-                raise
 
             t0 = time.perf_counter()
             if settings.prefect.gpu_work_pool:
@@ -501,9 +503,6 @@ def fulfil_request(request_id: str) -> dict[str, Any]:
                 logger.warning("request %s stopped: %s", rid, "; ".join(refused.refusals))
                 publish_report(runtime, rid)
                 return summarise(runtime, settings, rid)
-            except CastkeepError as exc:
-                _set_status(runtime, rid, "failed", actor=actor, refusals=[str(exc)])
-                raise
             finish(runtime, rid, spec, actor=actor)
             t0 = time.perf_counter()
             publish_report(runtime, rid)

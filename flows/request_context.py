@@ -6,6 +6,7 @@ A process keeps its engine, encoder and signer between variants and requests (se
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -122,6 +123,37 @@ def check_request(spec: RequestSpec, settings: Settings) -> None:
         spec.scene,
     )
     signer_from_settings(settings)
+
+
+@contextlib.contextmanager
+def failed_unless_finished(runtime, request_id: uuid.UUID, *, actor: str, logger):
+    """A run that ends in an error (or Ctrl-C) leaves its request `failed` with the error as its
+    reason, resumable, never `running`. A run that recorded its own outcome (refused, failed)
+    keeps it. With the database down nothing can be recorded: the row stays `running` and
+    `castkeep request resume` continues it (a resume accepts a `running` request)."""
+    try:
+        yield
+    except (Exception, KeyboardInterrupt) as exc:
+        _mark_failed(runtime, request_id, exc, actor=actor, logger=logger)
+        raise
+
+
+def _mark_failed(runtime, request_id: uuid.UUID, exc: BaseException, *, actor: str, logger) -> None:
+    from castkeep.db import assets_repo
+    from castkeep.errors import CastkeepError, NotFoundError
+
+    reason = str(exc) if isinstance(exc, CastkeepError) else f"{type(exc).__name__}: {exc}"
+    try:
+        with runtime.sessions.begin() as session:
+            if assets_repo.get_request(session, request_id, lock=True).status != "running":
+                return
+            assets_repo.set_request_status(session, request_id, "failed", actor=actor,
+                                           refusals=[reason])
+    except NotFoundError:
+        return
+    except Exception as mark_exc:  # noqa: BLE001 - the run's own error is the one to report
+        logger.warning("request %s could not be marked failed (%s); `castkeep request resume %s` "
+                       "continues it", request_id, mark_exc, request_id)
 
 
 def trust_anchors(settings: Settings) -> list[Path]:

@@ -1,4 +1,5 @@
-"""`castkeep status`: healthy report (text and JSON), exit 2 with a one-line error otherwise."""
+"""`castkeep status`: healthy report (text and JSON); otherwise a one-line error, exit 5 when a
+service is unavailable and 2 when a setting is wrong."""
 
 from __future__ import annotations
 
@@ -46,14 +47,14 @@ def test_status_json_is_exactly_the_report(runner: CliRunner, runtime_env: Path)
     assert report["object_store"]["kind"] == os.environ.get("CASTKEEP_STORAGE__KIND", "filesystem")
 
 
-def test_unreachable_database_exits_2_with_the_setting(runner: CliRunner, runtime_env: Path,
+def test_unreachable_database_exits_5_with_the_setting(runner: CliRunner, runtime_env: Path,
                                                         monkeypatch: pytest.MonkeyPatch):
     from castkeep.flows.settings import get_settings
 
     monkeypatch.setenv("CASTKEEP_DATABASE__URL", "postgresql+psycopg://u:pw@127.0.0.1:1/x")
     get_settings.cache_clear()
     result = runner.invoke(cli.app, ["status", "--json"])
-    assert result.exit_code == 2
+    assert result.exit_code == 5
     report = json.loads(result.stdout)
     assert report["healthy"] is False and report["database"]["healthy"] is False
     assert report["object_store"]["healthy"] is True
@@ -62,7 +63,7 @@ def test_unreachable_database_exits_2_with_the_setting(runner: CliRunner, runtim
     assert "CASTKEEP_DATABASE__URL" in errors[0]
 
 
-def test_unreachable_s3_exits_2_naming_the_endpoint_setting(runner: CliRunner, runtime_env: Path,
+def test_unreachable_s3_exits_5_naming_the_endpoint_setting(runner: CliRunner, runtime_env: Path,
                                                             monkeypatch: pytest.MonkeyPatch):
     from castkeep.flows.settings import get_settings
     from tests.plugins.db import _free_port
@@ -73,10 +74,26 @@ def test_unreachable_s3_exits_2_naming_the_endpoint_setting(runner: CliRunner, r
     monkeypatch.setenv("CASTKEEP_STORAGE__SECRET_KEY", "b")
     get_settings.cache_clear()
     result = runner.invoke(cli.app, ["status"])
-    assert result.exit_code == 2
+    assert result.exit_code == 5
     assert "database:      ok" in result.stdout
     assert "object store:  FAILED" in result.stdout
     assert "CASTKEEP_STORAGE__ENDPOINT" in result.stderr
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"CASTKEEP_DATABASE__URL": "mysql://u:pw@127.0.0.1:1/x"}, "castkeep needs PostgreSQL"),
+    ({"CASTKEEP_STORAGE__KIND": "s3", "CASTKEEP_STORAGE__ACCESS_KEY": ""}, "needs credentials"),
+])
+def test_wrong_settings_exit_2(runner: CliRunner, runtime_env: Path, monkeypatch, env, words):
+    from castkeep.flows.settings import get_settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    result = runner.invoke(cli.app, ["status"])
+    assert result.exit_code == 2
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: ") and words in errors[0]
 
 
 def test_fresh_home_starts_the_bundled_server(bundled_data_dir: Path):

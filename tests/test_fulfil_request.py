@@ -142,8 +142,14 @@ def test_consent_refusal_names_every_failing_clause_before_any_model_runs(reques
     assert req.status == "refused" and req.refusals == result["refusals"]
 
 
-def test_edit_kind_outside_consent_is_refused(request_env, fulfil):
-    # The sample consents allow lighting, camera and group_composite, not background changes.
+def test_edit_kind_outside_consent_is_refused(request_env, fulfil, tiny_qwen_dir, monkeypatch):
+    from castkeep.flows.settings import get_settings
+
+    # A configured engine that can change the scene (an unconfigured one is refused before the
+    # request is catalogued); the sample consents allow lighting, camera and group_composite,
+    # not background changes.
+    monkeypatch.setenv("CASTKEEP_ENGINES__QWEN_MODEL_DIR", str(tiny_qwen_dir))
+    get_settings.cache_clear()
     result = fulfil(request_doc(scene="on a beach at sunset", engine="qwen-image-edit"))
     assert result["status"] == "refused"
     assert any("edit background not allowed by consent" in r for r in result["refusals"])
@@ -332,3 +338,55 @@ def test_scale_out_without_the_variant_deployment_is_a_clear_error(request_env, 
     (req,) = _rows(select(schema.AssetRequest))
     assert req.status == "failed"
     assert _rows(select(func.count()).select_from(schema.Generation)) == [0]
+
+
+def _request_row():
+    (row,) = _rows(select(schema.AssetRequest))
+    return row
+
+
+def test_unwritable_store_mid_run_fails_the_request_and_resume_completes_it(request_env, fulfil):
+    """A store that cannot be written (a file where its temp folder belongs stops even root) ends
+    the run with ObjectStoreError (exit 5) naming the path and setting; the request is `failed`
+    with that reason, not left `running`, and a resume once the store is fixed completes it
+    with the old reason cleared."""
+    from castkeep.errors import ObjectStoreError
+    from castkeep.flows.fulfil_request import fulfil_request
+
+    tmp = request_env.home / "objects" / "tmp"
+    for leftover in tmp.iterdir():
+        leftover.unlink()
+    tmp.rmdir()
+    tmp.write_text("in the way")
+    with pytest.raises(ObjectStoreError) as info:
+        fulfil(request_doc(variants=1, lighting={"azimuth": 60}))
+    assert info.value.exit_code == 5 and "CASTKEEP_HOME" in str(info.value)
+    row = _request_row()
+    assert row.status == "failed" and row.refusals == [str(info.value)]
+
+    tmp.unlink()
+    result = fulfil_request(str(row.id))
+    assert result["status"] == "completed" and result["refusals"] == []
+    assert _request_row().refusals == []
+
+
+def test_database_lost_mid_run_fails_the_request_and_resume_completes_it(
+    request_env, fulfil, asset_inserts_drop_the_connection
+):
+    from castkeep.errors import DatabaseError
+    from castkeep.flows.fulfil_request import fulfil_request
+
+    with pytest.raises(DatabaseError) as info:
+        fulfil(request_doc(variants=1, lighting={"azimuth": 60}))
+    msg = str(info.value)
+    assert info.value.exit_code == 5 and "\n" not in msg
+    assert "terminating connection" in msg and "CASTKEEP_DATABASE__URL" in msg
+    assert "castkeep status" in msg
+    row = _request_row()
+    assert row.status == "failed" and row.refusals == [msg]
+    assert _rows(select(func.count()).select_from(schema.Asset)) == [0]
+
+    asset_inserts_drop_the_connection()  # the database is back
+    result = fulfil_request(str(row.id))
+    assert result["status"] == "completed" and result["refusals"] == []
+    assert [a["status"] for a in result["assets"]] == ["published"]

@@ -194,6 +194,22 @@ def test_fs_check_names_the_setting_when_root_is_not_writable(tmp_path: Path):
         FilesystemStore(blocker / "objects").check()
 
 
+def test_fs_unwritable_store_is_an_object_store_error_naming_path_and_setting(fs_store):
+    fs_store.put_bytes(b"first", prefix="assets", ext="jpg", media_type="image/jpeg")
+    # Unwritable even for root: a file where the store's temp folder belongs.
+    tmp = fs_store.root / "tmp"
+    for leftover in tmp.iterdir():
+        leftover.unlink()
+    tmp.rmdir()
+    tmp.write_text("in the way")
+    with pytest.raises(ObjectStoreError) as info:
+        fs_store.put_bytes(b"second", prefix="assets", ext="jpg", media_type="image/jpeg")
+    msg = str(info.value)
+    assert "cannot write " + str(fs_store.root / "meta" / "assets") in msg
+    assert "not writable" in msg and "CASTKEEP_HOME" in msg
+    assert info.value.exit_code == 5
+
+
 def _modes(root: Path) -> dict[str, int]:
     """Mode of every folder and file under `root` (and root itself, as "."), by relative path."""
     out = {".": stat.S_IMODE(root.stat().st_mode)}

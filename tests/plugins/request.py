@@ -6,6 +6,8 @@ runner that fulfils them through the real flow.
 - `write_request(tmp_path, doc, name)` -> Path (YAML or JSON by suffix).
 - `fulfil` (function fixture): submit a request document to the catalogue and run the
   fulfil_request flow on it; returns the flow's summary dict.
+- `asset_inserts_drop_the_connection` (function fixture): until its value is called, every INSERT
+  into `asset` ends its own database connection (a server lost mid-run).
 """
 
 from __future__ import annotations
@@ -84,3 +86,28 @@ def request_env(ingested_catalogue, dev_ca, monkeypatch: pytest.MonkeyPatch):
     get_settings.cache_clear()
     yield ingested_catalogue
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def asset_inserts_drop_the_connection(clean_db):
+    """While active, every INSERT into `asset` ends its own database connection (as a server
+    restart or a network cut would), so a run loses the catalogue mid-variant."""
+    import psycopg
+
+    from tests.plugins.db import _plain
+
+    with psycopg.connect(_plain(clean_db), autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION test_drop_connection() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$")
+        conn.execute("CREATE TRIGGER test_drop_connection BEFORE INSERT ON asset FOR EACH ROW "
+                     "EXECUTE FUNCTION test_drop_connection()")
+
+    def restore() -> None:
+        with psycopg.connect(_plain(clean_db), autocommit=True) as conn:
+            conn.execute("DROP TRIGGER IF EXISTS test_drop_connection ON asset")
+            conn.execute("DROP FUNCTION IF EXISTS test_drop_connection()")
+
+    try:
+        yield restore
+    finally:
+        restore()
