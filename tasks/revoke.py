@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from castkeep.db import compliance, schema
 from castkeep.errors import CastkeepError
+from castkeep.tasks.retry import retry_unless_user_error
 
 
 class ConsentStateError(CastkeepError):
@@ -146,7 +147,8 @@ def due_consents(runtime, at: dt.datetime) -> list[str]:
         return [str(c.id) for c in compliance.consents_past_due(session, now=at)]
 
 
-@task(name="revoke-consent", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(name="revoke-consent", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
+      retry_condition_fn=retry_unless_user_error)
 def revoke_task(runtime, consent_id: str, reason: str, status: str, face: dict[str, Any] | None) -> CascadeResult:
     return revoke(runtime, consent_id=consent_id, reason=reason, status=status, face=face)
 

@@ -39,6 +39,7 @@ from castkeep.provenance.manifest import (
     sign_image,
 )
 from castkeep.tasks.references import Reference
+from castkeep.tasks.retry import retry_unless_user_error
 
 ASSETS_PREFIX = "assets"
 OUTPUT_MEDIA_TYPE = "image/jpeg"
@@ -257,7 +258,7 @@ def finish_variant(rgb, manifest: ManifestInput, signer, store, sessions, reques
 # One task for both steps: they belong together, and each task run costs an API round trip.
 # A retry after a failed transaction re-signs (new bytes); nothing of the failed try was committed.
 @task(name="sign-and-catalogue", cache_policy=NO_CACHE, persist_result=False, retries=2,
-      retry_delay_seconds=1)
+      retry_delay_seconds=1, retry_condition_fn=retry_unless_user_error)
 def finish_variant_task(rgb, manifest: ManifestInput, signer, store, sessions,
                         request_id: uuid.UUID, **catalogue_kwargs) -> FinishedVariant:
     return finish_variant(rgb, manifest, signer, store, sessions, request_id, **catalogue_kwargs)

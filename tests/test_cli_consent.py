@@ -51,3 +51,30 @@ def test_consent_show_by_reference_human(app, ingested_catalogue):
 def test_consent_show_unknown(app, ingested_catalogue):
     result = CliRunner().invoke(app, ["consent", "show", "c-nope"])
     assert isinstance(result.exception, NotFoundError)
+
+
+def test_revoke_unknown_consent_is_one_line_and_not_retried(ingested_catalogue):
+    import datetime as dt
+    import uuid
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowRunFilter
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from tests.plugins.prefect_harness import run_castkeep
+
+    unknown = str(uuid.uuid4())
+    started = dt.datetime.now(dt.timezone.utc)
+    proc = run_castkeep("consent", "revoke", unknown, "--reason", "x", home=ingested_catalogue.home)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"error: no consent {unknown!r} in the catalogue (see `castkeep talent show`)"]
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name={"any_": ["revoke-consent"]}),
+            flow_run_filter=FlowRunFilter(start_time={"after_": started}),
+            sort=FlowRunSort.START_TIME_DESC,
+        )
+        (task_run,) = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [run.id]}))
+    assert run.parameters["consent_id"] == unknown
+    assert task_run.state.is_failed() and task_run.run_count == 1  # a user error: no retries

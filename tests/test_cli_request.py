@@ -1,4 +1,5 @@
-"""`castkeep request|approve|asset` through the real command (typer app, in process)."""
+"""`castkeep request|approve|asset` through the real command: the typer app in process, and the
+console script in a child process where its stderr and exit code are the point."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from castkeep.errors import ManifestError, NotFoundError
+from tests.plugins.prefect_harness import run_castkeep
 from tests.plugins.request import request_doc, write_request
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -166,3 +168,49 @@ def test_bad_engine_or_signing_is_refused_before_the_request_row(
     assert type(res.exception).__name__ == error and res.exception.exit_code == 2
     assert words in str(res.exception)
     assert _request_rows() == before  # nothing catalogued, so nothing left `failed`
+
+
+def test_user_errors_inside_flows_are_one_line_without_traceback(request_env, cli, tmp_path):
+    import uuid
+
+    path = write_request(tmp_path, request_doc(variants=1, **LIT))
+    done = json.loads(cli("request", str(path), "--json").stdout)
+    assert done["status"] == "completed"
+    unknown = str(uuid.uuid4())
+
+    resumed = run_castkeep("request", "resume", unknown, home=request_env.home)
+    assert resumed.returncode == 2 and resumed.stdout == ""
+    assert resumed.stderr.splitlines() == [
+        f"error: no request {unknown}; `castkeep request show` lists known ids"]
+
+    approved = run_castkeep("approve", done["request_id"], "--assets", done["assets"][0]["id"],
+                         "--reviewer", "r", home=request_env.home)
+    assert approved.returncode == 2 and approved.stdout == ""
+    (line,) = approved.stderr.splitlines()
+    assert line.startswith(f"error: request {done['request_id']} is completed, not awaiting")
+
+    debug = run_castkeep("--debug", "request", "resume", unknown, home=request_env.home)
+    assert debug.returncode != 0
+    assert "Traceback" in debug.stderr and "NotFoundError" in debug.stderr
+
+
+def test_bad_engine_option_is_one_line_exit_2(request_env, tmp_path):
+    path = write_request(tmp_path, request_doc(variants=1, engine_options={"bogus": 1}, **LIT))
+    before = _request_rows()
+    proc = run_castkeep("request", str(path), home=request_env.home)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "error: unknown classical option(s) ['bogus']; known: ['backdrop', 'scramble_face', "
+        "'variation']"]
+    assert _request_rows() == before
+
+
+def test_database_lost_mid_run_is_one_line_exit_5(
+    request_env, tmp_path, asset_inserts_drop_the_connection
+):
+    path = write_request(tmp_path, request_doc(variants=1, **LIT))
+    proc = run_castkeep("request", str(path), "--json", home=request_env.home)
+    assert proc.returncode == 5 and proc.stdout == ""
+    (error,) = proc.stderr.splitlines()  # --json: no "submitted" note either
+    assert error.startswith("error: cannot use PostgreSQL at ") and "***" in error
+    assert "terminating connection" in error and "CASTKEEP_DATABASE__URL" in error

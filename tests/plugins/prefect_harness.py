@@ -1,6 +1,15 @@
-"""One temporary Prefect API for the whole test session (prefect_test_harness)."""
+"""One temporary Prefect API for the whole test session (prefect_test_harness).
+
+- `run_castkeep(*args, home=)`: the real `castkeep` console script in a child process, on the
+  test catalogue (the CASTKEEP_ environment) and this session's Prefect API.
+"""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,3 +20,13 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def run_castkeep(*args: str, home: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """Run `castkeep ARGS` as a user would (needs the prefect_harness fixture active)."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "CASTKEEP_HOME": str(home), "PREFECT_API_URL": PREFECT_API_URL.value()}
+    # The venv's own entry point: CI does not put the venv on PATH.
+    return subprocess.run([str(Path(sys.executable).parent / "castkeep"), *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
