@@ -40,6 +40,14 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
+def output_path(out: Path, photos: list[Path], engine: str) -> Path:
+    """OUT itself, or OUT/<photo names>-<engine>.jpg when OUT is an existing folder."""
+    if not out.is_dir():
+        return out
+    stems = "-".join(p.stem for p in photos)[:120] or "edit"
+    return out / f"{stems}-{engine}.jpg"
+
+
 def _write_image(rgb, out: Path) -> None:
     from castkeep.models.imaging import encode_image
 
@@ -106,7 +114,9 @@ def score_edit(encoder, inputs, faces, output, lighting, camera, thresholds) -> 
 
 def edit(
     photos: list[Path] = typer.Argument(..., help="Reference portrait(s); several make a group shot."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output image (.jpg or .png)."),
+    out: Path = typer.Option(..., "-o", "--out", help=(
+        "Output image (.jpg or .png), or an existing folder to write <photo>-<engine>.jpg in."
+    )),
     engine_name: str = typer.Option(None, "--engine", help="Edit engine (default: CASTKEEP_ENGINES__DEFAULT)."),
     light: str = typer.Option(None, "--light", help='Lighting spec, e.g. "azimuth=45,elevation=30,fill=0.2,temp=3200".'),
     camera_text: str = typer.Option(None, "--camera", help='Camera spec, e.g. "roll=30,shot=medium".'),
@@ -131,6 +141,7 @@ def edit(
     camera = parse_camera(camera_text) if camera_text else None
     name = engine_name or settings.engines.default
     engine = get_engine(name, **engine_construct_options(name, settings))
+    out = output_path(out, photos, name)  # decided before the work, not after it
     encoder = scoring_encoder(settings)
     images, faces = [], []
     for path in photos:

@@ -217,7 +217,11 @@ def asset_show(
 @asset_app.command("export")
 def asset_export(
     asset_id: str = typer.Argument(..., help="Asset id."),
-    output: Path = typer.Option(..., "-o", "--output", help="File to write the signed image to."),
+    output: Path = typer.Option(
+        ..., "-o", "--output",
+        help="File to write the signed image to, or an existing folder to write "
+        "castkeep-<asset id>.<ext> in.",
+    ),
     force: bool = typer.Option(
         False, "--force",
         help="Export a quarantined or rejected asset anyway (recorded in the audit log).",
@@ -235,6 +239,8 @@ def asset_export(
             row = get_asset(session, asset_id)
             key, sha, status = row.object_key, row.sha256, row.status
             aid = row.id
+        if output.is_dir():  # decided before the object is read
+            output = output / f"castkeep-{aid}{Path(key).suffix}"
         withdrawn = status in WITHDRAWN_ASSET_STATUSES
         if withdrawn and not force:
             raise WithdrawnError(

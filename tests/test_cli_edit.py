@@ -101,3 +101,12 @@ def test_subprocess_error_exit_code(fixtures_dir, tmp_path, castkeep_home):
 def test_help():
     res = _run("edit", "--help")
     assert res.exit_code == 0 and "--light" in res.stdout and "--camera" in res.stdout
+
+
+def test_output_to_an_existing_folder_names_the_file(fixtures_dir, tmp_path):
+    res = _run("edit", str(fixtures_dir / "obama.jpg"), "-o", str(tmp_path), "--light",
+               "azimuth=45", "--json")
+    assert res.exit_code == 0, res.output
+    written = tmp_path / "obama-classical.jpg"
+    assert json.loads(res.stdout)["output"] == str(written)
+    assert load_image(written).format == "JPEG"

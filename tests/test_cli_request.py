@@ -214,3 +214,16 @@ def test_database_lost_mid_run_is_one_line_exit_5(
     (error,) = proc.stderr.splitlines()  # --json: no "submitted" note either
     assert error.startswith("error: cannot use PostgreSQL at ") and "***" in error
     assert "terminating connection" in error and "CASTKEEP_DATABASE__URL" in error
+
+
+def test_export_to_an_existing_folder_names_the_file(request_env, cli, tmp_path):
+    path = write_request(tmp_path, request_doc(variants=1, **LIT))
+    (asset,) = json.loads(cli("request", str(path), "--json").stdout)["assets"]
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    res = cli("asset", "export", asset["id"], "-o", str(folder))
+    assert res.exit_code == 0, res.output
+    written = folder / f"castkeep-{asset['id']}.jpg"
+    assert res.stdout.strip() == str(written)
+    info = json.loads(cli("asset", "show", asset["id"], "--json").stdout)
+    assert hashlib.sha256(written.read_bytes()).hexdigest() == info["sha256"]
