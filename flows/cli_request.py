@@ -96,12 +96,13 @@ def submit(
 ) -> None:
     """Validate a request file, catalogue it and fulfil it. Exit 0 when every variant passed,
     1 when some were rejected, 3 when refused (consent or licence)."""
-    from castkeep.flows.fulfil_request import fulfil_request, load_request_file, submit_request
-    from castkeep.flows.request_context import patient_prefect
+    from castkeep.flows.request_context import load_request_file, patient_prefect
     from castkeep.flows.runtime import load_settings, open_runtime
 
     settings = load_settings()
     spec = load_request_file(file, settings)  # a bad file fails before anything starts
+    from castkeep.flows.fulfil_request import fulfil_request, submit_request
+
     with open_runtime(settings) as runtime:
         request_id = submit_request(runtime, spec, actor=settings.acting_user)
     if not as_json:

@@ -45,7 +45,7 @@ from castkeep.errors import CastkeepError, ConsentError, DatabaseError, LicenceE
 from castkeep.flows import request_context as rc
 from castkeep.flows.settings import Settings, get_settings
 from castkeep.models.engines import EditInput
-from castkeep.models.request_spec import RequestSpec, load_request
+from castkeep.models.request_spec import RequestSpec
 from castkeep.tasks.consent_gate import (
     ModelLicence,
     TalentClearance,
@@ -71,19 +71,6 @@ FINAL_STATUSES = ("refused", "awaiting_approval", "completed")
 
 
 # ---- submitting ------------------------------------------------------------------------------
-
-
-def load_request_file(path: Path | str, settings: Settings | None = None) -> RequestSpec:
-    """Read and check a request file: its fields, then everything checkable before anything is
-    catalogued (rc.check_request: engine, options, signing identity)."""
-    settings = settings or get_settings()
-    spec = load_request(
-        path,
-        default_engine=settings.engines.default,
-        default_thresholds=settings.thresholds.model_dump(),
-    )
-    rc.check_request(spec, settings)
-    return spec
 
 
 def submit_request(runtime, spec: RequestSpec, *, actor: str) -> uuid.UUID:

@@ -112,6 +112,20 @@ def signer_from_settings(settings: Settings):
         return signer
 
 
+def load_request_file(path: Path | str, settings: Settings) -> RequestSpec:
+    """Read and check a request file: its fields (with the defaults from settings), then what
+    check_request checks. Light to import, so a bad file is refused before Prefect loads."""
+    from castkeep.models.request_spec import load_request
+
+    spec = load_request(
+        path,
+        default_engine=settings.engines.default,
+        default_thresholds=settings.thresholds.model_dump(),
+    )
+    check_request(spec, settings)
+    return spec
+
+
 def check_request(spec: RequestSpec, settings: Settings) -> None:
     """Everything about a request that can be checked before it is catalogued: the engine's
     name, settings and options, and the signing identity. Consent and licences are the flow's
