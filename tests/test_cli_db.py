@@ -126,6 +126,10 @@ def test_bundled_stop_through_the_cli(bundled_data_dir: Path):
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["bundled"] is True
     assert running_server(bundled_data_dir) is not None
+    # The bundled catalogue is used through the role that owns it, not the superuser.
+    upgrade = subprocess.run([CASTKEEP, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert upgrade.stdout.startswith("postgresql+psycopg://castkeep:***@127.0.0.1:"), upgrade.stdout
     stop = subprocess.run([CASTKEEP, "db", "stop"], env=env, capture_output=True, text=True, timeout=60)
     assert stop.stdout.strip() == "stopped the bundled PostgreSQL"
     assert running_server(bundled_data_dir) is None
