@@ -15,6 +15,7 @@ from typing import Any, Callable
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from castkeep.tasks.retry import retry_unless_user_error
 from castkeep.db import compliance
 from castkeep.errors import ObjectNotFoundError
 
@@ -220,7 +221,8 @@ def check_consent_rows(session, talent_id: str | None) -> list[Violation]:
 # --- Prefect tasks (never cached: they read live state) --------------------------------------
 
 
-@task(name="audit-integrity", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+@task(name="audit-integrity", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
+      retry_condition_fn=retry_unless_user_error)
 def integrity_task(
     store_factory: Callable[[], Any], assets: list[compliance.AssetUnderAudit], trust_anchors: list[Path]
 ) -> list[Violation]:
