@@ -1,4 +1,5 @@
-"""The `castkeep` command. Each command group lives in its own module (cli_*.py).
+"""The `castkeep` command. Each command group lives in its own module of this package, and
+`_register` lists them all.
 
 A command's own output is its result and, on failure, one `error:` line with an exit code
 (0 ok, 1 partly done, 2 bad input or configuration, 3 refused by consent or licence, 4 withdrawn,
@@ -23,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_state = {"debug": False}
+_state = {"debug": False, "registered": False}
 
 # Top-level loggers of the orchestration stack, kept off the console unless --debug.
 ORCHESTRATION_LOGGERS = frozenset({"prefect", "docket", "uvicorn", "fastapi", "httpx", "httpcore"})
@@ -40,10 +41,44 @@ def _root(
 
 
 def _register() -> None:
-    # Imported here, not at module import, so `castkeep --help` stays fast and side-effect free.
-    from castkeep.flows import cli_commands
+    """Every command and command group, in the order `castkeep --help` lists them (top-level
+    commands first, then groups). A new group module is added here by hand."""
+    if _state.get("registered"):
+        return
+    _state["registered"] = True
+    # Imported here, not at module import, so importing this package stays side-effect free.
+    from castkeep.flows.cli import (
+        audit,
+        consent,
+        db,
+        demo,
+        edit,
+        faces,
+        ingest,
+        keys,
+        request,
+        serve,
+        status,
+        talent,
+        verify,
+    )
 
-    cli_commands.register(app)
+    app.command("demo")(demo.demo)
+    app.command("edit")(edit.edit)
+    app.command("ingest")(ingest.ingest)
+    app.command("approve")(request.approve)
+    app.command("serve")(serve.serve)
+    app.command("status")(status.status)
+    app.command("gc")(talent.gc)
+    app.command("verify")(verify.verify)
+    app.add_typer(audit.audit_app, name="audit")
+    app.add_typer(consent.consent_app, name="consent")
+    app.add_typer(db.db_app, name="db")
+    app.add_typer(faces.faces_app, name="faces")
+    app.add_typer(keys.keys_app, name="keys")
+    app.add_typer(request.request_app, name="request")
+    app.add_typer(request.asset_app, name="asset")
+    app.add_typer(talent.talent_app, name="talent")
 
 
 class _CommandOutputOnly(logging.Filter):

@@ -13,10 +13,6 @@ audit_app = typer.Typer(
 )
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(audit_app, name="audit")
-
-
 @audit_app.callback()
 def audit(
     ctx: typer.Context,

@@ -11,10 +11,6 @@ consent_app = typer.Typer(help="Consent records: show the terms, history and por
                           no_args_is_help=True)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(consent_app, name="consent")
-
-
 def consent_details(session, consent_id: str) -> dict:  # noqa: ANN001
     """JSON-ready view of a consent: terms, status history and the portraits it covers."""
     from sqlalchemy import select

@@ -62,7 +62,3 @@ def stop() -> None:
         return
     stopped = stop_bundled_server(settings.home)
     typer.echo("stopped the bundled PostgreSQL" if stopped else "the bundled PostgreSQL was not running")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(db_app, name="db")

@@ -7,10 +7,6 @@ import json
 import typer
 
 
-def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
-
-
 def demo(
     as_json: bool = typer.Option(
         False, "--json",

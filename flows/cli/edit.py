@@ -21,10 +21,6 @@ from typing import Any
 import typer
 
 
-def register(app: typer.Typer) -> None:
-    app.command("edit")(edit)
-
-
 def _parse_options(items: list[str]) -> dict[str, Any]:
     from castkeep.errors import SpecError
 

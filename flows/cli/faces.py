@@ -15,10 +15,6 @@ faces_app = typer.Typer(
 )
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(faces_app, name="faces")
-
-
 def _encoder():
     from castkeep.flows.face_encoder import configured_encoder
 

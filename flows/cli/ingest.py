@@ -8,10 +8,6 @@ import sys
 import typer
 
 
-def register(app: typer.Typer) -> None:
-    app.command("ingest")(ingest)
-
-
 def ingest(
     path: str = typer.Argument(..., help="A folder of portraits and consent manifests, or "
                                "s3://bucket/prefix (read with the configured S3 endpoint)."),

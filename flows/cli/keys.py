@@ -15,10 +15,6 @@ keys_app = typer.Typer(help="Signing keys: create the development CA, show the i
                        no_args_is_help=True)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(keys_app, name="keys")
-
-
 def keys_dir(settings) -> Path:
     return Path(settings.home) / "keys"
 

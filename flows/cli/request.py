@@ -33,12 +33,6 @@ request_app = typer.Typer(
 asset_app = typer.Typer(no_args_is_help=True, help="Catalogued assets: show one, export its file.")
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(request_app, name="request")
-    app.add_typer(asset_app, name="asset")
-    app.command("approve")(approve)
-
-
 def exit_code_for(result: dict[str, Any]) -> int:
     if result["status"] == "refused":
         return EXIT_REFUSED

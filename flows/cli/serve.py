@@ -9,10 +9,6 @@ from pathlib import Path
 import typer
 
 
-def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
-
-
 def serve(
     setup: bool = typer.Option(
         False, "--setup", help="First create the work pools (process type) and the `gpu` concurrency limit."

@@ -90,7 +90,3 @@ def status(
         typer.echo(f"error: {problem}", err=True)
     if problems:
         sys.exit(max(p.exit_code for p in problems))
-
-
-def register(app: typer.Typer) -> None:
-    app.command("status")(status)

@@ -12,11 +12,6 @@ talent_app = typer.Typer(help="Talent in the catalogue: list them, show one.",
                          no_args_is_help=True)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(talent_app, name="talent")
-    app.command("gc")(gc)
-
-
 def _summary_dict(t) -> dict:  # noqa: ANN001
     return {"id": str(t.id), "external_ref": t.external_ref, "display_name": t.display_name,
             "references": t.references, "consents": t.consents,

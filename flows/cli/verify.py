@@ -20,14 +20,10 @@ from pathlib import Path
 import typer
 
 from castkeep.errors import WithdrawnError
-from castkeep.flows.cli_keys import trust_anchors_from_settings
+from castkeep.flows.cli.keys import trust_anchors_from_settings
 
 EXIT = {"Trusted": 0, "Valid": 1, "Invalid": 2}
 CATALOGUE_MISMATCH = "castkeep.catalogue.sha256Mismatch"
-
-
-def register(app: typer.Typer) -> None:
-    app.command("verify")(verify)
 
 
 def _catalogue_check(settings, sha256: str, asset_id: str | None) -> dict:
