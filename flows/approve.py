@@ -19,7 +19,8 @@ from prefect import flow, get_run_logger
 
 from castkeep.db import assets_repo
 from castkeep.errors import CastkeepError, ConsentError, NotFoundError
-from castkeep.flows import request_context as rc
+from castkeep.db.ids import parse_id
+from castkeep.provenance.policy import use_of
 from castkeep.flows.settings import get_settings
 from castkeep.models.request_spec import RequestSpec
 from castkeep.tasks.consent_gate import check_consent_for_publish
@@ -53,11 +54,11 @@ def approve_assets(
                 "made with approval_required: true and fully generated can be approved"
             )
         spec = RequestSpec.model_validate(dict(req.spec))
-        asset_refs = [str(rc.parse_request_id(raw)) for raw in asset_ids]
+        asset_refs = [str(parse_id(raw, "asset")) for raw in asset_ids]
         # Locks the consent rows (FOR SHARE) until this transaction ends: a revocation either
         # committed before (seen here: refused) or waits and then quarantines what we publish.
         gate = check_consent_for_publish(
-            session, list(spec.talents), rc.use_of(spec), spec.publish_date, asset_refs
+            session, list(spec.talents), use_of(spec), spec.publish_date, asset_refs
         )
         if not gate.allowed:
             raise ConsentError(
@@ -67,7 +68,7 @@ def approve_assets(
         views = {a.id: a for a in assets_repo.request_assets(session, request_id)}
         chosen = []
         for raw in asset_ids:
-            aid = str(rc.parse_request_id(raw))
+            aid = str(parse_id(raw, "asset"))
             view = views.get(aid)
             if view is None:
                 raise NotFoundError(f"asset {raw} is not an asset of request {request_id}")
@@ -99,7 +100,7 @@ def approve_request(request_id: str, asset_ids: list[str], reviewer: str) -> dic
 
     logger = get_run_logger()
     settings = get_settings()
-    rid = rc.parse_request_id(request_id)
+    rid = parse_id(request_id)
     with open_runtime(settings) as runtime:
         outcome = approve_assets(runtime, rid, asset_ids, reviewer, actor=settings.acting_user)
         logger.info("request %s: %d asset(s) published by %s", rid, len(outcome["published"]),

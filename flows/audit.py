@@ -20,7 +20,7 @@ from typing import Any
 from prefect import flow, get_run_logger, unmapped
 
 from castkeep.flows.anchor import anchor_key_path, checkpoint
-from castkeep.flows.face_encoder import encoder_profile
+from castkeep.flows.components import build_components, encoder_profile
 from castkeep.tasks import audit as checks
 
 REPORTS_PREFIX = "reports"
@@ -116,8 +116,6 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
     """The checks, as tasks, and the report dict (not yet stored)."""
     from castkeep.db import compliance
     from castkeep.flows.runtime import build_store, open_runtime
-    from castkeep.provenance.signing import resolve_trust_anchors
-
     settings = runtime.settings
     talent_id = None
     if talent:
@@ -127,7 +125,7 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
             talent_id = str(resolve_talent(session, talent).id)
     with runtime.sessions() as session:
         assets = compliance.assets_for_audit(session, talent_id=talent_id)
-    anchors = resolve_trust_anchors(keys_dir=Path(settings.home) / "keys", configured=settings.signing.trust_anchors)
+    anchors = build_components(settings).trust_anchors
     encoder = encoder_profile(settings.faces)
 
     # The signature/hash checks are the heavy part: fanned out in chunks over the task runner

@@ -18,7 +18,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 import castkeep
-from castkeep.flows import request_context as rc
+from castkeep.flows.components import build_components
 from castkeep.flows.settings import Settings, get_settings
 
 DEMO_TALENT_A = "demo-talent-a"
@@ -107,7 +107,7 @@ def demo() -> dict[str, Any]:
     logger.info("ingested samples: %s", ingest)
 
     requests, assets, sheets, refusals = [], [], [], []
-    anchors = rc.trust_anchors(settings)
+    anchors = build_components(settings).trust_anchors
     with open_runtime(settings) as runtime:
         for label, doc in demo_requests():
             spec = request_from_mapping(

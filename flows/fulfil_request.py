@@ -42,10 +42,21 @@ from sqlalchemy.exc import DBAPIError
 from castkeep.db import assets_repo
 from castkeep.db.assets_repo import GenerationRecord
 from castkeep.errors import CastkeepError, ConsentError, DatabaseError, LicenceError
-from castkeep.flows import request_context as rc
+from castkeep.db.ids import parse_id
+from castkeep.db.object_store import object_location
+from castkeep.flows import request_status
+from castkeep.flows.components import (
+    build_components,
+    check_request,
+    licence_ids,
+    licence_setting_names,
+)
+from castkeep.flows.run_stats import RunStats
 from castkeep.flows.settings import Settings, get_settings
-from castkeep.models.engines import EditInput
+from castkeep.models.engines.base import EditInput
 from castkeep.models.request_spec import RequestSpec
+from castkeep.provenance.policy import use_of, use_record
+from castkeep.vocab import AssetStatus, RequestStatus
 from castkeep.tasks.consent_gate import (
     ModelLicence,
     TalentClearance,
@@ -67,7 +78,6 @@ from castkeep.tasks.score import score_task
 from castkeep.tasks.sign import build_manifest, edit_description, finish_variant_task
 
 VARIANT_DEPLOYMENT = "fulfil-variant/fulfil-variant"
-FINAL_STATUSES = ("refused", "awaiting_approval", "completed")
 
 
 # ---- submitting ------------------------------------------------------------------------------
@@ -76,7 +86,7 @@ FINAL_STATUSES = ("refused", "awaiting_approval", "completed")
 def submit_request(runtime, spec: RequestSpec, *, actor: str) -> uuid.UUID:
     """Catalogue a validated request (status received); the flow then fulfils it by id. A request
     the engine or the signer cannot serve is refused here, before it has a row."""
-    rc.check_request(spec, runtime.settings)
+    check_request(spec, runtime.settings)
     with runtime.sessions.begin() as session:
         row = assets_repo.create_request(
             session, spec=spec.canonical(), spec_sha256=spec.sha256(), actor=actor
@@ -102,7 +112,7 @@ class Prepared:
     refs: ReferenceSet
     signer: Any
     actor: str
-    stats: rc.RunStats
+    stats: RunStats
 
 
 class Refused(Exception):
@@ -113,40 +123,37 @@ class Refused(Exception):
 
 
 def prepare(runtime, settings: Settings, request_id: uuid.UUID, spec: RequestSpec,
-            stats: rc.RunStats) -> Prepared:
+            stats: RunStats) -> Prepared:
     """Gates 1-2 and reference selection (3). Raises Refused before any model runs."""
-    t0 = time.perf_counter()
-    with runtime.sessions() as session:
-        gate = consent_gate_task(session, list(spec.talents), rc.use_of(spec), spec.publish_date)
-    stats.add("consent", time.perf_counter() - t0)
+    with stats.stage("consent"), runtime.sessions() as session:
+        gate = consent_gate_task(session, list(spec.talents), use_of(spec), spec.publish_date)
     if not gate.allowed:
         raise Refused(list(gate.refusals), "consent")
 
-    t0 = time.perf_counter()
-    construct = rc.engine_construct_options(spec.engine, settings)
-    info = engine_info(spec.engine, construct)
-    encoder = rc.scoring_encoder(settings, load=False)
-    enc = encoder.info
-    lic = licence_gate_task(
-        [
-            ModelLicence("engine", info.name, info.version, info.licence, info.commercial_use),
-            ModelLicence("encoder", enc.name, enc.version, enc.licence, enc.commercial_use),
-        ],
-        spec.purpose,
-        rc.licence_ids(settings, spec.engine, enc.name),
-        rc.licence_setting_names(spec.engine, enc.name),
-    )
-    stats.add("consent", time.perf_counter() - t0)
+    components = build_components(settings, spec.engine)
+    construct = components.engine_options
+    with stats.stage("consent"):
+        info = engine_info(spec.engine, construct)
+        encoder = components.encoder
+        enc = encoder.info
+        lic = licence_gate_task(
+            [
+                ModelLicence("engine", info.name, info.version, info.licence, info.commercial_use),
+                ModelLicence("encoder", enc.name, enc.version, enc.licence, enc.commercial_use),
+            ],
+            spec.purpose,
+            # keyed by the encoder's full name (e.g. insightface-<pack>)
+            licence_ids(settings, spec.engine, enc.name),
+            licence_setting_names(spec.engine, enc.name),
+        )
     if not lic.allowed:
         raise Refused(list(lic.refusals), "licence")
 
     encoder.load()
-    t0 = time.perf_counter()
-    with runtime.sessions() as session:
+    with stats.stage("references"), runtime.sessions() as session:
         refs = select_references_task(
             session, runtime.store, encoder, gate.clearances, info.max_references, info.name
         )
-    stats.add("references", time.perf_counter() - t0)
     return Prepared(
         request_id=request_id,
         spec=spec,
@@ -159,7 +166,7 @@ def prepare(runtime, settings: Settings, request_id: uuid.UUID, spec: RequestSpe
         licence_id=lic.licence_ids.get(info.name),
         clearances=gate.clearances,
         refs=refs,
-        signer=rc.signer_from_settings(settings),
+        signer=components.signer,
         actor=settings.acting_user,
         stats=stats,
     )
@@ -248,10 +255,8 @@ def run_variant(
             licence_id=p.licence_id,
         )
         if not scores.passed and attempt < last:
-            t0 = time.perf_counter()
-            with p.runtime.sessions.begin() as session:
+            with p.stats.stage("db"), p.runtime.sessions.begin() as session:
                 assets_repo.record_attempt(session, p.request_id, record, scores.records)
-            p.stats.add("db", time.perf_counter() - t0)
             attempt += 1
             continue
 
@@ -280,9 +285,9 @@ def run_variant(
             p.request_id,
             generation=record,
             scores=scores.records,
-            status="candidate" if scores.passed else "rejected",
+            status=AssetStatus.CANDIDATE if scores.passed else AssetStatus.REJECTED,
             status_reason=reason,
-            use=rc.use_record(spec),
+            use=use_record(spec),
             references=refs,
             faces=scores.faces,
             actor=p.actor,
@@ -300,10 +305,8 @@ def run_variant(
 
 def recheck_consent(p: Prepared) -> None:
     """Raises Refused when a talent's consent no longer covers the request."""
-    t0 = time.perf_counter()
-    with p.runtime.sessions() as session:
-        gate = check_consent(session, list(p.spec.talents), rc.use_of(p.spec), p.spec.publish_date)
-    p.stats.add("consent", time.perf_counter() - t0)
+    with p.stats.stage("consent"), p.runtime.sessions() as session:
+        gate = check_consent(session, list(p.spec.talents), use_of(p.spec), p.spec.publish_date)
     if not gate.allowed:
         raise Refused(list(gate.refusals), "consent")
 
@@ -380,13 +383,6 @@ def _current_flow_run_id() -> str | None:
     return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
 
 
-def _set_status(runtime, request_id, status, *, actor, refusals=None, detail=None) -> None:
-    with runtime.sessions.begin() as session:
-        assets_repo.set_request_status(
-            session, request_id, status, actor=actor, refusals=refusals, detail=detail
-        )
-
-
 def _dispatch_remote(p: Prepared, pending: list[int]) -> None:
     """Run pending variants as `fulfil-variant` deployment runs on the GPU work pool."""
     from prefect.deployments import run_deployment
@@ -433,41 +429,38 @@ def fulfil_request(request_id: str) -> dict[str, Any]:
     settings = get_settings()
     from castkeep.flows.runtime import open_runtime
 
-    rid = rc.parse_request_id(request_id)
+    rid = parse_id(request_id)
     runtime = open_runtime(settings)
-    stats = rc.RunStats()
+    stats = RunStats()
     try:
-        with request_lock(runtime, rid), rc.failed_unless_finished(
+        with request_lock(runtime, rid), request_status.failed_unless_finished(
             runtime, rid, actor=settings.acting_user, logger=logger
         ):
             with runtime.sessions() as session:
                 row = assets_repo.get_request(session, rid)
                 status, spec_doc = row.status, dict(row.spec)
-            if status in FINAL_STATUSES:
+            if request_status.is_final(status):
                 logger.info("request %s is already %s", rid, status)
                 return summarise(runtime, settings, rid)
             spec = RequestSpec.model_validate(spec_doc)
             actor = settings.acting_user
-            t0 = time.perf_counter()
-            with runtime.sessions.begin() as session:
-                assets_repo.set_request_status(session, rid, "running", actor=actor)
+            with stats.stage("db"), runtime.sessions.begin() as session:
+                assets_repo.set_request_status(session, rid, RequestStatus.RUNNING, actor=actor)
                 assets_repo.set_flow_run(session, rid, _current_flow_run_id())
-            stats.add("db", time.perf_counter() - t0)
             try:
                 p = prepare(runtime, settings, rid, spec, stats)
             except Refused as refused:
-                _set_status(runtime, rid, "refused", actor=actor, refusals=refused.refusals,
-                            detail={"gate": refused.kind})
+                request_status.set_status(runtime, rid, RequestStatus.REFUSED, actor=actor,
+                                          refusals=refused.refusals, detail={"gate": refused.kind})
                 logger.warning("request %s refused: %s", rid, "; ".join(refused.refusals))
                 publish_report(runtime, rid)
                 return summarise(runtime, settings, rid)
 
-            t0 = time.perf_counter()
-            if settings.prefect.gpu_work_pool:
-                ensure_gpu_limit(settings.prefect.gpu_concurrency)
-            with runtime.sessions() as session:
-                progress = assets_repo.variant_progress(session, rid)
-            stats.add("orchestration", time.perf_counter() - t0)
+            with stats.stage("orchestration"):
+                if settings.prefect.gpu_work_pool:
+                    ensure_gpu_limit(settings.prefect.gpu_concurrency)
+                with runtime.sessions() as session:
+                    progress = assets_repo.variant_progress(session, rid)
             pending = [v for v in range(spec.variants) if v not in progress.finished]
             logger.info("request %s: %d variant(s) to make, %d already done", rid, len(pending),
                         spec.variants - len(pending))
@@ -485,15 +478,15 @@ def fulfil_request(request_id: str) -> dict[str, Any]:
                         for v in pending:
                             run_variant(p, v, progress.next_attempt.get(v, 0), limit=None)
             except Refused as refused:
-                _set_status(runtime, rid, "refused", actor=actor, refusals=refused.refusals,
-                            detail={"gate": refused.kind, "at": "generation"})
+                request_status.set_status(runtime, rid, RequestStatus.REFUSED, actor=actor,
+                                          refusals=refused.refusals,
+                                          detail={"gate": refused.kind, "at": "generation"})
                 logger.warning("request %s stopped: %s", rid, "; ".join(refused.refusals))
                 publish_report(runtime, rid)
                 return summarise(runtime, settings, rid)
             finish(runtime, rid, spec, actor=actor)
-            t0 = time.perf_counter()
-            publish_report(runtime, rid)
-            stats.add("report", time.perf_counter() - t0)
+            with stats.stage("report"):
+                publish_report(runtime, rid)
             result = summarise(runtime, settings, rid)
             result["stats"] = {"stages": stats.stages, "variants": stats.variants,
                                "attempts": stats.attempts}
@@ -509,24 +502,26 @@ def finish(runtime, rid: uuid.UUID, spec: RequestSpec, *, actor: str) -> None:
     in the publishing transaction, with the consent rows locked against a concurrent revocation."""
     with runtime.sessions.begin() as session:
         if spec.approval_required:
-            assets_repo.set_request_status(session, rid, "awaiting_approval", actor=actor)
+            assets_repo.set_request_status(session, rid, RequestStatus.AWAITING_APPROVAL,
+                                           actor=actor)
             return
         views = assets_repo.request_assets(session, rid)
         check = check_consent_for_publish(
-            session, list(spec.talents), rc.use_of(spec), spec.publish_date,
+            session, list(spec.talents), use_of(spec), spec.publish_date,
             [a.id for a in views],
         )
         if not check.allowed:
-            assets_repo.set_request_status(session, rid, "refused", actor=actor,
+            assets_repo.set_request_status(session, rid, RequestStatus.REFUSED, actor=actor,
                                            refusals=list(check.refusals),
                                            detail={"gate": "consent", "at": "publish"})
             return
         # Re-read under the locks: a cascade that committed first has quarantined some.
-        ids = [a.id for a in assets_repo.request_assets(session, rid) if a.status == "candidate"]
-        assets_repo.set_asset_status(session, ids, "approved", actor=actor,
+        ids = [a.id for a in assets_repo.request_assets(session, rid)
+               if a.status == AssetStatus.CANDIDATE]
+        assets_repo.set_asset_status(session, ids, AssetStatus.APPROVED, actor=actor,
                                      reason="approval not required by the request")
-        assets_repo.set_asset_status(session, ids, "published", actor=actor)
-        assets_repo.set_request_status(session, rid, "completed", actor=actor)
+        assets_repo.set_asset_status(session, ids, AssetStatus.PUBLISHED, actor=actor)
+        assets_repo.set_request_status(session, rid, RequestStatus.COMPLETED, actor=actor)
 
 
 @flow(name="fulfil-variant", persist_result=False, validate_parameters=True)
@@ -536,7 +531,7 @@ def fulfil_variant(request_id: str, variant: int) -> str:
     settings = get_settings()
     from castkeep.flows.runtime import open_runtime
 
-    rid = rc.parse_request_id(request_id)
+    rid = parse_id(request_id)
     runtime = open_runtime(settings)
     try:
         with runtime.sessions() as session:
@@ -545,7 +540,7 @@ def fulfil_variant(request_id: str, variant: int) -> str:
         if variant in progress.finished:
             return str(progress.finished[variant])
         try:
-            p = prepare(runtime, settings, rid, spec, rc.RunStats())
+            p = prepare(runtime, settings, rid, spec, RunStats())
         except Refused as refused:
             cls = ConsentError if refused.kind == "consent" else LicenceError
             raise cls("; ".join(refused.refusals)) from None
@@ -573,7 +568,7 @@ def summarise(runtime, settings: Settings, rid: uuid.UUID) -> dict[str, Any]:
             {
                 "id": a.id,
                 "variant": a.variant,
-                "path": rc.object_location(runtime.store, a.object_key),
+                "path": object_location(runtime.store, a.object_key),
                 "passed": a.passed,
                 "status": a.status,
                 "reason": a.status_reason,
@@ -583,5 +578,5 @@ def summarise(runtime, settings: Settings, rid: uuid.UUID) -> dict[str, Any]:
         ],
         "refusals": list(view.refusals),
         "rejected_attempts": view.rejected_attempts,
-        "contact_sheet": rc.object_location(runtime.store, sheet_key) if sheet_key else None,
+        "contact_sheet": object_location(runtime.store, sheet_key) if sheet_key else None,
     }

@@ -71,7 +71,7 @@ def open_source(source: str, settings: Settings) -> Source:
 
 def encoder_from_settings(faces: FacesSettings) -> Any:
     """The configured face encoder, loaded once per process."""
-    from castkeep.flows.face_encoder import configured_encoder
+    from castkeep.flows.components import configured_encoder
 
     return configured_encoder(faces)
 

@@ -9,7 +9,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from castkeep.tasks import revoke as cascade_tasks
-from castkeep.flows.face_encoder import encoder_profile
+from castkeep.flows.components import encoder_profile
 
 
 def _face_profile(settings) -> dict[str, Any]:

@@ -94,3 +94,31 @@ def evaluate(terms: ConsentTerms, use: Use, at: dt.datetime) -> Decision:
     if use.ai_training and not terms.ai_training:
         reasons.append(f"AI training needed but not granted by consent {cid}")
     return Decision(allowed=not reasons, reasons=reasons)
+
+
+# Engines that transform the photograph itself (relight, reframe, montage); every other engine
+# synthesises a new image of the person, which needs the consent's synthetic-likeness grant.
+PHOTOGRAPHIC_ENGINES = frozenset({"classical"})
+
+
+def use_of(spec) -> Use:
+    """The use a request (a RequestSpec) asks consent for."""
+    return Use(
+        channel=spec.channel,
+        territory=spec.territory,
+        purpose=spec.purpose,
+        edits=spec.edit_kinds(),
+        synthetic_likeness=spec.engine not in PHOTOGRAPHIC_ENGINES,
+    )
+
+
+def use_record(spec) -> dict:
+    """The use an asset was made for, as the catalogue records it (audits re-check it)."""
+    return {
+        "channel": spec.channel,
+        "territory": spec.territory,
+        "purpose": spec.purpose,
+        "edits": list(spec.edit_kinds()),
+        "synthetic_likeness": spec.engine not in PHOTOGRAPHIC_ENGINES,
+        "publish_date": spec.publish_date.isoformat(),
+    }

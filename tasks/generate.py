@@ -8,8 +8,6 @@ I/O, a device hiccup) are retried by Prefect; a spec the engine cannot do is not
 from __future__ import annotations
 
 import contextlib
-import json
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,22 +17,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from castkeep.errors import CastkeepError, EngineError
-from castkeep.models.engines import EditEngine, EditInput, EditOutput, EngineInfo, get_engine
+from castkeep.models.engines.base import EditEngine, EditInput, EditOutput, EngineInfo, get_engine
 
 GPU_LIMIT = "gpu"
 
-_ENGINES: dict[tuple[str, str], EditEngine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
 def _cached_engine(name: str, construct: dict[str, Any] | None) -> EditEngine:
-    key = (name, json.dumps(construct or {}, sort_keys=True, default=str))
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(key)
-        if engine is None:
-            engine = get_engine(name, **(construct or {}))
-            _ENGINES[key] = engine
-    return engine
+    from castkeep.models.cache import models
+
+    return models.get("engine", name, construct, lambda: get_engine(name, **(construct or {})))
 
 
 def loaded_engine(name: str, construct: dict[str, Any] | None = None) -> EditEngine:
@@ -62,8 +52,9 @@ def check_engine_request(
 
 def forget_engines() -> None:
     """Drop the kept engines (tests, or to free device memory)."""
-    with _ENGINES_LOCK:
-        _ENGINES.clear()
+    from castkeep.models.cache import models
+
+    models.clear("engine")
 
 
 @dataclass(frozen=True)

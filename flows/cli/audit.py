@@ -25,7 +25,7 @@ def audit(
     if ctx.invoked_subcommand is not None:
         return
     from castkeep.flows.audit import audit as audit_flow
-    from castkeep.flows.request_context import patient_prefect
+    from castkeep.flows.runtime import patient_prefect
 
     with patient_prefect():
         report = audit_flow(talent=talent, expiring_within_days=expiring_days, out_dir=str(out) if out else None)

@@ -88,7 +88,7 @@ def revoke(
 ) -> None:
     """Revoke a consent and quarantine every asset made under it or showing the talent's face
     without other cover (status quarantined + legal hold; nothing is deleted). Safe to repeat."""
-    from castkeep.flows.request_context import patient_prefect
+    from castkeep.flows.runtime import patient_prefect
     from castkeep.flows.revoke import revoke_consent
 
     with patient_prefect():

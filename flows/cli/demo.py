@@ -18,7 +18,7 @@ def demo(
     group request with the classical engine, verification of every output, and a request that
     consent refuses. Safe to re-run."""
     from castkeep.flows.demo import demo as demo_flow
-    from castkeep.flows.request_context import patient_prefect
+    from castkeep.flows.runtime import patient_prefect
     from castkeep.flows.runtime import load_settings
 
     load_settings()  # a bad CASTKEEP_ variable fails here with its name

@@ -63,8 +63,8 @@ def _write_image(rgb, out: Path) -> None:
 
 def score_edit(encoder, inputs, faces, output, lighting, camera, thresholds) -> dict[str, Any]:
     """Identity, lighting and camera scores of an edit output against its inputs."""
-    from castkeep.models.adherence import detect_with_roll_hint, score_camera, score_lighting
-    from castkeep.models.assign import assign_faces
+    from castkeep.models.scoring.adherence import detect_with_roll_hint, score_camera, score_lighting
+    from castkeep.models.faces.assign import assign_faces
 
     found = detect_with_roll_hint(encoder, output, camera.roll if camera else 0.0)
     refs = {str(i): [f.embedding] for i, f in enumerate(faces)}
@@ -125,10 +125,10 @@ def edit(
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON only."),
 ) -> None:
     """Edit PHOTO(s) under a lighting/camera spec, write OUT, and score the result."""
-    from castkeep.flows.request_context import engine_construct_options, scoring_encoder
+    from castkeep.flows.components import build_components
     from castkeep.flows.runtime import load_settings
-    from castkeep.models.encoders import select_face
-    from castkeep.models.engines import EditInput, get_engine
+    from castkeep.models.faces.encoders import select_face
+    from castkeep.models.engines.base import EditInput, get_engine
     from castkeep.models.imaging import load_image
     from castkeep.models.specs import parse_camera, parse_lighting
 
@@ -136,9 +136,11 @@ def edit(
     lighting = parse_lighting(light) if light else None
     camera = parse_camera(camera_text) if camera_text else None
     name = engine_name or settings.engines.default
-    engine = get_engine(name, **engine_construct_options(name, settings))
+    components = build_components(settings, name)
+    engine = get_engine(name, **components.engine_options)
     out = output_path(out, photos, name)  # decided before the work, not after it
-    encoder = scoring_encoder(settings)
+    encoder = components.encoder
+    encoder.load()
     images, faces = [], []
     for path in photos:
         rgb = load_image(path).rgb

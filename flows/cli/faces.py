@@ -16,10 +16,11 @@ faces_app = typer.Typer(
 
 
 def _encoder():
-    from castkeep.flows.face_encoder import configured_encoder
+    from castkeep.flows.components import configured_encoder
+    from castkeep.flows.runtime import load_settings
 
     # One instance per process and options: repeated commands in one process load weights once.
-    return configured_encoder()
+    return configured_encoder(load_settings().faces)
 
 
 def _print_json(data: Any) -> None:
@@ -72,7 +73,7 @@ def compare(
 ) -> None:
     """Are A and B the same person? Exit 3 when an image has no usable face or several faces
     and no choice was given."""
-    from castkeep.models.encoders import select_face
+    from castkeep.models.faces.encoders import select_face
 
     encoder = _encoder()
     chosen = []
@@ -113,7 +114,7 @@ def search_cmd(
     from castkeep.db.face_search import search
     from castkeep.flows.runtime import open_runtime
     from castkeep.flows.settings import get_settings
-    from castkeep.models.encoders import select_face
+    from castkeep.models.faces.encoders import select_face
 
     encoder = _encoder()
     _, faces = _faces_in(encoder, photo)
@@ -143,7 +144,7 @@ def calibrate(
 ) -> None:
     """Check the same-person threshold on your own labelled photos: accuracy at the encoder's
     threshold, the best threshold, ROC AUC, and the pairs that had no usable face."""
-    from castkeep.models.calibrate import calibrate_pairs, read_pairs_csv
+    from castkeep.models.faces.calibrate import calibrate_pairs, read_pairs_csv
 
     pairs = read_pairs_csv(pairs_csv, a_col=a_col, b_col=b_col, label_col=label_col)
     encoder = _encoder()

@@ -19,7 +19,7 @@ def ingest(
     nothing). Exit 0 even when some portraits are rejected (they are listed); exit 2 when PATH
     itself is unusable."""
     from castkeep.flows.ingest_references import ingest_references, open_source
-    from castkeep.flows.request_context import patient_prefect
+    from castkeep.flows.runtime import patient_prefect
     from castkeep.flows.settings import get_settings
     from castkeep.tasks.ingest import PROGRESS
 

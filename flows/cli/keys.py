@@ -1,7 +1,4 @@
 """`castkeep keys`: the signing identity (development CA or configured certificate).
-
-Also the settings -> provenance glue the flows use: `signer_config_from_settings`,
-`trust_anchors_from_settings`.
 """
 
 from __future__ import annotations
@@ -11,29 +8,14 @@ from pathlib import Path
 
 import typer
 
+from castkeep.flows.components import build_components
+
 keys_app = typer.Typer(help="Signing keys: create the development CA, show the identity in use.",
                        no_args_is_help=True)
 
 
 def keys_dir(settings) -> Path:
     return Path(settings.home) / "keys"
-
-
-def signer_config_from_settings(settings):
-    """SignerConfig for the configured certificate, else the development CA."""
-    from castkeep.provenance.signing import resolve_signer_config
-
-    s = settings.signing
-    return resolve_signer_config(keys_dir=keys_dir(settings), cert_chain=s.cert_chain,
-                                 private_key=s.private_key, algorithm=s.algorithm,
-                                 tsa_url=s.tsa_url)
-
-
-def trust_anchors_from_settings(settings) -> list[Path]:
-    from castkeep.provenance.signing import resolve_trust_anchors
-
-    return resolve_trust_anchors(keys_dir=keys_dir(settings),
-                                 configured=settings.signing.trust_anchors)
 
 
 @keys_app.command("init")
@@ -65,7 +47,7 @@ def show(as_json: bool = typer.Option(False, "--json", help="Print JSON only."))
     from castkeep.provenance.signing import check_leaf, load_chain
 
     settings = load_settings()
-    config = signer_config_from_settings(settings)
+    config = build_components(settings).signer_config
     chain = load_chain(config.chain_path)
     leaf = check_leaf(chain, config.chain_path, config.algorithm)
     dev = dev_ca_paths(keys_dir(settings))
@@ -80,7 +62,7 @@ def show(as_json: bool = typer.Option(False, "--json", help="Print JSON only."))
         "issuer": leaf.issuer.rfc4514_string(),
         "not_after": leaf.not_valid_after_utc.isoformat(),
         "tsa_url": config.tsa_url,
-        "trust_anchors": [str(p) for p in trust_anchors_from_settings(settings)],
+        "trust_anchors": [str(p) for p in build_components(settings).trust_anchors],
     }
     if as_json:
         typer.echo(json.dumps(info))

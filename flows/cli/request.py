@@ -90,7 +90,8 @@ def submit(
 ) -> None:
     """Validate a request file, catalogue it and fulfil it. Exit 0 when every variant passed,
     1 when some were rejected, 3 when refused (consent or licence)."""
-    from castkeep.flows.request_context import load_request_file, patient_prefect
+    from castkeep.flows.components import load_request_file
+    from castkeep.flows.runtime import patient_prefect
     from castkeep.flows.runtime import load_settings, open_runtime
 
     settings = load_settings()
@@ -114,7 +115,7 @@ def show(
 ) -> None:
     """A request's status, assets, scores and refusals."""
     from castkeep.flows.fulfil_request import summarise
-    from castkeep.flows.request_context import parse_request_id
+    from castkeep.db.ids import parse_id as parse_request_id
     from castkeep.flows.runtime import open_runtime
 
     with open_runtime() as runtime:
@@ -148,7 +149,8 @@ def resume(
 ) -> None:
     """Finish a request that was interrupted: finished variants are kept, not recomputed."""
     from castkeep.flows.fulfil_request import fulfil_request
-    from castkeep.flows.request_context import parse_request_id, patient_prefect
+    from castkeep.db.ids import parse_id as parse_request_id
+    from castkeep.flows.runtime import patient_prefect
 
     with patient_prefect():
         result = fulfil_request(str(parse_request_id(request_id)))
@@ -167,7 +169,7 @@ def approve(
     """Approve and publish chosen assets of a request that waits for approval; its other
     candidates are rejected as not selected."""
     from castkeep.flows.approve import approve_request
-    from castkeep.flows.request_context import patient_prefect
+    from castkeep.flows.runtime import patient_prefect
 
     ids = [part.strip() for item in assets for part in item.split(",") if part.strip()]
     with patient_prefect():
@@ -188,7 +190,7 @@ def asset_show(
 ) -> None:
     """An asset's status, scores, lineage and file."""
     from castkeep.db.assets_repo import asset_view
-    from castkeep.flows.request_context import object_location
+    from castkeep.db.object_store import object_location
     from castkeep.flows.runtime import open_runtime
 
     with open_runtime() as runtime:

@@ -20,7 +20,7 @@ from pathlib import Path
 import typer
 
 from castkeep.errors import WithdrawnError
-from castkeep.flows.cli.keys import trust_anchors_from_settings
+from castkeep.flows.components import build_components
 
 EXIT = {"Trusted": 0, "Valid": 1, "Invalid": 2}
 CATALOGUE_MISMATCH = "castkeep.catalogue.sha256Mismatch"
@@ -80,7 +80,7 @@ def verify(
     from castkeep.provenance.verify import verify_file
 
     settings = load_settings()
-    report = verify_file(file, trust_anchors=trust_anchors_from_settings(settings))
+    report = verify_file(file, trust_anchors=build_components(settings).trust_anchors)
     cat = _catalogue_check(settings, report.sha256, asset_id) if (catalogue or asset_id) else None
     state = report.state
     if cat and cat.get("catalogued") and not cat["sha256_matches"]:

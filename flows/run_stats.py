@@ -1,0 +1,27 @@
+"""Where a request run's time goes, summed per stage (the overhead benchmark reads it)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunStats:
+    stages: dict[str, float] = field(default_factory=dict)
+    variants: int = 0
+    attempts: int = 0
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.stages[stage] = self.stages.get(stage, 0.0) + float(seconds)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """`with stats.stage("db"): ...` adds the block's wall time to `name`."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - t0)
