@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from castkeep.errors import SpecError
-from castkeep.models.adherence import (
+from castkeep.models.scoring.adherence import (
     detect_with_roll_hint,
     face_pose,
     score_camera,
     score_lighting,
 )
-from castkeep.models.encoders import get_encoder
-from castkeep.models.engines import EditInput, get_engine
+from castkeep.models.faces.encoders import get_encoder
+from castkeep.models.engines.base import EditInput, get_engine
 from castkeep.models.imaging import load_image
 from castkeep.models.specs import CameraSpec, LightingSpec, ShotSize
 

@@ -98,7 +98,7 @@ def _castkeep(encoder):
 
 
 def bench_pipeline(rounds: int) -> dict:
-    from castkeep.models.encoders import get_encoder
+    from castkeep.models.faces.encoders import get_encoder
 
     images = _images()
     encoder = get_encoder("dlib-resnet-v1")

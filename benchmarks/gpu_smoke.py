@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_smoke.py [--steps 4] [--sizes 256,512]
 
-With CUDA: builds the tiny Qwen-Image-Edit pipeline (models/qwen_tiny.py), saves it to a temp
+With CUDA: builds the tiny Qwen-Image-Edit pipeline (castkeep/testing/tiny_qwen.py), saves it to a temp
 dir, loads it through the engine's production local-directory path in bf16 and edits a
 reference at each size. Prints JSON: per-step times, peak GPU memory, and the same output checks
 as the CPU tests (shape, uint8, not blank, same seed -> same image, other seed -> different,
@@ -23,7 +23,7 @@ import numpy as np
 
 
 def _checks(engine, make_input, size: int, lora: Path) -> dict:
-    from castkeep.models.engine_qwen import file_sha256
+    from castkeep.models.engines.engine_qwen import file_sha256
 
     first = engine.predict(make_input(seed=1))
     again = engine.predict(make_input(seed=1))
@@ -64,9 +64,9 @@ def main() -> int:
         print(json.dumps({"cuda": False, "message": "no CUDA device: GPU smoke skipped"}))
         return 0
 
-    from castkeep.models.engines import EditInput, get_engine
-    from castkeep.models.face_types import DetectedFace, FaceQuality
-    from castkeep.models.qwen_tiny import save_tiny_lora, save_tiny_pipeline
+    from castkeep.models.engines.base import EditInput, get_engine
+    from castkeep.models.faces.face_types import DetectedFace, FaceQuality
+    from castkeep.testing.tiny_qwen import save_tiny_lora, save_tiny_pipeline
     from castkeep.models.specs import parse_camera, parse_lighting
 
     t0 = time.perf_counter()

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from castkeep.db import schema
 from castkeep.db.audit_log import append_event
 from castkeep.errors import NotFoundError
-from castkeep.models.face_types import DetectedFace
+from castkeep.models.faces.face_types import DetectedFace
 
 
 # ---- inputs --------------------------------------------------------------------------------

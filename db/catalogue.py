@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from castkeep.db import schema
 from castkeep.errors import ManifestError, NotFoundError
-from castkeep.models.face_types import DetectedFace
+from castkeep.models.faces.face_types import DetectedFace
 from castkeep.provenance.consent import ConsentManifest, ConsentTerms
 
 REFERENCES_PREFIX = "references"

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from castkeep.db import schema
 from castkeep.errors import CastkeepError, EncoderMismatchError
-from castkeep.models.face_types import DetectedFace
+from castkeep.models.faces.face_types import DetectedFace
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,99}$")
 # Candidate list size for HNSW (pgvector's default is 40); larger = better recall, slower.

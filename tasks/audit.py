@@ -37,7 +37,7 @@ def encoder_profile(name: str, **options: Any) -> dict[str, Any]:
     """Name, metric and same-person threshold of encoder `name` built with `options` (from
     settings at the edge: flows/face_encoder.encoder_profile). dlib loads no weights for this;
     insightface reads them from its pack, so it needs its `root`."""
-    from castkeep.models.encoders import shared_encoder
+    from castkeep.models.faces.encoders import shared_encoder
 
     info = shared_encoder(name, **options).info
     return {"name": info.name, "version": info.version, "metric": info.metric, "threshold": float(info.threshold)}

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from castkeep.db import catalogue, schema
 from castkeep.db.face_search import TalentMatch, lock_identities, nearest_talents
 from castkeep.errors import IdentityError, ManifestError
-from castkeep.models.face_types import DetectedFace
+from castkeep.models.faces.face_types import DetectedFace
 from castkeep.provenance.consent import ConsentManifest
 
 __all__ = [

@@ -44,7 +44,7 @@ from castkeep.errors import (
     NotFoundError,
     ObjectStoreError,
 )
-from castkeep.models.face_types import DetectedFace
+from castkeep.models.faces.face_types import DetectedFace
 from castkeep.models.imaging import DEFAULT_MAX_PIXELS, decode_image
 from castkeep.provenance.consent import (
     ConsentManifest,

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from castkeep.db import catalogue, schema
 from castkeep.errors import NoFaceError, SpecError
-from castkeep.models.encoders import FaceEncoder
-from castkeep.models.face_types import DetectedFace
+from castkeep.models.faces.encoders import FaceEncoder
+from castkeep.models.faces.face_types import DetectedFace
 from castkeep.models.imaging import decode_image
 from castkeep.tasks.consent_gate import TalentClearance
 

@@ -17,10 +17,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from castkeep.db.assets_repo import ScoreRecord
-from castkeep.models.adherence import detect_with_roll_hint, score_camera, score_lighting
-from castkeep.models.assign import assign_faces
-from castkeep.models.encoders import FaceEncoder
-from castkeep.models.face_types import DetectedFace
+from castkeep.models.scoring.adherence import detect_with_roll_hint, score_camera, score_lighting
+from castkeep.models.faces.assign import assign_faces
+from castkeep.models.faces.encoders import FaceEncoder
+from castkeep.models.faces.face_types import DetectedFace
 from castkeep.models.request_spec import Thresholds
 from castkeep.models.specs import CameraSpec, LightingSpec
 

@@ -24,7 +24,7 @@ from castkeep.db.assets_repo import (
     ScoreRecord,
     record_variant,
 )
-from castkeep.models.face_types import DetectedFace
+from castkeep.models.faces.face_types import DetectedFace
 from castkeep.models.imaging import encode_image
 from castkeep.models.specs import describe_camera, describe_lighting
 from castkeep.provenance.assertions import EDIT_KINDS

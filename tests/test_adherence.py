@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from castkeep.models.adherence import (
+from castkeep.models.scoring.adherence import (
     detect_with_roll_hint,
     face_pose,
     score_camera,
     score_lighting,
 )
-from castkeep.models.engines import EditInput, get_engine
+from castkeep.models.engines.base import EditInput, get_engine
 from castkeep.models.specs import CameraSpec, LightingSpec, ShotSize
 
 

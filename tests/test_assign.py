@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from castkeep.errors import EncoderMismatchError
-from castkeep.models.assign import assign_faces
-from castkeep.models.face_types import EncoderInfo
+from castkeep.models.faces.assign import assign_faces
+from castkeep.models.faces.face_types import EncoderInfo
 from tests.plugins.faces import side_by_side
 
 TOY = EncoderInfo("toy", "1", 2, "none", True, 0.6, "euclidean")

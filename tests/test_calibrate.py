@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from castkeep.errors import ManifestError
-from castkeep.models.calibrate import (
+from castkeep.models.faces.calibrate import (
     FailedPair,
     LabelledPair,
     calibrate_pairs,
@@ -18,8 +18,8 @@ from castkeep.models.calibrate import (
     read_pairs_csv,
     summarise,
 )
-from castkeep.models.encoders import FaceEncoder
-from castkeep.models.face_types import EncoderInfo
+from castkeep.models.faces.encoders import FaceEncoder
+from castkeep.models.faces.face_types import EncoderInfo
 from castkeep.models.imaging import encode_image
 from tests.plugins.faces import PERSON, PORTRAITS
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from castkeep.db import catalogue, schema
 from castkeep.errors import ManifestError, NotFoundError
-from castkeep.models.face_types import DetectedFace, FaceQuality
+from castkeep.models.faces.face_types import DetectedFace, FaceQuality
 from castkeep.provenance.consent import ConsentManifest
 from tests.plugins.ingest import manifest_doc
 

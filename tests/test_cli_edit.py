@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from castkeep.flows import cli
-from castkeep.models.encoders import get_encoder
+from castkeep.models.faces.encoders import get_encoder
 from castkeep.models.imaging import load_image
 
 cli._register()

@@ -17,7 +17,7 @@ from castkeep.errors import (
     NoFaceError,
     UnsupportedImageError,
 )
-from castkeep.models.encoders import get_encoder, select_face
+from castkeep.models.faces.encoders import get_encoder, select_face
 from castkeep.models.imaging import decode_image, load_image
 from tests.plugins.faces import PERSON, PORTRAITS
 

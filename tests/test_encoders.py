@@ -14,7 +14,7 @@ from castkeep.errors import (
     NoFaceError,
     UnknownModelError,
 )
-from castkeep.models.encoders import (
+from castkeep.models.faces.encoders import (
     FaceEncoder,
     distance,
     distance_matrix,
@@ -24,7 +24,7 @@ from castkeep.models.encoders import (
     shared_encoder,
     similarity,
 )
-from castkeep.models.face_types import EncoderInfo
+from castkeep.models.faces.face_types import EncoderInfo
 
 COSINE_INFO = EncoderInfo("toy-cos", "1", 3, "none", False, 0.5, "cosine")
 EUCLID_INFO = EncoderInfo("toy-euc", "1", 3, "none", True, 0.6, "euclidean")

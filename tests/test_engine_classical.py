@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from castkeep.errors import SpecError
-from castkeep.models.adherence import face_pose, score_camera, score_lighting
-from castkeep.models.engines import EditInput, get_engine
+from castkeep.models.scoring.adherence import face_pose, score_camera, score_lighting
+from castkeep.models.engines.base import EditInput, get_engine
 from castkeep.models.imaging import load_image
-from castkeep.models.engine_classical import (
+from castkeep.models.engines.engine_classical import (
     JITTER_AZIMUTH,
     JITTER_BACKDROP,
     JITTER_KELVIN,
     JITTER_ZOOM,
 )
-from castkeep.models.reframe import face_share, shot_of_share
-from castkeep.models.relight import HeadModel
+from castkeep.models.engines.reframe import face_share, shot_of_share
+from castkeep.models.engines.relight import HeadModel
 from castkeep.models.specs import ShotSize, parse_camera, parse_lighting
 
 

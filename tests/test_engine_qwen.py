@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from castkeep.errors import ModelNotConfiguredError, SpecError
-from castkeep.models.engine_qwen import (
+from castkeep.models.engines.engine_qwen import (
     MODEL_DIR_SETTING,
     clear_pipeline_cache,
     file_sha256,
     model_dir_fingerprint,
 )
-from castkeep.models.engines import EditInput, get_engine
-from castkeep.models.face_types import DetectedFace, FaceQuality
+from castkeep.models.engines.base import EditInput, get_engine
+from castkeep.models.faces.face_types import DetectedFace, FaceQuality
 from castkeep.models.specs import parse_camera, parse_lighting
 
 FAST = {"steps": 2, "true_cfg_scale": 1.0, "width": 64, "height": 64}
@@ -205,7 +205,7 @@ def test_fingerprint_changes_with_config(tiny_qwen_dir, tmp_path):
 def test_components_passed_in(tiny_qwen_dir):
     from diffusers import QwenImageEditPlusPipeline
 
-    from castkeep.models.qwen_tiny import build_tiny_components
+    from castkeep.testing.tiny_qwen import build_tiny_components
 
     pipe = QwenImageEditPlusPipeline(**build_tiny_components(seed=5))
     engine = get_engine("qwen-image-edit", pipeline=pipe)

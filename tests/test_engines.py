@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from castkeep.errors import SpecError, UnknownModelError
-from castkeep.models.engines import (
+from castkeep.models.engines.base import (
     EDIT_KINDS,
     EditInput,
     EditOutput,
@@ -16,7 +16,7 @@ from castkeep.models.engines import (
     known_engines,
     requested_edit_kinds,
 )
-from castkeep.models.face_types import DetectedFace, FaceQuality
+from castkeep.models.faces.face_types import DetectedFace, FaceQuality
 from castkeep.models.specs import parse_camera, parse_lighting
 
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from castkeep.models.face_quality import (
+from castkeep.models.faces.face_quality import (
     clip_box,
     face_quality,
     roll_degrees,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from castkeep.models.face_types import DetectedFace, EncoderInfo, FaceQuality, l2_normalise
+from castkeep.models.faces.face_types import DetectedFace, EncoderInfo, FaceQuality, l2_normalise
 
 
 def _face(embedding=None) -> DetectedFace:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from castkeep.errors import ModelNotConfiguredError
-from castkeep.models.encoders import get_encoder
-from castkeep.models.insightface_encoder import ARCFACE_DST, _similarity_transform
+from castkeep.models.faces.encoders import get_encoder
+from castkeep.models.faces.insightface_encoder import ARCFACE_DST, _similarity_transform
 from tests.plugins.insightface_packs import build_arcface
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from castkeep.models.qwen_processor import QwenImageOnlyProcessor
-from castkeep.models.qwen_tiny import build_processor
+from castkeep.models.engines.qwen_processor import QwenImageOnlyProcessor
+from castkeep.testing.tiny_qwen import build_processor
 
 
 def _image(w: int, h: int) -> Image.Image:

@@ -6,7 +6,7 @@ import json
 
 from safetensors.torch import load_file
 
-from castkeep.models.qwen_tiny import (
+from castkeep.testing.tiny_qwen import (
     SPECIAL_TOKENS,
     VOCAB_SIZE,
     build_tiny_components,
@@ -41,7 +41,7 @@ def test_saved_pipeline_names_the_image_only_processor(tmp_path):
     path = save_tiny_pipeline(tmp_path / "tiny")
     index = json.loads((path / "model_index.json").read_text())
     assert index["_class_name"] == "QwenImageEditPlusPipeline"
-    assert index["processor"] == ["castkeep.models.qwen_processor", "QwenImageOnlyProcessor"]
+    assert index["processor"] == ["castkeep.models.engines.qwen_processor", "QwenImageOnlyProcessor"]
     for part in ("transformer", "vae", "text_encoder", "tokenizer", "processor", "scheduler"):
         assert (path / part).is_dir()
 

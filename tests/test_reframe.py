@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from castkeep.models.reframe import (
+from castkeep.models.engines.reframe import (
     SHOT_SHARES,
     apply_framing,
     face_share,
@@ -16,7 +16,7 @@ from castkeep.models.reframe import (
     shot_of_share,
     transform_point,
 )
-from castkeep.models.relight import HeadModel
+from castkeep.models.engines.relight import HeadModel
 from castkeep.models.specs import CameraSpec, ShotSize, parse_camera
 
 

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from castkeep.models.encoders import get_encoder
+from castkeep.models.faces.encoders import get_encoder
 from castkeep.models.imaging import load_image
-from castkeep.models.relight import HeadModel, light_direction, relight, tint
+from castkeep.models.engines.relight import HeadModel, light_direction, relight, tint
 from castkeep.models.specs import LightingSpec, parse_lighting
 
 

@@ -71,7 +71,7 @@ def test_missing_talent_and_tight_identity_threshold(dlib_encoder, portrait_face
 
 
 def _relit(portrait_rgb, portrait_faces, names, azimuth):
-    from castkeep.models.engines import EditInput, get_engine
+    from castkeep.models.engines.base import EditInput, get_engine
 
     return get_engine("classical").predict(EditInput(
         references=[portrait_rgb[n] for n in names],

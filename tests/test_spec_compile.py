@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from castkeep.models.spec_compile import (
+from castkeep.models.engines.spec_compile import (
     AZIMUTH_BINS,
     DISTANCE_BINS,
     ELEVATION_BINS,

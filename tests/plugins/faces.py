@@ -18,7 +18,7 @@ PERSON = {
 @pytest.fixture(scope="session")
 def dlib_encoder():
     """The real dlib-resnet-v1 encoder, loaded once (about a second)."""
-    from castkeep.models.encoders import get_encoder
+    from castkeep.models.faces.encoders import get_encoder
 
     encoder = get_encoder("dlib-resnet-v1")
     encoder.load()

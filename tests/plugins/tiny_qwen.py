@@ -23,7 +23,7 @@ TINY_REFERENCE_AREA = 64 * 64
 def tiny_qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit_plus as mod
 
-    from castkeep.models.qwen_tiny import save_tiny_pipeline
+    from castkeep.testing.tiny_qwen import save_tiny_pipeline
 
     path = save_tiny_pipeline(tmp_path_factory.mktemp("tiny-qwen") / "Qwen-Image-Edit-tiny")
     old = (mod.VAE_IMAGE_SIZE, mod.CONDITION_IMAGE_SIZE)
@@ -34,7 +34,7 @@ def tiny_qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_qwen_loras(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from castkeep.models.qwen_tiny import save_tiny_lora
+    from castkeep.testing.tiny_qwen import save_tiny_lora
 
     root = tmp_path_factory.mktemp("tiny-loras")
     return (

@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from castkeep.models.face_types import DetectedFace, FaceQuality, Point
+from castkeep.models.faces.face_types import DetectedFace, FaceQuality, Point
 
 # Sharpness is measured on the face crop resized to this size, so values compare across face sizes.
 _SHARPNESS_SIZE = 112

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from castkeep.errors import CastkeepError, FaceError, ManifestError, UnsupportedImageError
-from castkeep.models.encoders import DEFAULT_MIN_FACE_PX, FaceEncoder, select_face
-from castkeep.models.face_types import DetectedFace, EncoderInfo
+from castkeep.models.faces.encoders import DEFAULT_MIN_FACE_PX, FaceEncoder, select_face
+from castkeep.models.faces.face_types import DetectedFace, EncoderInfo
 from castkeep.models.imaging import load_image
 
 log = logging.getLogger(__name__)

@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 
 from castkeep.errors import EngineError, ModelNotConfiguredError, SpecError
-from castkeep.models.engines import (
+from castkeep.models.engines.base import (
     EditEngine,
     EditInput,
     EditOutput,
     EngineInfo,
     requested_edit_kinds,
 )
-from castkeep.models.spec_compile import angle_prompt, instruction, lighting_instruction
+from castkeep.models.engines.spec_compile import angle_prompt, instruction, lighting_instruction
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class QwenImageEditEngine(EditEngine):
     def _from_dir(self):
         from diffusers import QwenImageEditPlusPipeline
 
-        from castkeep.models.qwen_processor import QwenImageOnlyProcessor
+        from castkeep.models.engines.qwen_processor import QwenImageOnlyProcessor
 
         assert self.model_dir is not None
         try:

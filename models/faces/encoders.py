@@ -24,7 +24,7 @@ from castkeep.errors import (
     UnsupportedImageError,
 )
 from castkeep.models.base import ModelBase
-from castkeep.models.face_types import DetectedFace, EncoderInfo
+from castkeep.models.faces.face_types import DetectedFace, EncoderInfo
 
 # Faces whose box is shorter than this (original pixels) are too small to identify reliably.
 DEFAULT_MIN_FACE_PX = 48
@@ -190,8 +190,8 @@ def _check_rgb(rgb: np.ndarray) -> np.ndarray:
 
 # name -> "module:Class"; imported on first use so listing encoders loads nothing.
 _REGISTRY: dict[str, str] = {
-    "dlib-resnet-v1": "castkeep.models.dlib_encoder:DlibResnetEncoder",
-    "insightface": "castkeep.models.insightface_encoder:InsightFaceEncoder",
+    "dlib-resnet-v1": "castkeep.models.faces.dlib_encoder:DlibResnetEncoder",
+    "insightface": "castkeep.models.faces.insightface_encoder:InsightFaceEncoder",
 }
 # Stored encoder names of parametrised families: "insightface-<pack>".
 _FAMILY_PREFIXES = {"insightface-": ("insightface", "pack")}

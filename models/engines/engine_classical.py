@@ -1,6 +1,6 @@
 """`classical`: the CPU, deterministic edit engine (the embedded default).
 
-It relights (models/relight.py) and reframes (models/reframe.py) a reference portrait, and makes
+It relights (models/engines/relight.py) and reframes (models/engines/reframe.py) a reference portrait, and makes
 honest group montages: each person's head-and-shoulders crop, edited under the one spec, side by
 side on a plain backdrop. It does not invent pixels, so it states its limits: large head turns,
 scene or wardrobe changes are refused with an error naming the engine that can do them.
@@ -17,15 +17,15 @@ import cv2
 import numpy as np
 
 from castkeep.errors import SpecError
-from castkeep.models.engines import (
+from castkeep.models.engines.base import (
     EditEngine,
     EditInput,
     EditOutput,
     EngineInfo,
     requested_edit_kinds,
 )
-from castkeep.models.face_types import DetectedFace
-from castkeep.models.reframe import (
+from castkeep.models.faces.face_types import DetectedFace
+from castkeep.models.engines.reframe import (
     MAX_PITCH,
     MAX_ROLL,
     MAX_YAW,
@@ -36,7 +36,7 @@ from castkeep.models.reframe import (
     plan_framing,
     transform_point,
 )
-from castkeep.models.relight import HeadModel, relight, tint
+from castkeep.models.engines.relight import HeadModel, relight, tint
 from castkeep.models.specs import CameraSpec, LightingSpec
 
 GENERATIVE = "qwen-image-edit"

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from castkeep.errors import SpecError, UnknownModelError
+from castkeep.vocab import EditKind, values
 from castkeep.models.base import ModelBase
-from castkeep.models.face_types import DetectedFace
+from castkeep.models.faces.face_types import DetectedFace
 from castkeep.models.specs import CameraSpec, LightingSpec
 
-EDIT_KINDS = ("lighting", "camera", "background", "wardrobe", "expression", "group_composite")
+EDIT_KINDS = values(EditKind)
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,8 @@ class EditEngine(ModelBase):
 
 # name -> "module:Class" so that importing the registry loads no engine code.
 _REGISTRY: dict[str, str] = {
-    "classical": "castkeep.models.engine_classical:ClassicalEngine",
-    "qwen-image-edit": "castkeep.models.engine_qwen:QwenImageEditEngine",
+    "classical": "castkeep.models.engines.engine_classical:ClassicalEngine",
+    "qwen-image-edit": "castkeep.models.engines.engine_qwen:QwenImageEditEngine",
 }
 
 

@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 
 from castkeep.errors import ModelNotConfiguredError
-from castkeep.models.encoders import FaceEncoder
-from castkeep.models.face_quality import detected_face
-from castkeep.models.face_types import DetectedFace, EncoderInfo, l2_normalise
+from castkeep.models.faces.encoders import FaceEncoder
+from castkeep.models.faces.face_quality import detected_face
+from castkeep.models.faces.face_types import DetectedFace, EncoderInfo, l2_normalise
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from castkeep.errors import ModelNotConfiguredError
-from castkeep.models.encoders import FaceEncoder, _check_rgb
-from castkeep.models.face_quality import detected_face
-from castkeep.models.face_types import DetectedFace, EncoderInfo
+from castkeep.models.faces.encoders import FaceEncoder, _check_rgb
+from castkeep.models.faces.face_quality import detected_face
+from castkeep.models.faces.face_types import DetectedFace, EncoderInfo
 
 log = logging.getLogger(__name__)
 

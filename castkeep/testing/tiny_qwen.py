@@ -53,7 +53,7 @@ def build_tokenizer():
 def build_processor(tokenizer=None):
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    from castkeep.models.qwen_processor import QwenImageOnlyProcessor
+    from castkeep.models.engines.qwen_processor import QwenImageOnlyProcessor
 
     tokenizer = tokenizer or build_tokenizer()
     # Small pixel budget: the vision tower sees a few 28 px tiles, not hundreds.

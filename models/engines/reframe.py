@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from castkeep.models.face_types import DetectedFace
-from castkeep.models.relight import HeadModel
+from castkeep.models.faces.face_types import DetectedFace
+from castkeep.models.engines.relight import HeadModel
 from castkeep.models.specs import CameraSpec, ShotSize
 
 MAX_YAW = 15.0

@@ -21,9 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from castkeep.models.face_types import DetectedFace
-from castkeep.models.reframe import face_share, shot_of_share
-from castkeep.models.relight import AMBIENT, HeadModel, _response, shading
+from castkeep.models.faces.face_types import DetectedFace
+from castkeep.models.engines.reframe import face_share, shot_of_share
+from castkeep.models.engines.relight import AMBIENT, HeadModel, _response, shading
 from castkeep.models.specs import CameraSpec, Hardness, LightingSpec, ShotSize
 
 LIGHTING_AZIMUTH_THRESHOLD = 35.0

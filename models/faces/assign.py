@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from castkeep.models.encoders import distance_matrix
-from castkeep.models.face_types import DetectedFace, EncoderInfo
+from castkeep.models.faces.encoders import distance_matrix
+from castkeep.models.faces.face_types import DetectedFace, EncoderInfo
 
 # Added to the cost of pairs beyond the threshold: larger than any sum of in-threshold distances,
 # so the solver prefers one more passing pair over any reduction in total distance.

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from castkeep.models.face_types import DetectedFace
+from castkeep.models.faces.face_types import DetectedFace
 from castkeep.models.specs import Hardness, LightingSpec
 
 AMBIENT = 0.12

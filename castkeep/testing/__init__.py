@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks (never used to make real images)."""
