@@ -30,21 +30,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-ASSET_STATUSES = ("candidate", "approved", "rejected", "published", "quarantined")
+from castkeep.vocab import WITHDRAWN_ASSET_STATUSES as WITHDRAWN
+from castkeep.vocab import AssetStatus, ConsentStatus, Relationship, RequestStatus, values
+
+ASSET_STATUSES = values(AssetStatus)
 # Assets that must not be used: `verify` exits 4 for them and `asset export` needs --force.
-WITHDRAWN_ASSET_STATUSES = ("rejected", "quarantined")
-CONSENT_STATUSES = ("active", "revoked", "expired")
-REQUEST_STATUSES = (
-    "received",
-    "refused",
-    "running",
-    "awaiting_approval",
-    "completed",
-    "failed",
-)
-
-
-LINEAGE_RELATIONSHIPS = ("parentOf", "componentOf")
+WITHDRAWN_ASSET_STATUSES = tuple(s.value for s in WITHDRAWN)
+CONSENT_STATUSES = values(ConsentStatus)
+REQUEST_STATUSES = values(RequestStatus)
+LINEAGE_RELATIONSHIPS = values(Relationship)
 
 # Deterministic constraint/index names, so migrations can refer to them.
 NAMING_CONVENTION = {

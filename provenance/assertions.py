@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from castkeep.vocab import EditKind, values
+
 CONSENT_LABEL = "com.castkeep.consent"
 CONSENT_SCHEMA = "https://castkeep.dev/schemas/consent/v1"
 SCORES_LABEL = "com.castkeep.scores"
@@ -26,7 +28,7 @@ TRAINING_MINING_USES = (
     "cawg.data_mining",
 )
 
-EDIT_KINDS = ("lighting", "camera", "background", "wardrobe", "expression", "group_composite")
+EDIT_KINDS = values(EditKind)
 
 # PLUS (useplus.org) vocabulary. Model releases with scopes are "limited".
 PLUS_NS = "http://ns.useplus.org/ldf/xmp/1.0/"

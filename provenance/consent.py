@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from castkeep.documents import parse_document, read_document
 from castkeep.errors import ManifestError
+from castkeep.vocab import EditKind as EditKinds
+from castkeep.vocab import values
 
 # ISO 3166-1 alpha-2, officially assigned codes (as listed in tzdata's iso3166.tab).
 ISO_3166_ALPHA2: frozenset[str] = frozenset(
@@ -39,7 +41,7 @@ WORLD = "WORLD"
 
 Channel = Literal["web", "social", "print", "ooh", "broadcast", "email", "in_store", "video"]
 Purpose = Literal["advertising", "editorial", "internal", "packaging", "corporate", "ecommerce"]
-EditKind = Literal["lighting", "camera", "background", "wardrobe", "expression", "group_composite"]
+EditKind = Literal[values(EditKinds)]  # the words of castkeep.vocab.EditKind
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
 PURPOSES: tuple[str, ...] = Purpose.__args__  # type: ignore[attr-defined]
 EDIT_KINDS: tuple[str, ...] = EditKind.__args__  # type: ignore[attr-defined]

@@ -161,3 +161,24 @@ def test_only_the_edge_reads_settings():
             if "get_settings(" in text or "castkeep.flows" in text:
                 offenders.append(path.relative_to(REPO).as_posix())
     assert offenders == []
+
+
+def test_one_vocabulary_for_statuses_and_edit_kinds():
+    """The catalogue's CHECK constraints, consent scopes, manifests and engines use the words of
+    castkeep/vocab.py, not copies of their own."""
+    from castkeep.db import schema
+    from castkeep.models.engines.base import EDIT_KINDS as engine_kinds
+    from castkeep.provenance.assertions import EDIT_KINDS as manifest_kinds
+    from castkeep.provenance.consent import EDIT_KINDS as consent_kinds
+    from castkeep.vocab import AssetStatus, EditKind, RequestStatus, values
+
+    assert engine_kinds == manifest_kinds == consent_kinds == values(EditKind)
+    assert schema.ASSET_STATUSES == values(AssetStatus)
+    assert schema.REQUEST_STATUSES == values(RequestStatus)
+    literal_copies = []
+    for path in sorted(REPO.glob("**/*.py")):
+        if ".venv" in path.parts or path.name == "vocab.py" or "tests" in path.parts:
+            continue
+        if re.search(r'"lighting", "camera", "background"', path.read_text()):
+            literal_copies.append(path.relative_to(REPO).as_posix())
+    assert literal_copies == []
