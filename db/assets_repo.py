@@ -22,6 +22,7 @@ from castkeep.db import schema
 from castkeep.db.audit_log import append_event
 from castkeep.errors import NotFoundError
 from castkeep.models.faces.face_types import DetectedFace
+from castkeep.models.scoring.records import ScoreRecord
 
 
 # ---- inputs --------------------------------------------------------------------------------
@@ -40,17 +41,6 @@ class GenerationRecord:
     params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
     licence_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ScoreRecord:
-    kind: str  # identity | lighting | camera | quality
-    value: float
-    threshold: float | None
-    passed: bool
-    talent_id: uuid.UUID | None = None
-    face_index: int | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

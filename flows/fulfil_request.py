@@ -176,7 +176,7 @@ def prepare(runtime, settings: Settings, request_id: uuid.UUID, spec: RequestSpe
 
 
 def _jsonable(value: Any) -> Any:
-    from castkeep.tasks.score import _jsonable as j
+    from castkeep.tasks.score import jsonable as j
 
     return j(value)
 

@@ -21,11 +21,11 @@ from castkeep.db.assets_repo import (
     AssetRecord,
     GenerationRecord,
     LineageRecord,
-    ScoreRecord,
     record_variant,
 )
 from castkeep.models.faces.face_types import DetectedFace
 from castkeep.models.imaging import encode_image
+from castkeep.models.scoring.records import ScoreRecord
 from castkeep.models.specs import describe_camera, describe_lighting
 from castkeep.provenance.assertions import EDIT_KINDS
 from castkeep.provenance.consent import WORLD, ConsentTerms

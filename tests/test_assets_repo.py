@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from castkeep.db import assets_repo as repo
 from castkeep.db import schema
 from castkeep.errors import NotFoundError
+from castkeep.models.scoring.records import ScoreRecord
 from tests.plugins.request import request_doc
 
 
@@ -35,14 +36,14 @@ def _asset(tag, status="candidate"):
                             use={"channel": "social"})
 
 
-SCORES = [repo.ScoreRecord(kind="camera", value=1.5, threshold=5.0, passed=True),
-          repo.ScoreRecord(kind="quality", value=90.0, threshold=5.0, passed=True)]
+SCORES = [ScoreRecord(kind="camera", value=1.5, threshold=5.0, passed=True),
+          ScoreRecord(kind="quality", value=90.0, threshold=5.0, passed=True)]
 
 
 def test_variant_rows_views_and_progress(db_session):
     req = _request(db_session)
     repo.record_attempt(db_session, req.id, _gen(0, 0, False),
-                        [repo.ScoreRecord(kind="camera", value=9.0, threshold=5.0, passed=False)])
+                        [ScoreRecord(kind="camera", value=9.0, threshold=5.0, passed=False)])
     a0 = repo.record_variant(db_session, req.id, generation=_gen(0, 1, True), scores=SCORES,
                              asset=_asset("v0"), lineage=[], faces=[], actor="tests")
     progress = repo.variant_progress(db_session, req.id)

@@ -8,7 +8,7 @@ import pytest
 
 from castkeep.models.request_spec import Thresholds
 from castkeep.models.specs import parse_lighting
-from castkeep.tasks.score import (
+from castkeep.models.scoring.variant import (
     COARSE_FRACTION,
     EXTRA_FACE_MIN_REL,
     NOT_FOUND_DISTANCE,

@@ -1,0 +1,293 @@
+"""The variant scorer: identity per talent, lighting and camera adherence, basic quality.
+
+A group shot passes identity only if every talent is found and matched, and no unconsented extra
+face is present unless the request allows extras. Every check yields a ScoreRecord (value,
+threshold, pass/fail) so rejected variants are catalogued with the numbers that rejected them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from castkeep.models.faces.assign import assign_faces
+from castkeep.models.faces.encoders import FaceEncoder
+from castkeep.models.faces.face_types import DetectedFace
+from castkeep.models.request_spec import Thresholds
+from castkeep.models.scoring.adherence import detect_with_roll_hint, score_camera, score_lighting
+from castkeep.models.scoring.records import ScoreRecord
+from castkeep.models.specs import CameraSpec, LightingSpec
+
+
+# Recorded as the identity distance of a talent missing from the output (far beyond any threshold).
+NOT_FOUND_DISTANCE = 99.0
+# Detection runs coarse to fine (the detector's cost grows with the pixels it scans):
+# 1. faces of at least 1/COARSE_FRACTION of the image's long side (a portrait's talent);
+# 2. when every talent was found there, faces down to EXTRA_FACE_MIN_REL of the smallest
+#    talent's face height (any other person that size is an extra face); embedded only if new;
+# 3. otherwise the encoder's full detection (and the upright retry for large Dutch angles).
+COARSE_FRACTION = 5.0
+EXTRA_FACE_MIN_REL = 0.4
+
+
+@dataclass(frozen=True)
+class VariantScores:
+    records: tuple[ScoreRecord, ...]
+    faces: tuple[DetectedFace, ...]  # every face found in the output (catalogued with the asset)
+    reasons: tuple[str, ...]  # why it failed (empty when it passed)
+    seconds: float
+    detect_seconds: float = 0.0  # of which: face detection + identity embedding
+
+    @property
+    def passed(self) -> bool:
+        return not self.reasons
+
+
+def _blankness(rgb: np.ndarray) -> float:
+    """Standard deviation of the grey image: ~0 for a blank or flat output."""
+    # std(mean of channels) = std(sum of channels) / 3, the sum exact in uint16.
+    total = rgb.sum(axis=2, dtype=np.uint16)
+    return float(cv2.meanStdDev(total)[1][0, 0]) / 3.0
+
+
+def score_variant(
+    rgb: np.ndarray,
+    *,
+    encoder: FaceEncoder,
+    talent_embeddings: dict[str, list[np.ndarray]],
+    talent_labels: dict[str, str],
+    reference_faces: dict[str, DetectedFace] | None = None,
+    reference_images: dict[str, np.ndarray] | None = None,
+    lighting: LightingSpec | None,
+    camera: CameraSpec | None,
+    thresholds: Thresholds,
+    allow_extra_faces: bool,
+) -> VariantScores:
+    """Score one output image. `talent_labels` maps talent id -> the request's name for it (used in
+    reasons only; pseudonymous). `reference_faces` / `reference_images` (talent id -> the face and
+    RGB of the reference portrait the engine was given) let adherence be measured as a change
+    from the input photo: far more accurate than judging the output alone."""
+    t0 = time.perf_counter()
+    info = encoder.info
+    faces, assignment = _detect_and_assign(
+        rgb, encoder, talent_embeddings, camera.roll if camera is not None else 0.0
+    )
+    t_detect = time.perf_counter() - t0
+    records: list[ScoreRecord] = []
+    reasons: list[str] = []
+    id_threshold = thresholds.identity_distance or info.threshold
+
+    matched_faces: list[DetectedFace] = []
+    matched_talents: list[str] = []
+    for talent_id in talent_embeddings:
+        label = talent_labels.get(talent_id, talent_id)
+        match = assignment.match_for(talent_id)
+        if match.face_index is None or match.distance is None:
+            records.append(
+                ScoreRecord(
+                    kind="identity",
+                    value=NOT_FOUND_DISTANCE,
+                    threshold=id_threshold,
+                    passed=False,
+                    talent_id=uuid.UUID(talent_id),
+                    face_index=None,
+                    detail={"found": False, "faces_in_output": len(faces)},
+                )
+            )
+            reasons.append(
+                f"identity: talent {label} not found in the output ({len(faces)} face(s) detected)"
+            )
+            continue
+        ok = match.distance <= id_threshold
+        records.append(
+            ScoreRecord(
+                kind="identity",
+                value=float(match.distance),
+                threshold=id_threshold,
+                passed=ok,
+                talent_id=uuid.UUID(talent_id),
+                face_index=int(match.face_index),
+                detail={
+                    "found": True,
+                    "similarity": None if match.similarity is None else float(match.similarity),
+                    "metric": info.metric,
+                    "encoder": f"{info.name} {info.version}",
+                },
+            )
+        )
+        matched_faces.append(faces[match.face_index])
+        matched_talents.append(talent_id)
+        if not ok:
+            reasons.append(
+                f"identity: talent {label} distance {match.distance:.3f} > {id_threshold:.3f}"
+            )
+    # Faces no talent was assigned to (a talent's poorly matching face is an identity failure,
+    # not an extra person).
+    taken = {m.face_index for m in assignment.matches if m.face_index is not None}
+    extra = [i for i in range(len(faces)) if i not in taken]
+    if extra and not allow_extra_faces:
+        reasons.append(
+            f"identity: {len(extra)} extra face(s) not in the request (faces {extra}); "
+            "set allow_extra_faces: true in the request to accept them"
+        )
+    records.append(
+        ScoreRecord(
+            kind="extra_faces",
+            value=float(len(extra)),
+            threshold=None if allow_extra_faces else 0.0,
+            passed=allow_extra_faces or not extra,
+            detail={"faces": extra},
+        )
+    )
+
+    # Adherence is measured on the matched faces; the worst face decides.
+    if lighting is not None:
+        records.append(
+            _adherence(
+                "lighting",
+                [
+                    _score_lighting(
+                        rgb, f, lighting,
+                        reference=(reference_images or {}).get(t),
+                        reference_face=(reference_faces or {}).get(t),
+                        threshold=thresholds.lighting_azimuth_deg,
+                    )
+                    for f, t in zip(matched_faces, matched_talents)
+                ],
+                thresholds.lighting_azimuth_deg,
+                reasons,
+            )
+        )
+    if camera is not None:
+        records.append(
+            _adherence(
+                "camera",
+                [
+                    score_camera(
+                        rgb, f, camera,
+                        reference_face=(reference_faces or {}).get(t),
+                        threshold=thresholds.camera_roll_deg,
+                    )
+                    for f, t in zip(matched_faces, matched_talents)
+                ],
+                thresholds.camera_roll_deg,
+                reasons,
+            )
+        )
+
+    # Basic quality: a visible, sharp enough face of every talent and a non-blank image.
+    spread = _blankness(rgb)
+    if matched_faces:
+        face_px = min(f.quality.face_px for f in matched_faces)
+        sharp = min(f.quality.sharpness for f in matched_faces)
+    else:
+        face_px, sharp = 0, 0.0
+    q_ok = face_px >= thresholds.min_face_px and sharp >= thresholds.min_sharpness and spread > 2.0
+    records.append(
+        ScoreRecord(
+            kind="quality",
+            value=float(sharp),
+            threshold=thresholds.min_sharpness,
+            passed=q_ok,
+            detail={
+                "min_face_px": int(face_px),
+                "face_px_threshold": thresholds.min_face_px,
+                "grey_std": round(spread, 2),
+                "width": int(rgb.shape[1]),
+                "height": int(rgb.shape[0]),
+            },
+        )
+    )
+    if not q_ok and matched_faces:
+        reasons.append(
+            f"quality: smallest face {face_px} px (min {thresholds.min_face_px}), sharpness "
+            f"{sharp:.1f} (min {thresholds.min_sharpness:g}), grey spread {spread:.1f}"
+        )
+    elif not q_ok and not reasons:
+        reasons.append("quality: no usable face in the output")
+    return VariantScores(
+        records=tuple(records),
+        faces=tuple(faces),
+        reasons=tuple(reasons),
+        seconds=time.perf_counter() - t0,
+        detect_seconds=t_detect,
+    )
+
+
+def _box_iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union if union > 0 else 0.0
+
+
+def _detect_and_assign(rgb, encoder: FaceEncoder, talent_embeddings, roll_hint: float):
+    """Faces in the output and their assignment to talents, coarse to fine (see COARSE_FRACTION).
+    Finds every talent the full detection would, and every other face at least
+    EXTRA_FACE_MIN_REL of the smallest talent's face height."""
+    info = encoder.info
+    coarse = max(rgb.shape[:2]) / COARSE_FRACTION
+    faces = encoder.detect_min_face(rgb, coarse, embed=True)
+    assignment = assign_faces(talent_embeddings, faces, info)
+    found = [faces[m.face_index] for m in assignment.matches if m.face_index is not None]
+    if talent_embeddings and len(found) == len(talent_embeddings):
+        floor = EXTRA_FACE_MIN_REL * min(f.box[3] - f.box[1] for f in found)
+        if floor >= coarse:
+            return faces, assignment
+        fine = encoder.detect_min_face(rgb, floor, embed=False)
+        if all(max((_box_iou(f.box, g.box) for g in faces), default=0.0) >= 0.3 for f in fine):
+            return faces, assignment  # nothing the coarse pass missed
+        faces = encoder.detect_min_face(rgb, floor, embed=True)
+    else:
+        # A Dutch angle beyond ~30 degrees hides faces from frontal detectors: detect upright too.
+        faces = detect_with_roll_hint(encoder, rgb, roll_hint)
+    return faces, assign_faces(talent_embeddings, faces, info)
+
+
+def _score_lighting(rgb, face, spec, *, reference, reference_face, threshold):
+    """Relative to the talent's input photo when it is known; judged on the output alone when it
+    is not, or when the two faces cannot be compared (the detail records which mode scored)."""
+    if reference is not None and reference_face is not None:
+        try:
+            return score_lighting(rgb, face, spec, reference=reference,
+                                  reference_face=reference_face, threshold=threshold)
+        except ValueError:
+            pass
+    return score_lighting(rgb, face, spec, threshold=threshold)
+
+
+def _adherence(kind: str, scores, threshold: float, reasons: list[str]) -> ScoreRecord:
+    if not scores:
+        # No matched face to measure on: identity already failed; record it as not measured.
+        return ScoreRecord(
+            kind=kind, value=-1.0, threshold=threshold, passed=False,
+            detail={"measured": False},
+        )
+    worst = max(scores, key=lambda s: s.error)
+    ok = all(s.passed for s in scores)
+    if not ok:
+        reasons.append(f"{kind}: error {worst.error:.1f} > {threshold:g}")
+    detail = dict(worst.detail or {})
+    detail.update({"measured": True, "faces": len(scores), "scorer_threshold": worst.threshold})
+    return ScoreRecord(kind=kind, value=float(worst.error), threshold=threshold, passed=ok,
+                       detail=jsonable(detail))
+
+
+def jsonable(value):
+    """`value` with numpy scalars, enums and tuples turned into JSON types (NaN/inf -> None)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if hasattr(value, "value") and not isinstance(value, (int, float, str, bool)):
+        return getattr(value, "value")
+    return value
+
