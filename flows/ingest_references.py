@@ -19,16 +19,14 @@ from castkeep.errors import ConfigurationError, NotFoundError
 from castkeep.flows.settings import FacesSettings, Settings, get_settings
 from castkeep.tasks.ingest import (
     PROGRESS,
-    FolderSource,
     IngestContext,
     IngestOptions,
     IngestResult,
-    S3PrefixSource,
-    Source,
     chunks,
     ingest_chunk,
     plan_task,
 )
+from castkeep.tasks.ingest_sources import FolderSource, S3PrefixSource, Source
 
 DEFAULT_CHUNK_SIZE = 16
 

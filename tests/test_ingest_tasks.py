@@ -1,17 +1,14 @@
-"""Ingest planning and sources (no database): names come only from listings, manifest errors,
-missing and escaping names, consent not in force, unclaimed portraits, weird file names."""
+"""Ingest planning (no database): names come only from listings, manifest errors, missing and
+escaping names, consent not in force, unclaimed portraits, weird file names."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import unicodedata
 
 import pytest
 
-from castkeep.errors import NotFoundError
 from castkeep.tasks.ingest import (
-    FolderSource,
     IngestResult,
     Outcome,
     Rejection,
@@ -19,6 +16,7 @@ from castkeep.tasks.ingest import (
     plan_ingest,
     resolve_name,
 )
+from castkeep.tasks.ingest_sources import FolderSource
 from tests.plugins.ingest import manifest_doc, write_manifest
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
@@ -28,27 +26,6 @@ def touch(path, data=b"x"):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
-
-
-def test_folder_source_lists_relative_paths_skipping_hidden_and_links(tmp_path):
-    touch(tmp_path / "a.jpg")
-    touch(tmp_path / "sub dir" / "b é.png", b"bb")
-    touch(tmp_path / ".hidden.jpg")
-    touch(tmp_path / ".git" / "c.jpg")
-    outside = touch(tmp_path.parent / f"{tmp_path.name}-outside.jpg")
-    os.symlink(outside, tmp_path / "link.jpg")
-    src = FolderSource(tmp_path)
-    assert src.list() == ["a.jpg", "sub dir/b é.png"]
-    assert src.read("sub dir/b é.png") == b"bb"
-    with pytest.raises(NotFoundError):
-        src.read("link.jpg")
-    with pytest.raises(NotFoundError):
-        src.read("../" + outside.name)
-
-
-def test_folder_source_requires_a_folder(tmp_path):
-    with pytest.raises(NotFoundError, match="no such folder"):
-        FolderSource(tmp_path / "missing")
 
 
 @pytest.mark.parametrize("entry", ["../x.jpg", "/etc/passwd", "a/../../x.jpg", "..\\x.jpg", "C:/x.jpg"])
