@@ -141,7 +141,7 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
     consent_rows = checks.consent_rows_task.submit(runtime_factory, talent_id)
     expiring = checks.expiring_task.submit(runtime_factory, at, expiring_within_days, talent_id)
     identity = checks.identity_task.submit(
-        runtime_factory, encoder["name"], encoder["metric"], encoder["threshold"], talent_id
+        runtime_factory, encoder.name, encoder.metric, encoder.threshold, talent_id
     )
     chain = checks.chain_task.submit(runtime_factory, anchor_key_path(settings))
 
@@ -172,7 +172,8 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
         ],
         "identity_matches": identity_matches,
         "audit_events_checked": events_checked,
-        "encoder": encoder,
+        "encoder": {"name": encoder.name, "version": encoder.version, "metric": encoder.metric,
+                    "threshold": encoder.threshold},
         "trust_anchors": len(anchors),
     }
 

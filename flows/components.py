@@ -14,10 +14,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from castkeep.flows.settings import FacesSettings, Settings
 from castkeep.vocab import EngineName
+
+if TYPE_CHECKING:
+    from castkeep.models.faces.face_types import EncoderInfo
 
 INSIGHTFACE = "insightface"
 # The setting that holds each licence id (named in refusals and errors).
@@ -143,7 +146,7 @@ def configured_encoder(faces: FacesSettings, *, name: str | None = None, load: b
     return encoder
 
 
-def encoder_profile(faces: FacesSettings, name: str | None = None):
+def encoder_profile(faces: FacesSettings, name: str | None = None) -> EncoderInfo:
     """Name, version, metric and same-person threshold of the encoder (what audit and revocation
     compare faces with). insightface reads these from its pack, so the pack folder must exist."""
     from castkeep.tasks.audit import encoder_profile as profile_of

@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger
 
 from castkeep.tasks import revoke as cascade_tasks
 from castkeep.flows.components import encoder_profile
 
+if TYPE_CHECKING:
+    from castkeep.models.faces.face_types import EncoderInfo
 
-def _face_profile(settings) -> dict[str, Any]:
+
+def _face_profile(settings) -> EncoderInfo:
     return encoder_profile(settings.faces)
 
 

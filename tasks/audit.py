@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from castkeep.tasks.retry import retry_unless_user_error
 from castkeep.db import compliance
 from castkeep.errors import ObjectNotFoundError
+from castkeep.models.faces.face_types import EncoderInfo
 
 # Violation kinds (stable names: reports and alerting key on them).
 OBJECT_MISSING = "object_missing"
@@ -33,14 +34,14 @@ AUDIT_CHECKPOINT_INVALID = "audit_checkpoint_invalid"
 CONSENT_TAMPERED = "consent_tampered"
 
 
-def encoder_profile(name: str, **options: Any) -> dict[str, Any]:
-    """Name, metric and same-person threshold of encoder `name` built with `options` (from
-    settings at the edge: flows/face_encoder.encoder_profile). dlib loads no weights for this;
-    insightface reads them from its pack, so it needs its `root`."""
+def encoder_profile(name: str, **options: Any) -> EncoderInfo:
+    """Name, version, metric and same-person threshold (with dim and licence) of encoder `name`
+    built with `options` (from settings at the edge: flows/components.encoder_profile). dlib loads
+    no weights for this; insightface reads them from its pack, so it needs its `root`."""
     from castkeep.models.faces.encoders import shared_encoder
 
     info = shared_encoder(name, **options).info
-    return {"name": info.name, "version": info.version, "metric": info.metric, "threshold": float(info.threshold)}
+    return replace(info, threshold=float(info.threshold))
 
 
 @dataclass(frozen=True)

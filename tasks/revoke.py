@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from castkeep.db import compliance, schema
 from castkeep.errors import CastkeepError
+from castkeep.models.faces.face_types import EncoderInfo
 from castkeep.tasks.retry import retry_unless_user_error
 
 
@@ -66,13 +67,13 @@ def cascade(
     status: str,
     reason: str,
     actor: str,
-    face: dict[str, Any] | None,
+    face: EncoderInfo | None,
 ) -> CascadeResult:
     """Move a consent to `status` (revoked|expired) and quarantine what it covered. Runs in the
     caller's transaction; legal holds are set before the caller commits, so a failure leaves the
     catalogue unchanged (a hold on an object is harmless and the next run completes the rest).
 
-    `face`: the encoder profile (name, metric, threshold) for the face search, or None to skip it.
+    `face`: the encoder (name, metric, threshold) for the face search, or None to skip it.
     """
     if status not in ("revoked", "expired"):
         raise ValueError(f"cascade status must be revoked or expired, not {status!r}")
@@ -91,9 +92,9 @@ def cascade(
     if face is not None:
         hits = compliance.asset_faces_matching(
             session,
-            encoder=face["name"],
-            metric=face["metric"],
-            threshold=float(face["threshold"]),
+            encoder=face.name,
+            metric=face.metric,
+            threshold=float(face.threshold),
             talent_id=consent.talent_id,
             statuses=None,
         )
@@ -127,7 +128,7 @@ def cascade(
     )
 
 
-def revoke(runtime, *, consent_id: str, reason: str, status: str = "revoked", face: dict[str, Any] | None) -> CascadeResult:
+def revoke(runtime, *, consent_id: str, reason: str, status: str = "revoked", face: EncoderInfo | None) -> CascadeResult:
     if not reason or not reason.strip():
         raise ConsentStateError("a revocation needs a reason: pass --reason TEXT")
     with runtime.sessions.begin() as session:
@@ -149,7 +150,7 @@ def due_consents(runtime, at: dt.datetime) -> list[str]:
 
 @task(name="revoke-consent", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
       retry_condition_fn=retry_unless_user_error)
-def revoke_task(runtime, consent_id: str, reason: str, status: str, face: dict[str, Any] | None) -> CascadeResult:
+def revoke_task(runtime, consent_id: str, reason: str, status: str, face: EncoderInfo | None) -> CascadeResult:
     return revoke(runtime, consent_id=consent_id, reason=reason, status=status, face=face)
 
 

@@ -3,6 +3,7 @@ ids, built in one place (the encoder part with a tiny random-weight insightface 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -98,15 +99,17 @@ def test_stored_insightface_name_keeps_its_own_pack(tiny_root):
 def test_profile_of_a_stored_insightface_name_reads_its_pack(tiny_root):
     # What audit and revocation compare faces with; before, no root reached the encoder.
     profile = face_encoder.encoder_profile(_faces(tiny_root), "insightface-tinypack")
-    assert profile == {"name": "insightface-tinypack", "version": profile["version"],
-                       "metric": "cosine", "threshold": 0.5}
-    assert profile["version"]
+    assert (profile.name, profile.metric, profile.threshold, profile.dim) == (
+        "insightface-tinypack", "cosine", 0.5, 64)
+    assert type(profile.threshold) is float and profile.version
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        profile.threshold = 1.0  # type: ignore[misc]
 
 
 def test_bare_insightface_takes_the_settings_pack(tiny_root):
     faces = _faces(tiny_root, encoder="insightface", insightface_pack="tinypack")
     assert face_encoder.encoder_options(faces)["pack"] == "tinypack"
-    assert face_encoder.encoder_profile(faces)["name"] == "insightface-tinypack"
+    assert face_encoder.encoder_profile(faces).name == "insightface-tinypack"
     assert face_encoder.configured_encoder(faces, load=False).name == "insightface-tinypack"
 
 
@@ -123,7 +126,7 @@ def test_stored_name_from_the_environment_keeps_its_pack(tiny_root, monkeypatch)
     monkeypatch.setenv("CASTKEEP_FACES__INSIGHTFACE_ROOT", str(tiny_root))
     monkeypatch.setenv("CASTKEEP_FACES__INSIGHTFACE_PACK", "buffalo_s")
     faces = Settings().faces
-    assert face_encoder.encoder_profile(faces)["name"] == "insightface-tinypack"
+    assert face_encoder.encoder_profile(faces).name == "insightface-tinypack"
     assert "pack" not in face_encoder.encoder_options(faces)
 
 
