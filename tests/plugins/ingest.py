@@ -7,6 +7,7 @@ import io
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -103,28 +104,123 @@ class IngestedCatalogue:
     reference_ids: dict[str, str] = field(default_factory=dict)  # file name -> reference id
 
 
-@pytest.fixture
-def ingested_catalogue(runtime_env: Path, prefect_harness) -> IngestedCatalogue:
-    """Ingest castkeep/samples/references into the test's clean catalogue, through the real flow.
-    Demo talent A (external ref "demo-talent-a", obama.jpg + obama2.jpg) and B ("demo-talent-b",
-    biden.jpg), each with one active consent: web/social advertising in US, GB, FR, DE, edits
-    lighting, camera, group_composite, synthetic likeness, valid 2025-01-01..2030-12-31."""
+def _collect_ids(cat: IngestedCatalogue) -> None:
     from sqlalchemy import select
 
     from castkeep.db import schema
-    from castkeep.flows.ingest_references import ingest_references
     from castkeep.flows.runtime import open_runtime
 
-    result = ingest_references(str(SAMPLES))
-    assert result.summary() == {"accepted": 3, "duplicates": 0, "rejected": []}
-    cat = IngestedCatalogue(home=runtime_env, result=result)
-    with open_runtime() as runtime:
-        with runtime.sessions() as session:
-            for t in session.scalars(select(schema.Talent)):
-                cat.talent_ids[t.external_ref] = str(t.id)
-            for c in session.scalars(select(schema.Consent)):
-                ref = next(k for k, v in cat.talent_ids.items() if v == str(c.talent_id))
-                cat.consent_ids[ref] = str(c.id)
-            for r in session.scalars(select(schema.ReferencePortrait)):
-                cat.reference_ids[r.source_name] = str(r.id)
-    return cat
+    with open_runtime() as runtime, runtime.sessions() as session:
+        for t in session.scalars(select(schema.Talent)):
+            cat.talent_ids[t.external_ref] = str(t.id)
+        for c in session.scalars(select(schema.Consent)):
+            ref = next(k for k, v in cat.talent_ids.items() if v == str(c.talent_id))
+            cat.consent_ids[ref] = str(c.id)
+        for r in session.scalars(select(schema.ReferencePortrait)):
+            cat.reference_ids[r.source_name] = str(r.id)
+
+
+@dataclass
+class IngestedTemplate:
+    database: str
+    url: str
+    catalogue: IngestedCatalogue
+
+
+@pytest.fixture(scope="session")
+def ingested_template(pg_server_url: str, prefect_harness, tmp_path_factory) -> Any:
+    """The samples ingested once per test session through the real flow, into a template
+    database and data dir; `ingested_catalogue` clones both for each test (CREATE DATABASE ...
+    TEMPLATE is a file copy: far cheaper than detecting and embedding the faces again)."""
+    import os
+    import secrets
+
+    import psycopg
+    from psycopg import sql
+
+    from castkeep.db.migrate import upgrade
+    from castkeep.flows.ingest_references import ingest_references
+    from castkeep.flows.settings import get_settings
+    from tests.plugins.db import _plain, _with_database
+
+    name = f"castkeep_tmpl_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(_plain(pg_server_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = _with_database(pg_server_url, name)
+    home = tmp_path_factory.mktemp("ingested-home")
+    try:
+        upgrade(url)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("CASTKEEP_HOME", str(home))
+            mp.setenv("CASTKEEP_DATABASE__URL", url)
+            mp.delenv("CASTKEEP_STORAGE__KIND", raising=False)
+            get_settings.cache_clear()
+            result = ingest_references(str(SAMPLES))
+            assert result.summary() == {"accepted": 3, "duplicates": 0, "rejected": []}
+            cat = IngestedCatalogue(home=home, result=result)
+            _collect_ids(cat)
+        get_settings.cache_clear()
+        yield IngestedTemplate(database=name, url=url, catalogue=cat)
+    finally:
+        with psycopg.connect(_plain(pg_server_url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _clone(pg_server_url: str, template: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from tests.plugins.db import _plain
+
+    with psycopg.connect(_plain(pg_server_url), autocommit=True) as conn:
+        # A template may have no other sessions: end any the ingest left in a pool.
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                     (template,))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)))
+
+
+@pytest.fixture
+def ingested_catalogue(runtime_env: Path, request: pytest.FixtureRequest,
+                       monkeypatch: pytest.MonkeyPatch) -> Iterator[IngestedCatalogue]:
+    """The shipped samples ingested into the test's own catalogue (a clone of the session's
+    template: the real ingest flow ran once). Demo talent A (external ref "demo-talent-a",
+    obama.jpg + obama2.jpg) and B ("demo-talent-b", biden.jpg), each with one active consent:
+    web/social advertising in US, GB, FR, DE, edits lighting, camera, group_composite, synthetic
+    likeness, valid 2025-01-01..2030-12-31. With the S3 store the samples are ingested per test."""
+    import os
+    import secrets
+
+    import psycopg
+    from psycopg import sql
+
+    from castkeep.flows.settings import get_settings
+    from tests.plugins.db import _plain, _with_database
+
+    request.getfixturevalue("prefect_harness")  # the tests that use it run flows
+    if os.environ.get("CASTKEEP_STORAGE__KIND", "filesystem") == "s3":
+        from castkeep.flows.ingest_references import ingest_references
+
+        result = ingest_references(str(SAMPLES))
+        assert result.summary() == {"accepted": 3, "duplicates": 0, "rejected": []}
+        cat = IngestedCatalogue(home=runtime_env, result=result)
+        _collect_ids(cat)
+        yield cat
+        return
+
+    template = request.getfixturevalue("ingested_template")
+    server = request.getfixturevalue("pg_server_url")
+    name = f"castkeep_test_{os.getpid()}_{secrets.token_hex(4)}"
+    _clone(server, template.database, name)
+    try:
+        shutil.copytree(template.catalogue.home, runtime_env, dirs_exist_ok=True)
+        monkeypatch.setenv("CASTKEEP_DATABASE__URL", _with_database(server, name))
+        get_settings.cache_clear()
+        src = template.catalogue
+        yield IngestedCatalogue(home=runtime_env, result=src.result,
+                                talent_ids=dict(src.talent_ids), consent_ids=dict(src.consent_ids),
+                                reference_ids=dict(src.reference_ids))
+    finally:
+        get_settings.cache_clear()
+        with psycopg.connect(_plain(server), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

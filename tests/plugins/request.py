@@ -89,12 +89,16 @@ def request_env(ingested_catalogue, dev_ca, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
-def asset_inserts_drop_the_connection(clean_db):
+def asset_inserts_drop_the_connection(request_env):
     """While active, every INSERT into `asset` ends its own database connection (as a server
     restart or a network cut would), so a run loses the catalogue mid-variant."""
+    import os
+
     import psycopg
 
     from tests.plugins.db import _plain
+
+    clean_db = os.environ["CASTKEEP_DATABASE__URL"]  # the test's catalogue (a clone, see ingest)
 
     with psycopg.connect(_plain(clean_db), autocommit=True) as conn:
         conn.execute("CREATE FUNCTION test_drop_connection() RETURNS trigger LANGUAGE plpgsql AS "
