@@ -1,6 +1,6 @@
 """`classical`: the CPU, deterministic edit engine (the embedded default).
 
-It relights (models/engines/relight.py) and reframes (models/engines/reframe.py) a reference portrait, and makes
+It relights (relight.py) and reframes (reframe.py, both beside it) a reference portrait, and makes
 honest group montages: each person's head-and-shoulders crop, edited under the one spec, side by
 side on a plain backdrop. It does not invent pixels, so it states its limits: large head turns,
 scene or wardrobe changes are refused with an error naming the engine that can do them.
