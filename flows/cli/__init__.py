@@ -5,11 +5,13 @@ A command's own output is its result and, on failure, one `error:` line with an 
 (0 ok, 1 partly done, 2 bad input or configuration, 3 refused by consent or licence, 4 withdrawn,
 5 infrastructure unavailable). The orchestrator's console logs (Prefect's run logs, tracebacks of
 failed runs, its temporary API server's messages) still reach the Prefect API, not this terminal;
-`--debug` shows them, and tracebacks, here too.
+`-v/--verbose` shows them here too, `--debug` also tracebacks and debug logs. Prefect's
+telemetry stays off (`flows/prefect_server.py`).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -32,12 +34,28 @@ ORCHESTRATION_LOGGERS = frozenset({"prefect", "docket", "uvicorn", "fastapi", "h
 LONG_RUNNING = frozenset({"serve", "web"})
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from castkeep import __version__
+
+        typer.echo(f"castkeep {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Also show Prefect's run logs (INFO) on stderr."
+    ),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version,
+        help="Print castkeep's version and exit.",
+    ),
 ) -> None:
     _state["debug"] = debug
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level)
 
 
 def _register() -> None:
@@ -59,6 +77,7 @@ def _register() -> None:
         request,
         serve,
         status,
+        stop,
         talent,
         verify,
     )
@@ -69,6 +88,7 @@ def _register() -> None:
     app.command("approve")(request.approve)
     app.command("serve")(serve.serve)
     app.command("status")(status.status)
+    app.command("stop")(stop.stop)
     app.command("gc")(talent.gc)
     app.command("verify")(verify.verify)
     app.add_typer(audit.audit_app, name="audit")
@@ -114,11 +134,34 @@ def unexpected_infrastructure_error(exc: BaseException) -> CastkeepError | None:
     return None
 
 
+def _prefect_environment() -> None:
+    """Point Prefect at this data dir's Prefect home (and keep its telemetry off) before anything
+    imports Prefect. A bad setting is left for the command to report."""
+    from castkeep.flows.prefect_server import apply_client_environment
+    from castkeep.flows.runtime import load_settings
+
+    try:
+        settings = load_settings()
+    except CastkeepError:
+        return
+    apply_client_environment(settings.home)
+
+
 def main() -> None:
-    _register()
     argv = sys.argv[1:]
+    leading = [a for a in itertools.takewhile(lambda a: a.startswith("-"), argv)]
+    if "--version" in leading:
+        # Answered before any command module (or typer's help machinery) loads.
+        from castkeep import __version__
+
+        print(f"castkeep {__version__}")
+        return
     command = next((a for a in argv if not a.startswith("-")), None)
-    if "--debug" not in argv and command not in LONG_RUNNING:
+    if command is not None:
+        _prefect_environment()
+    _register()
+    loud = {"--debug", "--verbose", "-v"} & set(leading)
+    if not loud and command not in LONG_RUNNING:
         quiet_orchestration()
     try:
         app()

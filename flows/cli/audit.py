@@ -25,9 +25,9 @@ def audit(
     if ctx.invoked_subcommand is not None:
         return
     from castkeep.flows.audit import audit as audit_flow
-    from castkeep.flows.runtime import patient_prefect
+    from castkeep.flows.prefect_server import local_prefect
 
-    with patient_prefect():
+    with local_prefect():
         report = audit_flow(talent=talent, expiring_within_days=expiring_days, out_dir=str(out) if out else None)
     if as_json:
         typer.echo(json.dumps(report, indent=2, sort_keys=True))

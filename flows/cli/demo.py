@@ -18,11 +18,11 @@ def demo(
     group request with the classical engine, verification of every output, and a request that
     consent refuses. Safe to re-run."""
     from castkeep.flows.demo import demo as demo_flow
-    from castkeep.flows.runtime import patient_prefect
+    from castkeep.flows.prefect_server import local_prefect
     from castkeep.flows.runtime import load_settings
 
     load_settings()  # a bad CASTKEEP_ variable fails here with its name
-    with patient_prefect():
+    with local_prefect():
         result = demo_flow()
     if as_json:
         typer.echo(json.dumps(result, default=str))

@@ -19,7 +19,7 @@ def ingest(
     nothing). Exit 0 even when some portraits are rejected (they are listed); exit 2 when PATH
     itself is unusable."""
     from castkeep.flows.ingest_references import ingest_references, open_source
-    from castkeep.flows.runtime import patient_prefect
+    from castkeep.flows.prefect_server import local_prefect
     from castkeep.flows.settings import get_settings
     from castkeep.tasks.ingest import PROGRESS
 
@@ -27,7 +27,7 @@ def ingest(
     bar = None if as_json else _ProgressBar()
     token = PROGRESS.set(bar.update if bar else None)
     try:
-        with patient_prefect():
+        with local_prefect():
             result = ingest_references(path, chunk_size=chunk_size)
     finally:
         PROGRESS.reset(token)

@@ -1,0 +1,99 @@
+"""How long everyday `castkeep` commands take from the shell, servers already running.
+
+Sets up a temporary CASTKEEP_HOME, runs `castkeep demo` there once (it starts the bundled
+PostgreSQL and the local Prefect server and leaves data to look at), then times each command
+`--runs` times (default 5) and prints JSON with the median wall time of each, next to the median
+of `python -c pass` measured in the same run as the reference (the interpreter's own start-up):
+
+    python benchmarks/cli_latency.py [--runs 5] [--keep]
+
+Every command is the real console script in a child process, as a user types it. The servers the
+demo started are stopped at the end (`castkeep stop`) and the data dir removed, unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CASTKEEP = str(Path(sys.executable).parent / "castkeep")
+
+
+def _env(home: Path) -> dict[str, str]:
+    # The embedded default of a fresh data dir: no CASTKEEP_ or Prefect API settings inherited.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CASTKEEP_") and k != "PREFECT_API_URL"}
+    env["CASTKEEP_HOME"] = str(home)
+    return env
+
+
+def _time(argv: list[str], env: dict[str, str], runs: int) -> dict:
+    seconds, codes = [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+        seconds.append(time.perf_counter() - t0)
+        codes.append(proc.returncode)
+    return {"median_s": round(statistics.median(seconds), 3),
+            "min_s": round(min(seconds), 3), "exit_codes": sorted(set(codes))}
+
+
+def _demo(env: dict[str, str]) -> tuple[dict, float]:
+    t0 = time.perf_counter()
+    proc = subprocess.run([CASTKEEP, "demo", "--json"], env=env, capture_output=True, text=True,
+                          timeout=3600)
+    took = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"castkeep demo failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout), took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="leave the data dir and its servers")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="castkeep-latency-"))
+    env = _env(home)
+    try:
+        demo, demo_s = _demo(env)
+        request_id = demo["requests"][0]["request_id"]
+        asset_path = demo["assets"][0]["path"]
+        commands = {
+            "castkeep --version": [CASTKEEP, "--version"],
+            "castkeep status": [CASTKEEP, "status"],
+            "castkeep talent list": [CASTKEEP, "talent", "list"],
+            "castkeep request show ID": [CASTKEEP, "request", "show", request_id],
+            "castkeep verify FILE": [CASTKEEP, "verify", asset_path],
+        }
+        reference = _time([sys.executable, "-c", "pass"], env, args.runs)
+        results = {}
+        for name, argv in commands.items():
+            r = _time(argv, env, args.runs)
+            r["over_reference_s"] = round(r["median_s"] - reference["median_s"], 3)
+            results[name] = r
+        print(json.dumps({
+            "runs": args.runs,
+            "reference": {"python -c pass": reference},
+            "commands": results,
+            "demo_s": round(demo_s, 1),
+        }, indent=2))
+    finally:
+        if not args.keep:
+            stopped = subprocess.run([CASTKEEP, "stop"], env=env, capture_output=True, timeout=120)
+            if stopped.returncode != 0:  # a castkeep without `stop`: the database at least
+                subprocess.run([CASTKEEP, "db", "stop"], env=env, capture_output=True, timeout=120)
+            shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""`castkeep stop`: stop the servers castkeep runs in its data dir."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+def stop(
+    as_json: bool = typer.Option(False, "--json", help='Print only JSON: {"prefect": bool, '
+                                 '"database": bool} (true: it was running and is stopped).'),
+) -> None:
+    """Stop the local Prefect server and the bundled PostgreSQL of this data dir (both start again
+    on the next command that needs them). Servers configured from outside (PREFECT_API_URL,
+    CASTKEEP_DATABASE__URL) are left alone."""
+    from castkeep.db.server import stop_bundled_server
+    from castkeep.flows.prefect_server import stop_server
+    from castkeep.flows.runtime import load_settings
+
+    settings = load_settings()
+    stopped = {
+        "prefect": stop_server(settings.home),
+        "database": False if settings.database.url else stop_bundled_server(settings.home),
+    }
+    if as_json:
+        typer.echo(json.dumps(stopped))
+        return
+    names = {"prefect": "the local Prefect server", "database": "the bundled PostgreSQL"}
+    for key, name in names.items():
+        typer.echo(f"stopped {name}" if stopped[key] else f"{name} was not running")
