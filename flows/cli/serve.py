@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import typer
@@ -20,11 +19,9 @@ def serve(
     """Serve castkeep's deployments (ingest, fulfil-request, fulfil-variant, audit-nightly,
     expire-consents).
 
-    Uses the Prefect API in PREFECT_API_URL; when none is set, starts a local Prefect server with
-    its state under <CASTKEEP_HOME>/prefect (schedules need a server's scheduler).
+    Uses the Prefect API in PREFECT_API_URL; when none is set, castkeep's local Prefect server
+    of this data dir (started if needed and left running; `castkeep stop` stops it).
     """
-    from prefect.settings import PREFECT_API_URL
-
     from castkeep.errors import ConfigurationError
     from castkeep.flows import serve as plan_mod
     from castkeep.flows.settings import get_settings
@@ -56,14 +53,8 @@ def serve(
         typer.echo(f"serving {', '.join(d.name for d in plan)} against {api_url}")
         prefect_serve(*deployments, print_starting_message=False)
 
-    configured = PREFECT_API_URL.value()
-    if configured:
-        run(configured)
-        return
-    from prefect.settings import temporary_settings
+    from castkeep.flows.prefect_server import local_prefect
 
-    with plan_mod.local_server(settings.home / "prefect") as api_url:
-        # Flow runs start as subprocesses that read the environment, not this process's settings.
-        os.environ["PREFECT_API_URL"] = api_url
-        with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            run(api_url)
+    # Flow runs start as subprocesses: local_prefect puts the API URL in their environment too.
+    with local_prefect(settings) as api_url:
+        run(api_url)
