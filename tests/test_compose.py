@@ -14,8 +14,10 @@ from pydantic import BaseModel
 
 from castkeep.flows.settings import Settings
 
-COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+_ARG_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +154,95 @@ def test_database_password_is_shared_with_postgres(compose):
     assert url.rsplit("/", 1)[1] == pg["POSTGRES_DB"]
     init = compose["configs"]["pg-init"]["content"]
     assert "CREATE EXTENSION IF NOT EXISTS vector" in init
+
+
+# --- images: every service that builds uses a target of the project's Dockerfile ----------------
+
+
+def _dockerfile_stages(text: str) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
+    """(global ARG defaults, stage name -> [(INSTRUCTION, arguments)]) of a Dockerfile, with line
+    continuations joined; a stage's FROM is its first instruction, with ARGs substituted."""
+    lines = re.sub(r"\\\n", " ", text).splitlines()
+    args: dict[str, str] = {}
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] | None = None
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, rest = line.partition(" ")
+        instruction, rest = instruction.upper(), rest.strip()
+        if instruction == "FROM":
+            m = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", rest, re.I)
+            assert m and m.group(2), f"every FROM names its stage: {line!r}"
+            image = _ARG_REF.sub(lambda a: args.get(a.group(1), a.group(0)), m.group(1))
+            current = stages[m.group(2)] = [("FROM", image)]
+        elif current is None:
+            if instruction == "ARG":
+                name, _, default = rest.partition("=")
+                args[name] = default
+        else:
+            current.append((instruction, rest))
+    return args, stages
+
+
+def _resolve_args(value: str, args: dict[str, str]) -> str:
+    return _ARG_REF.sub(lambda a: args.get(a.group(1), a.group(0)), value)
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
+    return _dockerfile_stages((ROOT / "Dockerfile").read_text())
+
+
+def _built(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in compose["services"].items() if "build" in s}
+
+
+def test_every_castkeep_service_builds_from_a_declared_dockerfile_target(compose, dockerfile):
+    _args, stages = dockerfile
+    built = _built(compose)
+    # Every service that runs castkeep is built from this project, none from an inline file.
+    assert set(_castkeep_services(compose)) <= set(built)
+    for name, service in built.items():
+        build = service["build"]
+        assert "dockerfile_inline" not in build, name
+        assert (ROOT / build.get("context", ".") / build["dockerfile"]).is_file(), name
+        assert build.get("target") in stages, f"{name}: target {build.get('target')!r} not in {sorted(stages)}"
+    assert built["worker-gpu"]["build"]["target"] == "gpu"
+    assert built["worker-cpu"]["build"]["target"] == "cpu"
+    assert built["castkeep-setup"]["build"]["target"] == "cpu"
+
+
+def test_dockerfile_targets_run_as_an_unprivileged_user(compose, dockerfile):
+    _args, stages = dockerfile
+    for target in {s["build"]["target"] for s in _built(compose).values()}:
+        users = [rest for instruction, rest in stages[target] if instruction == "USER"]
+        assert users, f"stage {target} never leaves root"
+        assert users[-1].split(":")[0] not in {"root", "0"}, target
+
+
+def test_cpu_target_has_cpu_torch_and_gpu_target_cuda_torch(dockerfile):
+    args, stages = dockerfile
+    pin = re.search(r'"torch==([^"]+)"', (ROOT / "pyproject.toml").read_text())
+    assert pin and args["TORCH_VERSION"] == pin.group(1), "the images install pyproject's torch"
+
+    def torch_index(stage: str) -> str:
+        runs = [_resolve_args(rest, args) for instruction, rest in stages[stage] if instruction == "RUN"]
+        line = next(r for r in runs if "torch==" in r)
+        return re.search(r"--index-url\s+(\S+)", line).group(1)
+
+    assert torch_index("cpu").endswith("/whl/cpu")
+    assert re.search(r"/whl/cu\d+$", torch_index("gpu"))
+    assert stages["gpu"][0][1].startswith("nvidia/cuda:")
+    assert not stages["cpu"][0][1].startswith("nvidia/")
+
+
+def test_dockerfile_parser_sees_stages_users_and_args():
+    # The parser itself must be able to fail: a made-up file with a root-only stage.
+    args, stages = _dockerfile_stages(
+        "ARG BASE=debian:13\nFROM ${BASE} AS one\nRUN a \\\n  b\nUSER app\nFROM one AS two\nRUN c\n"
+    )
+    assert args == {"BASE": "debian:13"}
+    assert stages["one"] == [("FROM", "debian:13"), ("RUN", "a    b"), ("USER", "app")]
+    assert [i for i, _ in stages["two"]] == ["FROM", "RUN"]
