@@ -21,7 +21,7 @@ def app():
 def test_consent_app_is_importable_group():
     import typer
 
-    from castkeep.flows.cli_consent import consent_app
+    from castkeep.flows.cli.consent import consent_app
 
     assert isinstance(consent_app, typer.Typer)
     assert "show" in [c.name for c in consent_app.registered_commands]

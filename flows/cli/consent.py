@@ -11,41 +11,6 @@ consent_app = typer.Typer(help="Consent records: show the terms, history and por
                           no_args_is_help=True)
 
 
-def consent_details(session, consent_id: str) -> dict:  # noqa: ANN001
-    """JSON-ready view of a consent: terms, status history and the portraits it covers."""
-    from sqlalchemy import select
-
-    from castkeep.db import catalogue, schema
-    from castkeep.provenance.consent import ConsentTerms
-
-    row = catalogue.get_consent(session, consent_id)
-    terms = ConsentTerms.from_row(row)
-    talent = session.get(schema.Talent, row.talent_id)
-    refs = session.scalars(select(schema.ReferencePortrait).where(
-        schema.ReferencePortrait.consent_id == row.id).order_by(schema.ReferencePortrait.created_at))
-    return {
-        "id": terms.id,
-        "consent_ref": row.external_ref,
-        "talent": {"id": str(talent.id), "external_ref": talent.external_ref,
-                   "display_name": talent.display_name},
-        "status": terms.status,
-        "valid_from": terms.valid_from.isoformat(),
-        "valid_until": terms.valid_until.isoformat(),
-        "scope": terms.scope_summary(),
-        "synthetic_likeness": terms.synthetic_likeness,
-        "ai_training": terms.ai_training,
-        "minor": terms.minor,
-        "guardian": row.guardian,
-        "signed_by": row.signed_by,
-        "notes": row.notes,
-        "release_doc_sha256": row.release_doc_sha256,
-        "events": [{"kind": e.kind, "at": e.at.isoformat(), "actor": e.actor, "reason": e.reason}
-                   for e in catalogue.consent_events(session, row.id)],
-        "references": [{"id": str(r.id), "sha256": r.sha256, "source_name": r.source_name}
-                       for r in refs],
-    }
-
-
 @consent_app.command("show")
 def show(
     consent_id: str = typer.Argument(..., help="Consent id, or the agency's consent reference."),
@@ -53,6 +18,7 @@ def show(
 ) -> None:
     """Show a consent's terms, status history and the portraits it covers."""
     from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.catalogue_views import consent_details
 
     with open_runtime() as runtime:
         with runtime.sessions() as session:

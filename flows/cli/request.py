@@ -114,27 +114,23 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """A request's status, assets, scores and refusals."""
-    from castkeep.flows.fulfil_request import summarise
-    from castkeep.db.ids import parse_id as parse_request_id
     from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.catalogue_views import parse_request_id, request_summary
 
-    with open_runtime() as runtime:
-        result = summarise(runtime, runtime.settings, parse_request_id(request_id))
+    rid = parse_request_id(request_id)
+    with open_runtime() as runtime, runtime.sessions() as session:
+        result = request_summary(session, runtime.store, rid)
     _print(result, as_json)
 
 
 @request_app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print only JSON.")) -> None:
     """The most recent requests."""
-    from castkeep.db.assets_repo import list_requests
     from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.catalogue_views import list_requests
 
     with open_runtime() as runtime, runtime.sessions() as session:
-        rows = [
-            {"id": str(r.id), "campaign": r.campaign, "status": r.status,
-             "created_at": r.created_at.isoformat()}
-            for r in list_requests(session)
-        ]
+        rows = [r.as_dict() for r in list_requests(session)]
     if as_json:
         typer.echo(json.dumps(rows))
         return
@@ -149,7 +145,7 @@ def resume(
 ) -> None:
     """Finish a request that was interrupted: finished variants are kept, not recomputed."""
     from castkeep.flows.fulfil_request import fulfil_request
-    from castkeep.db.ids import parse_id as parse_request_id
+    from castkeep.tasks.catalogue_views import parse_request_id
     from castkeep.flows.runtime import patient_prefect
 
     with patient_prefect():
@@ -189,21 +185,11 @@ def asset_show(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """An asset's status, scores, lineage and file."""
-    from castkeep.db.assets_repo import asset_view
-    from castkeep.db.object_store import object_location
     from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.catalogue_views import asset_details
 
-    with open_runtime() as runtime:
-        with runtime.sessions() as session:
-            v = asset_view(session, asset_id)
-        info = {
-            "id": v.id, "request_id": v.request_id, "variant": v.variant, "attempt": v.attempt,
-            "seed": v.seed, "status": v.status, "reason": v.status_reason, "passed": v.passed,
-            "sha256": v.sha256, "media_type": v.media_type, "width": v.width, "height": v.height,
-            "engine": v.engine, "licence_id": v.licence_id, "talents": list(v.talent_ids),
-            "consents": list(v.consent_ids), "references": list(v.reference_ids), "use": v.use,
-            "scores": v.scores_summary(), "path": object_location(runtime.store, v.object_key),
-        }
+    with open_runtime() as runtime, runtime.sessions() as session:
+        info = asset_details(session, runtime.store, asset_id)
     if as_json:
         typer.echo(json.dumps(info, default=str))
         return
@@ -226,47 +212,34 @@ def asset_export(
 ) -> None:
     """Write an asset's signed file (checked against the catalogue's sha256). A quarantined or
     rejected asset is refused (exit 4) unless --force."""
-    from castkeep.db.assets_repo import get_asset
-    from castkeep.db.schema import WITHDRAWN_ASSET_STATUSES
     from castkeep.errors import CastkeepError, WithdrawnError
     from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.catalogue_admin import record_forced_export
+    from castkeep.tasks.catalogue_views import asset_file
 
     with open_runtime() as runtime:
         with runtime.sessions() as session:
-            row = get_asset(session, asset_id)
-            key, sha, status = row.object_key, row.sha256, row.status
-            aid = row.id
+            asset = asset_file(session, asset_id)
         if output.is_dir():  # decided before the object is read
-            output = output / f"castkeep-{aid}{Path(key).suffix}"
-        withdrawn = status in WITHDRAWN_ASSET_STATUSES
-        if withdrawn and not force:
+            output = output / f"castkeep-{asset.id}{Path(asset.object_key).suffix}"
+        if asset.withdrawn and not force:
             raise WithdrawnError(
-                f"asset {aid} is {status} in the catalogue and must not be used; "
+                f"asset {asset.id} is {asset.status} in the catalogue and must not be used; "
                 "export it anyway with --force (recorded in the audit log)"
             )
-        data = runtime.store.get_bytes(key)
-        if withdrawn:  # logged before the file is written: no forced export goes unrecorded
-            _log_forced_export(runtime, aid, status, sha)
-    if hashlib.sha256(data).hexdigest() != sha:
+        data = runtime.store.get_bytes(asset.object_key)
+        if asset.withdrawn:  # logged before the file is written: no forced export goes unrecorded
+            # The acting user is the OS user (never a typed-in name).
+            with runtime.sessions.begin() as session:
+                record_forced_export(session, asset, actor=runtime.settings.acting_user)
+    if hashlib.sha256(data).hexdigest() != asset.sha256:
         raise CastkeepError(
-            f"stored object {key} does not match asset {asset_id}'s sha256; it was altered: "
-            "run `castkeep audit` and do not use this file"
+            f"stored object {asset.object_key} does not match asset {asset_id}'s sha256; it was "
+            "altered: run `castkeep audit` and do not use this file"
         )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(data)
-    if withdrawn:
-        print(f"warning: asset {asset_id} is {status}; exported with --force (recorded in the "
-              "audit log): do not publish it", file=sys.stderr)
+    if asset.withdrawn:
+        print(f"warning: asset {asset_id} is {asset.status}; exported with --force (recorded in "
+              "the audit log): do not publish it", file=sys.stderr)
     typer.echo(str(output))
-
-
-def _log_forced_export(runtime, asset_id, status: str, sha256: str) -> None:
-    """An audit event for exporting a withdrawn asset, with the acting user (never a typed name)."""
-    from castkeep.db.audit_log import append_event
-
-    with runtime.sessions.begin() as session:
-        append_event(
-            session, actor=runtime.settings.acting_user, kind="asset.export_forced",
-            entity_type="asset", entity_id=str(asset_id),
-            payload={"status": status, "sha256": sha256},
-        )

@@ -13,9 +13,8 @@ from castkeep.errors import CastkeepError, ConfigurationError
 def collect_status() -> tuple[dict, list[CastkeepError]]:
     """The status report and the problems found (empty when healthy). Starts the bundled server
     and migrates it when that is the configuration, like every other command."""
-    from castkeep.db import migrate
-    from castkeep.db.engine import database_info, redact
     from castkeep.flows.runtime import build_store, database_url, load_settings
+    from castkeep.tasks.catalogue_admin import database_status, redact_url
 
     problems: list[CastkeepError] = []
     settings = load_settings()
@@ -25,33 +24,24 @@ def collect_status() -> tuple[dict, list[CastkeepError]]:
         "object_store": {"kind": settings.storage.kind, "healthy": False},
     }
     db = report["database"]
-    engine = None
     try:
         url, _bundled = database_url(settings)
-        db["url"] = redact(url)
-        from castkeep.db.engine import make_engine
-
-        engine = make_engine(url)
-        if migrate.current(url) != migrate.head():
-            migrate.upgrade(url)
-        info = database_info(engine)
+        db["url"] = redact_url(url)
+        info = database_status(url)
         db.update(
-            postgresql=info.server_version,
-            pgvector=info.pgvector_version,
-            revision=migrate.current(url),
-            head=migrate.head(),
-            healthy=info.pgvector_version is not None,
+            postgresql=info.postgresql,
+            pgvector=info.pgvector,
+            revision=info.revision,
+            head=info.head,
+            healthy=info.pgvector is not None,
         )
-        if info.pgvector_version is None:
+        if info.pgvector is None:
             problems.append(
                 ConfigurationError("the vector extension is not created; run `castkeep db upgrade`")
             )
     except CastkeepError as exc:
         db["error"] = str(exc)
         problems.append(exc)
-    finally:
-        if engine is not None:
-            engine.dispose()
 
     store_report = report["object_store"]
     try:

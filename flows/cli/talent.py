@@ -21,12 +21,12 @@ def _summary_dict(t) -> dict:  # noqa: ANN001
 @talent_app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
     """Every talent with counts of reference portraits and consents."""
-    from castkeep.db import catalogue
     from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.catalogue_views import list_talent
 
     with open_runtime() as runtime:
         with runtime.sessions() as session:
-            rows = [_summary_dict(t) for t in catalogue.list_talent(session)]
+            rows = [_summary_dict(t) for t in list_talent(session)]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -45,12 +45,12 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
 ) -> None:
     """A talent's consents and reference portraits."""
-    from castkeep.db import catalogue
     from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.catalogue_views import show_talent
 
     with open_runtime() as runtime:
         with runtime.sessions() as session:
-            detail = catalogue.show_talent(session, talent)
+            detail = show_talent(session, talent)
     info = _summary_dict(detail.talent)
     info["consents"] = [
         {"id": c.id, "status": c.status, "valid_from": c.valid_from.isoformat(),
@@ -89,8 +89,8 @@ def gc(
 ) -> None:
     """Remove reference portraits, release documents and assets that no catalogue row points at
     (left by an interrupted ingest or request run). Reports under reports/ are kept."""
-    from castkeep.db.catalogue import collect_orphans
     from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.catalogue_admin import collect_orphans
 
     with open_runtime() as runtime, runtime.sessions() as session:
         removed = collect_orphans(session, runtime.store,

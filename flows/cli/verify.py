@@ -31,12 +31,9 @@ def _catalogue_check(settings, sha256: str, asset_id: str | None) -> dict:
 
     A tampered file has a new sha256 and is not found by it; --asset-id catches that case.
     """
-    import sqlalchemy as sa
-
-    from castkeep.db import schema
-    from castkeep.db.assets_repo import get_asset
     from castkeep.errors import CastkeepError
     from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.catalogue_views import find_catalogued_file
 
     try:
         runtime = open_runtime(settings)
@@ -46,21 +43,16 @@ def _catalogue_check(settings, sha256: str, asset_id: str | None) -> dict:
         # The signature check stands on its own; say why the catalogue part is missing.
         return {"catalogued": None, "error": str(exc)}
     with runtime, runtime.sessions() as session:
-        if asset_id is not None:
-            asset = get_asset(session, asset_id)  # NotFoundError says how to find ids
-        else:
-            asset = session.scalars(
-                sa.select(schema.Asset).where(schema.Asset.sha256 == sha256)
-            ).first()
-        if asset is None:
-            return {"catalogued": False}
-        return {
-            "catalogued": True,
-            "asset_id": str(asset.id),
-            "status": asset.status,
-            "sha256_matches": asset.sha256 == sha256,
-            "catalogue_sha256": asset.sha256,
-        }
+        match = find_catalogued_file(session, sha256, asset_id)
+    if match is None:
+        return {"catalogued": False}
+    return {
+        "catalogued": True,
+        "asset_id": match.asset_id,
+        "status": match.status,
+        "sha256_matches": match.sha256_matches,
+        "catalogue_sha256": match.catalogue_sha256,
+    }
 
 
 def verify(
@@ -75,9 +67,9 @@ def verify(
     """Verify a file's Content Credentials against the configured trust anchors, and look it up
     in the catalogue. Exit 0 Trusted, 1 Valid, 2 Invalid, 4 withdrawn (the catalogue marks the
     asset quarantined or rejected: do not use it)."""
-    from castkeep.db.schema import WITHDRAWN_ASSET_STATUSES
     from castkeep.flows.runtime import load_settings
     from castkeep.provenance.verify import verify_file
+    from castkeep.vocab import WITHDRAWN_ASSET_STATUSES
 
     settings = load_settings()
     report = verify_file(file, trust_anchors=build_components(settings).trust_anchors)

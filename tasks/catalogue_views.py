@@ -1,0 +1,210 @@
+"""Read-only views of the catalogue for the command line (and any other edge): talent, consents,
+requests, assets, and the lookup of a file by its content.
+
+Plain functions over an open session (and the object store where a view shows where a file
+lives). No Prefect and no models are imported here, so the read-only commands start fast.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from castkeep.db import assets_repo, catalogue, schema
+from castkeep.db.catalogue import TalentDetail, TalentSummary
+from castkeep.db.ids import parse_id
+from castkeep.db.object_store import ObjectStore, object_location
+from castkeep.provenance.consent import ConsentTerms
+from castkeep.vocab import WITHDRAWN_ASSET_STATUSES
+
+__all__ = [
+    "AssetFile",
+    "CatalogueMatch",
+    "RequestRow",
+    "TalentDetail",
+    "TalentSummary",
+    "asset_details",
+    "asset_file",
+    "consent_details",
+    "find_catalogued_file",
+    "list_requests",
+    "list_talent",
+    "parse_request_id",
+    "request_summary",
+    "show_talent",
+]
+
+
+def parse_request_id(value: str | uuid.UUID) -> uuid.UUID:
+    """A request id from a command line, or NotFoundError saying a UUID was expected."""
+    return parse_id(value, "request")
+
+
+def list_talent(session: Session) -> list[TalentSummary]:
+    """Every talent with counts of reference portraits and consents, oldest first."""
+    return catalogue.list_talent(session)
+
+
+def show_talent(session: Session, ident: str) -> TalentDetail:
+    """A talent (by id or external reference) with its consents and reference portraits."""
+    return catalogue.show_talent(session, ident)
+
+
+def consent_details(session: Session, consent_id: str) -> dict[str, Any]:
+    """JSON-ready view of a consent (by id or the agency's reference): terms, status history
+    and the portraits it covers."""
+    row = catalogue.get_consent(session, consent_id)
+    terms = ConsentTerms.from_row(row)
+    talent = session.get(schema.Talent, row.talent_id)
+    refs = session.scalars(select(schema.ReferencePortrait).where(
+        schema.ReferencePortrait.consent_id == row.id).order_by(schema.ReferencePortrait.created_at))
+    return {
+        "id": terms.id,
+        "consent_ref": row.external_ref,
+        "talent": {"id": str(talent.id), "external_ref": talent.external_ref,
+                   "display_name": talent.display_name},
+        "status": terms.status,
+        "valid_from": terms.valid_from.isoformat(),
+        "valid_until": terms.valid_until.isoformat(),
+        "scope": terms.scope_summary(),
+        "synthetic_likeness": terms.synthetic_likeness,
+        "ai_training": terms.ai_training,
+        "minor": terms.minor,
+        "guardian": row.guardian,
+        "signed_by": row.signed_by,
+        "notes": row.notes,
+        "release_doc_sha256": row.release_doc_sha256,
+        "events": [{"kind": e.kind, "at": e.at.isoformat(), "actor": e.actor, "reason": e.reason}
+                   for e in catalogue.consent_events(session, row.id)],
+        "references": [{"id": str(r.id), "sha256": r.sha256, "source_name": r.source_name}
+                       for r in refs],
+    }
+
+
+@dataclass(frozen=True)
+class RequestRow:
+    id: str
+    campaign: str
+    status: str
+    created_at: str  # ISO 8601
+
+    def as_dict(self) -> dict[str, str]:
+        return {"id": self.id, "campaign": self.campaign, "status": self.status,
+                "created_at": self.created_at}
+
+
+def list_requests(session: Session, *, limit: int = 50) -> list[RequestRow]:
+    """The most recent requests, newest first."""
+    return [
+        RequestRow(id=str(r.id), campaign=r.campaign, status=r.status,
+                   created_at=r.created_at.isoformat())
+        for r in assets_repo.list_requests(session, limit=limit)
+    ]
+
+
+def request_summary(session: Session, store: ObjectStore, request_id: uuid.UUID) -> dict[str, Any]:
+    """{"request_id", "status", "campaign", "assets": [{"id", "variant", "path", "passed",
+    "status", "reason", "scores"}], "refusals", "rejected_attempts", "contact_sheet"}: the same
+    document the request flow returns."""
+    view = assets_repo.request_view(session, request_id)
+    keys = _report_keys(session, request_id)
+    sheet_key = keys.get("contact_sheet")
+    return {
+        "request_id": view.id,
+        "status": view.status,
+        "campaign": view.campaign,
+        "assets": [
+            {
+                "id": a.id,
+                "variant": a.variant,
+                "path": object_location(store, a.object_key),
+                "passed": a.passed,
+                "status": a.status,
+                "reason": a.status_reason,
+                "scores": a.scores_summary(),
+            }
+            for a in view.assets
+        ],
+        "refusals": list(view.refusals),
+        "rejected_attempts": view.rejected_attempts,
+        "contact_sheet": object_location(store, sheet_key) if sheet_key else None,
+    }
+
+
+def _report_keys(session: Session, request_id: uuid.UUID) -> dict[str, str]:
+    """Object keys of the latest report of a request (from its audit event)."""
+    payload = session.scalar(
+        select(schema.AuditEvent.payload)
+        .where(
+            schema.AuditEvent.kind == "request.report",
+            schema.AuditEvent.entity_id == str(request_id),
+        )
+        .order_by(schema.AuditEvent.seq.desc())
+        .limit(1)
+    )
+    return dict(payload) if payload else {}
+
+
+def asset_details(session: Session, store: ObjectStore, asset_id: str) -> dict[str, Any]:
+    """JSON-ready view of an asset: status, scores, lineage and where its file is."""
+    v = assets_repo.asset_view(session, asset_id)
+    return {
+        "id": v.id, "request_id": v.request_id, "variant": v.variant, "attempt": v.attempt,
+        "seed": v.seed, "status": v.status, "reason": v.status_reason, "passed": v.passed,
+        "sha256": v.sha256, "media_type": v.media_type, "width": v.width, "height": v.height,
+        "engine": v.engine, "licence_id": v.licence_id, "talents": list(v.talent_ids),
+        "consents": list(v.consent_ids), "references": list(v.reference_ids), "use": v.use,
+        "scores": v.scores_summary(), "path": object_location(store, v.object_key),
+    }
+
+
+@dataclass(frozen=True)
+class AssetFile:
+    """Where an asset's signed file is, what it must hash to, and whether it was withdrawn."""
+
+    id: str
+    object_key: str
+    sha256: str
+    status: str
+    withdrawn: bool  # quarantined or rejected: it must not be used
+
+
+def asset_file(session: Session, asset_id: str) -> AssetFile:
+    """The stored file of an asset (NotFoundError says how to find asset ids)."""
+    row = assets_repo.get_asset(session, asset_id)
+    return AssetFile(id=str(row.id), object_key=row.object_key, sha256=row.sha256,
+                     status=row.status, withdrawn=row.status in WITHDRAWN_ASSET_STATUSES)
+
+
+@dataclass(frozen=True)
+class CatalogueMatch:
+    """The catalogue's entry for a file: found by asset id when one was given, else by sha256."""
+
+    asset_id: str
+    status: str
+    catalogue_sha256: str
+    sha256_matches: bool
+    withdrawn: bool
+
+
+def find_catalogued_file(session: Session, sha256: str, asset_id: str | None = None) -> CatalogueMatch | None:
+    """The asset a file is (by `asset_id`, which must exist, else by the file's sha256), or None
+    when no asset has that content. A tampered file has a new sha256 and is not found by it;
+    the asset id catches that case."""
+    if asset_id is not None:
+        asset = assets_repo.get_asset(session, asset_id)  # NotFoundError says how to find ids
+    else:
+        asset = session.scalars(select(schema.Asset).where(schema.Asset.sha256 == sha256)).first()
+    if asset is None:
+        return None
+    return CatalogueMatch(
+        asset_id=str(asset.id),
+        status=asset.status,
+        catalogue_sha256=asset.sha256,
+        sha256_matches=asset.sha256 == sha256,
+        withdrawn=asset.status in WITHDRAWN_ASSET_STATUSES,
+    )
