@@ -27,21 +27,16 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, allow_nan=False))
 
 
-def _faces_in(encoder, path: Path):
-    from castkeep.models.imaging import load_image
-
-    img = load_image(path)
-    return img, encoder.detect(img.rgb)
-
-
 @faces_app.command("detect")
 def detect(
     photo: Path = typer.Argument(..., help="Image file (JPEG, PNG, WebP, TIFF)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
 ) -> None:
     """List the faces in PHOTO, largest first: box, 5 landmarks, quality."""
+    from castkeep.tasks.face_tools import faces_in
+
     encoder = _encoder()
-    img, faces = _faces_in(encoder, photo)
+    img, faces = faces_in(encoder, photo)
     if as_json:
         _print_json(
             {
@@ -73,14 +68,14 @@ def compare(
 ) -> None:
     """Are A and B the same person? Exit 3 when an image has no usable face or several faces
     and no choice was given."""
-    from castkeep.models.faces.encoders import select_face
+    from castkeep.tasks.face_tools import choose_face, faces_in
 
     encoder = _encoder()
     chosen = []
     for path, index, option in ((a, face_a, "--face-a N"), (b, face_b, "--face-b N")):
-        _, faces = _faces_in(encoder, path)
+        _, faces = faces_in(encoder, path)
         chosen.append(
-            select_face(faces, index=index, largest=largest, min_face_px=min_face_px, what=str(path), index_option=option)
+            choose_face(faces, index=index, largest=largest, min_face_px=min_face_px, what=str(path), index_option=option)
         )
     info = encoder.info
     distance = encoder.distance(chosen[0], chosen[1])
@@ -111,17 +106,16 @@ def search_cmd(
     largest: bool = typer.Option(False, "--largest", help="Use the largest face when there are several."),
 ) -> None:
     """The catalogued faces (reference portraits and assets) nearest to the face in PHOTO."""
-    from castkeep.db.face_search import search
     from castkeep.flows.runtime import open_runtime
     from castkeep.flows.settings import get_settings
-    from castkeep.models.faces.encoders import select_face
+    from castkeep.tasks.face_tools import choose_face, faces_in, search_catalogue
 
     encoder = _encoder()
-    _, faces = _faces_in(encoder, photo)
-    query = select_face(faces, index=face, largest=largest, what=str(photo), index_option="--face N")
+    _, faces = faces_in(encoder, photo)
+    query = choose_face(faces, index=face, largest=largest, what=str(photo), index_option="--face N")
     info = encoder.info
     with open_runtime(get_settings()) as runtime, runtime.sessions() as session:
-        hits = search(session, query, k=k, metric=info.metric)
+        hits = search_catalogue(session, query, k=k, metric=info.metric)
     rows = [{**h.as_dict(), "same_person": h.distance <= info.threshold} for h in hits]
     if as_json:
         _print_json({"encoder": info.name, "threshold": info.threshold, "hits": rows})
@@ -144,11 +138,10 @@ def calibrate(
 ) -> None:
     """Check the same-person threshold on your own labelled photos: accuracy at the encoder's
     threshold, the best threshold, ROC AUC, and the pairs that had no usable face."""
-    from castkeep.models.faces.calibrate import calibrate_pairs, read_pairs_csv
+    from castkeep.tasks.face_tools import calibrate_csv
 
-    pairs = read_pairs_csv(pairs_csv, a_col=a_col, b_col=b_col, label_col=label_col)
     encoder = _encoder()
-    result = calibrate_pairs(pairs, encoder, base_dir=pairs_csv.resolve().parent)
+    result = calibrate_csv(pairs_csv, encoder, a_col=a_col, b_col=b_col, label_col=label_col)
     if as_json:
         _print_json(result.as_dict())
         return
