@@ -109,3 +109,32 @@ def test_fresh_home_starts_the_bundled_server(bundled_data_dir: Path):
     assert report["database"]["pgvector"]
     assert report["object_store"]["location"] == f"filesystem at {home / 'objects'}"
     assert (home / "pg" / "data" / "PG_VERSION").exists()
+
+
+def test_status_reports_the_local_prefect_server_without_starting_it(
+        runner: CliRunner, runtime_env: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    result = runner.invoke(cli.app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    # Not started yet: it starts with the first flow run, so that is no problem.
+    assert json.loads(result.stdout)["prefect"] == {
+        "mode": "local", "api_url": None, "ui_url": None, "healthy": False, "running": False}
+    assert not (runtime_env / "prefect" / "server.json").exists()
+    text = runner.invoke(cli.app, ["status"])
+    assert "prefect:       not running (local; starts with the first flow run)" in text.stdout
+
+
+def test_unreachable_prefect_api_exits_5_naming_the_variable(
+        runner: CliRunner, runtime_env: Path, monkeypatch: pytest.MonkeyPatch):
+    from tests.plugins.db import _free_port
+
+    url = f"http://127.0.0.1:{_free_port()}/api"
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    result = runner.invoke(cli.app, ["status", "--json"])
+    assert result.exit_code == 5
+    report = json.loads(result.stdout)
+    assert report["healthy"] is False and report["database"]["healthy"] is True
+    assert report["prefect"] == {"mode": "external", "api_url": url, "ui_url": url[:-4],
+                                 "healthy": False, "running": False}
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and "PREFECT_API_URL" in errors[0] and url in errors[0]

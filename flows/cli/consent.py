@@ -54,10 +54,10 @@ def revoke(
 ) -> None:
     """Revoke a consent and quarantine every asset made under it or showing the talent's face
     without other cover (status quarantined + legal hold; nothing is deleted). Safe to repeat."""
-    from castkeep.flows.runtime import patient_prefect
+    from castkeep.flows.prefect_server import local_prefect
     from castkeep.flows.revoke import revoke_consent
 
-    with patient_prefect():
+    with local_prefect():
         result = revoke_consent(consent_id, reason)
     if as_json:
         typer.echo(json.dumps(result, indent=2))

@@ -91,7 +91,7 @@ def submit(
     """Validate a request file, catalogue it and fulfil it. Exit 0 when every variant passed,
     1 when some were rejected, 3 when refused (consent or licence)."""
     from castkeep.flows.components import load_request_file
-    from castkeep.flows.runtime import patient_prefect
+    from castkeep.flows.prefect_server import local_prefect
     from castkeep.flows.runtime import load_settings, open_runtime
 
     settings = load_settings()
@@ -102,7 +102,7 @@ def submit(
         request_id = submit_request(runtime, spec, actor=settings.acting_user)
     if not as_json:
         typer.echo(f"request {request_id} submitted ({spec.variants} variant(s))", err=True)
-    with patient_prefect():
+    with local_prefect():
         result = fulfil_request(str(request_id))
     _print(result, as_json)
     raise typer.Exit(exit_code_for(result))
@@ -146,9 +146,9 @@ def resume(
     """Finish a request that was interrupted: finished variants are kept, not recomputed."""
     from castkeep.flows.fulfil_request import fulfil_request
     from castkeep.tasks.catalogue_views import parse_request_id
-    from castkeep.flows.runtime import patient_prefect
+    from castkeep.flows.prefect_server import local_prefect
 
-    with patient_prefect():
+    with local_prefect():
         result = fulfil_request(str(parse_request_id(request_id)))
     _print(result, as_json)
     raise typer.Exit(exit_code_for(result))
@@ -165,10 +165,10 @@ def approve(
     """Approve and publish chosen assets of a request that waits for approval; its other
     candidates are rejected as not selected."""
     from castkeep.flows.approve import approve_request
-    from castkeep.flows.runtime import patient_prefect
+    from castkeep.flows.prefect_server import local_prefect
 
     ids = [part.strip() for item in assets for part in item.split(",") if part.strip()]
-    with patient_prefect():
+    with local_prefect():
         result = approve_request(request_id, ids, reviewer)
     if as_json:
         typer.echo(json.dumps(_public(result), default=str))

@@ -51,8 +51,25 @@ def collect_status() -> tuple[dict, list[CastkeepError]]:
     except CastkeepError as exc:
         store_report["error"] = str(exc)
         problems.append(exc)
+    report["prefect"] = _prefect_report(settings.home, problems)
     report["healthy"] = not problems
     return report, problems
+
+
+def _prefect_report(home, problems: list[CastkeepError]) -> dict:  # noqa: ANN001
+    """The Prefect API in use. castkeep's local server starts with the first flow run, so one
+    that is not running yet is no problem; an external one (PREFECT_API_URL) that does not
+    answer is."""
+    from castkeep.errors import InfrastructureError
+    from castkeep.flows.prefect_server import prefect_status
+
+    prefect = prefect_status(home)
+    if prefect.mode == "external" and not prefect.healthy:
+        problems.append(InfrastructureError(
+            f"the Prefect API at {prefect.api_url} does not answer; start it, or check "
+            "PREFECT_API_URL"
+        ))
+    return prefect.as_dict()
 
 
 def _print_text(report: dict) -> None:
@@ -64,12 +81,21 @@ def _print_text(report: dict) -> None:
         typer.echo(f"  PostgreSQL {db['postgresql']}, pgvector {db['pgvector']}, "
                    f"schema {db['revision']} (head {db['head']})")
     typer.echo(f"object store:  {ok[store['healthy']]} {store.get('location', store['kind'])}")
+    prefect = report["prefect"]
+    if prefect["healthy"]:
+        typer.echo(f"prefect:       ok ({prefect['mode']}) UI {prefect['ui_url']}, "
+                   f"API {prefect['api_url']}")
+    elif prefect["mode"] == "local" and not prefect["running"]:
+        typer.echo("prefect:       not running (local; starts with the first flow run)")
+    else:
+        typer.echo(f"prefect:       FAILED ({prefect['mode']}) {prefect['api_url']}")
 
 
 def status(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Show the data dir, PostgreSQL and pgvector versions, the object store, and their health.
+    """Show the data dir, PostgreSQL and pgvector versions, the object store, the Prefect API
+    and UI, and their health.
     Exit code 0 when healthy, 5 when a service is unavailable, 2 when a setting is wrong."""
     report, problems = collect_status()
     if as_json:

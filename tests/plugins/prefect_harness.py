@@ -2,6 +2,9 @@
 
 - `run_castkeep(*args, home=)`: the real `castkeep` console script in a child process, on the
   test catalogue (the CASTKEEP_ environment) and this session's Prefect API.
+- `stop_local_prefect_servers` (automatic, whole session): at the end of the session, stops every
+  long-lived local Prefect server (flows/prefect_server.py) that a test started in a data dir
+  under pytest's temporary directory, so no test leaves one running.
 """
 
 from __future__ import annotations
@@ -12,6 +15,15 @@ import sys
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_local_prefect_servers(tmp_path_factory: pytest.TempPathFactory):
+    yield
+    from castkeep.flows.prefect_server import stop_server
+
+    for state in tmp_path_factory.getbasetemp().rglob("prefect/server.json"):
+        stop_server(state.parent.parent)
 
 
 @pytest.fixture(scope="session")
