@@ -1,0 +1,81 @@
+"""The root options of `castkeep` (castkeep.flows.cli): `--version` answered before anything heavy
+loads, quiet orchestration by default, `-v/--verbose` to see Prefect's run logs, and the Prefect
+environment every command gets (its home in the data dir, telemetry off)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import castkeep
+from castkeep.flows import cli
+
+HEAVY = ("prefect", "torch", "diffusers", "cv2", "dlib", "sqlalchemy", "pydantic_settings")
+
+# Runs main() in a fresh interpreter and reports what it left behind (the process environment
+# and the modules it loaded) as one JSON line after the command's own output.
+_PROBE = """
+import json, os, sys
+heavy = set(json.loads(sys.argv[2]))
+sys.argv = ["castkeep", *json.loads(sys.argv[1])]
+from castkeep.flows.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps({
+    "env": {k: os.environ.get(k) for k in ("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "PREFECT_HOME",
+                                           "DO_NOT_TRACK", "PREFECT_SERVER_ANALYTICS_ENABLED")},
+    "heavy": sorted({m.split(".")[0] for m in sys.modules} & heavy),
+}))
+"""
+
+
+def _probe(tmp_path: Path, *args: str) -> tuple[list[str], dict]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CASTKEEP_"))}
+    env.pop("DO_NOT_TRACK", None)
+    env["CASTKEEP_HOME"] = str(tmp_path / "data")
+    proc = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(args), json.dumps(HEAVY)],
+                          env=env, capture_output=True, text=True, timeout=120, check=True)
+    *output, report = proc.stdout.strip().splitlines()
+    return output, json.loads(report)
+
+
+def test_version_is_printed_before_anything_heavy_loads(tmp_path):
+    output, report = _probe(tmp_path, "--version")
+    assert output == [f"castkeep {castkeep.__version__}"]
+    assert report["heavy"] == []
+    # Not even the Prefect environment is set up for it.
+    assert report["env"]["PREFECT_HOME"] is None
+
+
+def test_version_and_verbose_are_root_options():
+    cli._register()
+    result = CliRunner().invoke(cli.app, ["--version"])
+    assert result.exit_code == 0 and result.stdout == f"castkeep {castkeep.__version__}\n"
+    help_text = CliRunner().invoke(cli.app, ["--help"]).stdout
+    assert "--verbose" in help_text and "-v" in help_text and "--version" in help_text
+
+
+def test_commands_are_quiet_by_default_with_prefect_in_the_data_dir(tmp_path):
+    _out, report = _probe(tmp_path, "faces", "--help")
+    assert report["env"] == {
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+        "PREFECT_HOME": str((tmp_path / "data" / "prefect").resolve()),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    assert (tmp_path / "data" / "prefect").is_dir()
+
+
+def test_verbose_lets_prefect_logs_through_and_keeps_telemetry_off(tmp_path):
+    for flag in ("-v", "--verbose"):
+        _out, report = _probe(tmp_path, flag, "faces", "--help")
+        assert report["env"]["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] is None, flag
+        assert report["env"]["DO_NOT_TRACK"] == "1"
+        assert report["env"]["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
