@@ -1,15 +1,20 @@
-"""`castkeep edit`: writes the edited image and prints identity/lighting/camera scores."""
+"""`castkeep edit`: writes the edited image and prints the request pipeline's scores of it."""
 
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from typer.testing import CliRunner
 
 from castkeep.flows import cli
 from castkeep.models.faces.encoders import get_encoder
+from castkeep.models.faces.encoders import select_face
 from castkeep.models.imaging import load_image
+from castkeep.models.request_spec import Thresholds
+from castkeep.models.scoring.variant import jsonable, score_variant
+from castkeep.models.specs import parse_camera
 
 cli._register()
 runner = CliRunner()
@@ -32,13 +37,15 @@ def test_single_edit_json(fixtures_dir, tmp_path):
                "--camera", "roll=15,shot=medium", "--seed", "3", "--json")
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)  # stdout is exactly the JSON
-    assert set(report) >= {"identity", "lighting", "camera"}
+    assert set(report) >= {"passed", "identity", "extra_faces", "lighting", "camera", "quality"}
+    assert report["passed"] is True and report["reasons"] == []
     assert report["identity"]["passed"] is True
     assert report["identity"]["faces"][0]["distance"] < report["identity"]["threshold"]
-    assert report["lighting"]["faces"][0]["spec_azimuth"] == 45.0
-    assert report["lighting"]["faces"][0]["error"] <= 25.0
-    assert report["camera"]["faces"][0]["measured_roll"] == pytest.approx(15.0, abs=3.0)
-    assert report["camera"]["faces"][0]["shot_bin_error"] == 0
+    assert report["lighting"]["detail"]["spec_azimuth"] == 45.0
+    assert report["lighting"]["value"] <= 25.0
+    assert report["camera"]["detail"]["measured_roll"] == pytest.approx(15.0, abs=3.0)
+    assert report["camera"]["detail"]["shot_bin_error"] == 0
+    assert report["quality"]["passed"] is True
     assert report["edit_kinds"] == ["lighting", "camera"]
     img = load_image(out)
     assert len(get_encoder("dlib-resnet-v1").detect(img.rgb, embed=False)) == 1
@@ -55,6 +62,36 @@ def test_group_edit_png(fixtures_dir, tmp_path):
     assert report["camera"] is None
     assert "group_composite" in report["edit_kinds"]
     assert load_image(out).format == "PNG"
+
+
+def test_group_edit_scores_the_shot_as_the_request_pipeline_does(fixtures_dir, tmp_path):
+    """A group shot's camera score includes its framing (the shot), as a request variant's
+    does: the same scorer, on the same output and inputs, gives the same record."""
+    out = tmp_path / "group.png"  # lossless: the file holds the pixels that were scored
+    photos = [fixtures_dir / "obama.jpg", fixtures_dir / "biden.jpg"]
+    res = _run("edit", *map(str, photos), "-o", str(out), "--camera", "roll=5,shot=medium",
+               "--json")
+    assert res.exit_code == 0, res.output
+    camera = json.loads(res.stdout)["camera"]
+    assert camera["detail"]["spec_shot"] == "medium"
+    assert camera["detail"]["shot_bin_error"] == 0 and camera["detail"]["faces"] == 2
+
+    encoder = get_encoder("dlib-resnet-v1")
+    encoder.load()
+    refs = [load_image(p).rgb for p in photos]
+    faces = [select_face(encoder.detect(rgb, embed=True), largest=True) for rgb in refs]
+    ids = [str(uuid.uuid4()) for _ in photos]
+    pipeline = score_variant(
+        load_image(out).rgb, encoder=encoder,
+        talent_embeddings={t: [f.embedding] for t, f in zip(ids, faces)},
+        talent_labels={}, reference_faces=dict(zip(ids, faces)),
+        reference_images=dict(zip(ids, refs)), lighting=None,
+        camera=parse_camera("roll=5,shot=medium"), thresholds=Thresholds(),
+        allow_extra_faces=False,
+    )
+    (record,) = [r for r in pipeline.records if r.kind == "camera"]
+    assert camera["value"] == record.value and camera["passed"] is record.passed
+    assert camera["detail"] == jsonable(dict(record.detail))
 
 
 def test_refusal_is_an_error_and_writes_nothing(fixtures_dir, tmp_path):

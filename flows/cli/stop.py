@@ -14,14 +14,14 @@ def stop(
     """Stop the local Prefect server and the bundled PostgreSQL of this data dir (both start again
     on the next command that needs them). Servers configured from outside (PREFECT_API_URL,
     CASTKEEP_DATABASE__URL) are left alone."""
-    from castkeep.db.server import stop_bundled_server
     from castkeep.flows.prefect_server import stop_server
     from castkeep.flows.runtime import load_settings
+    from castkeep.tasks.catalogue_admin import stop_bundled_database
 
     settings = load_settings()
     stopped = {
         "prefect": stop_server(settings.home),
-        "database": False if settings.database.url else stop_bundled_server(settings.home),
+        "database": False if settings.database.url else stop_bundled_database(settings.home),
     }
     if as_json:
         typer.echo(json.dumps(stopped))
