@@ -17,11 +17,25 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger, task, unmapped
+from prefect.cache_policies import NO_CACHE
 
 from castkeep.flows.anchor import anchor_key_path, checkpoint
 from castkeep.flows.components import build_components, encoder_profile
 from castkeep.tasks import audit as checks
+from castkeep.tasks.retry import retry_unless_user_error
+
+# The audit's units as Prefect tasks (never cached: they read live state). Each takes picklable
+# factories, so it can run in another process (a Dask worker) with its own connections.
+integrity_task = task(name="audit-integrity", cache_policy=NO_CACHE, retries=1,
+                      retry_delay_seconds=5,
+                      retry_condition_fn=retry_unless_user_error)(checks.integrity_chunk)
+consents_task = task(name="audit-consents", cache_policy=NO_CACHE)(checks.consents_check)
+expiring_task = task(name="audit-expiring", cache_policy=NO_CACHE)(checks.expiring_check)
+identity_task = task(name="audit-identity-sweep", cache_policy=NO_CACHE)(checks.identity_check)
+chain_task = task(name="audit-chain", cache_policy=NO_CACHE)(checks.chain_check)
+consent_rows_task = task(name="audit-consent-rows",
+                         cache_policy=NO_CACHE)(checks.consent_rows_check)
 
 REPORTS_PREFIX = "reports"
 INTEGRITY_CHUNK = 25  # assets per integrity task
@@ -132,18 +146,18 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
     # (threads by default; a Dask cluster through audit_checks when CASTKEEP_PREFECT__DASK_ADDRESS
     # is set).
     store_factory = functools.partial(build_store, settings)
-    integrity = checks.integrity_task.map(
+    integrity = integrity_task.map(
         unmapped(store_factory), [assets[i : i + INTEGRITY_CHUNK] for i in range(0, len(assets), INTEGRITY_CHUNK)],
         unmapped(anchors),
     )
     runtime_factory = functools.partial(open_runtime, settings, migrate=False)
-    consents = checks.consents_task.submit(runtime_factory, assets, at)
-    consent_rows = checks.consent_rows_task.submit(runtime_factory, talent_id)
-    expiring = checks.expiring_task.submit(runtime_factory, at, expiring_within_days, talent_id)
-    identity = checks.identity_task.submit(
+    consents = consents_task.submit(runtime_factory, assets, at)
+    consent_rows = consent_rows_task.submit(runtime_factory, talent_id)
+    expiring = expiring_task.submit(runtime_factory, at, expiring_within_days, talent_id)
+    identity = identity_task.submit(
         runtime_factory, encoder.name, encoder.metric, encoder.threshold, talent_id
     )
-    chain = checks.chain_task.submit(runtime_factory, anchor_key_path(settings))
+    chain = chain_task.submit(runtime_factory, anchor_key_path(settings))
 
     identity_violations, identity_matches = identity.result()
     chain_violations, events_checked = chain.result()

@@ -31,19 +31,18 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from castkeep.db import assets_repo
-from castkeep.db.assets_repo import GenerationRecord
-from castkeep.errors import CastkeepError, ConsentError, DatabaseError, LicenceError
 from castkeep.db.ids import parse_id
 from castkeep.db.object_store import object_location
+from castkeep.errors import CastkeepError, ConsentError, DatabaseError, LicenceError
 from castkeep.flows import request_status
 from castkeep.flows.components import (
     build_components,
@@ -51,33 +50,37 @@ from castkeep.flows.components import (
     licence_ids,
     licence_setting_names,
 )
-from castkeep.flows.run_stats import RunStats
 from castkeep.flows.settings import Settings, get_settings
-from castkeep.models.engines.base import EditInput
 from castkeep.models.request_spec import RequestSpec
-from castkeep.provenance.policy import use_of, use_record
-from castkeep.vocab import AssetStatus, RequestStatus
+from castkeep.provenance.policy import use_of
 from castkeep.tasks.consent_gate import (
     ModelLicence,
-    TalentClearance,
     check_consent,
     check_consent_for_publish,
-    consent_gate_task,
-    licence_gate_task,
+    check_licences,
 )
-from castkeep.tasks.generate import (
-    GPU_LIMIT,
-    engine_info,
-    ensure_gpu_limit,
-    generate_task,
-    local_gpu_slot,
-)
-from castkeep.tasks.references import ReferenceSet, select_references_task
+from castkeep.tasks.generate import GPU_LIMIT, engine_info, ensure_gpu_limit, local_gpu_slot
+from castkeep.tasks.references import select_references
 from castkeep.tasks.report import publish_report
-from castkeep.tasks.score import score_task
-from castkeep.tasks.sign import build_manifest, edit_description, finish_variant_task
+from castkeep.tasks.retry import retry_unless_user_error
+from castkeep.tasks.run_stats import RunStats
+from castkeep.tasks.variant import Prepared, Refused, recheck_consent, run_variant
+from castkeep.vocab import AssetStatus, RequestStatus
 
 VARIANT_DEPLOYMENT = "fulfil-variant/fulfil-variant"
+
+# The request's steps as Prefect task runs (in-process objects as arguments: never cached).
+consent_gate_task = task(name="consent-gate", cache_policy=NO_CACHE,
+                         persist_result=False)(check_consent)
+licence_gate_task = task(name="licence-gate", cache_policy=NO_CACHE,
+                         persist_result=False)(check_licences)
+select_references_task = task(name="select-references", cache_policy=NO_CACHE,
+                              persist_result=False)(select_references)
+# One task run per variant; its sub-steps (generate, score, sign, catalogue) are plain calls.
+# A retry is safe: run_variant continues after the variant's last recorded attempt.
+variant_task = task(name="variant", cache_policy=NO_CACHE, persist_result=False, retries=2,
+                    retry_delay_seconds=1, retry_condition_fn=retry_unless_user_error,
+                    task_run_name="variant-{variant}")(run_variant)
 
 
 # ---- submitting ------------------------------------------------------------------------------
@@ -95,31 +98,6 @@ def submit_request(runtime, spec: RequestSpec, *, actor: str) -> uuid.UUID:
 
 
 # ---- context ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Prepared:
-    request_id: uuid.UUID
-    spec: RequestSpec
-    settings: Settings
-    runtime: Any
-    encoder: Any
-    construct: dict[str, Any]
-    engine_version: str
-    engine_device: str
-    licence_id: str | None
-    clearances: tuple[TalentClearance, ...]
-    refs: ReferenceSet
-    signer: Any
-    actor: str
-    stats: RunStats
-
-
-class Refused(Exception):
-    def __init__(self, refusals: list[str], kind: str) -> None:
-        super().__init__("; ".join(refusals))
-        self.refusals = refusals
-        self.kind = kind  # consent | licence
 
 
 def prepare(runtime, settings: Settings, request_id: uuid.UUID, spec: RequestSpec,
@@ -157,7 +135,6 @@ def prepare(runtime, settings: Settings, request_id: uuid.UUID, spec: RequestSpe
     return Prepared(
         request_id=request_id,
         spec=spec,
-        settings=settings,
         runtime=runtime,
         encoder=encoder,
         construct=construct,
@@ -172,180 +149,14 @@ def prepare(runtime, settings: Settings, request_id: uuid.UUID, spec: RequestSpe
     )
 
 
-# ---- one variant -----------------------------------------------------------------------------
-
-
-def _jsonable(value: Any) -> Any:
-    from castkeep.tasks.score import jsonable as j
-
-    return j(value)
-
-
-def run_variant(
-    p: Prepared, variant: int, first_attempt: int = 0, *, limit: str | None = GPU_LIMIT
-) -> uuid.UUID:
-    """Generate, score and retry one variant; sign, store and catalogue its final attempt.
-    Each engine call holds a slot of `limit` (None: the caller already holds one)."""
-    spec = p.spec
-    refs = p.refs.references
-    labels = {r.talent_id: c.ref for r, c in zip(refs, p.clearances)}
-    consents = [
-        next(t for t in c.consents if t.id == r.consent_id) for r, c in zip(refs, p.clearances)
-    ]
-    last = spec.thresholds.max_retries
-    attempt = min(first_attempt, last)
-    while True:
-        # Consent may be revoked while the request runs: stop before spending the engine on it.
-        recheck_consent(p)
-        seed = spec.seed_for(variant, attempt)
-        inp = EditInput(
-            references=[r.rgb for r in refs],
-            faces=[r.face for r in refs],
-            lighting=spec.lighting,
-            camera=spec.camera,
-            scene=spec.scene,
-            seed=seed,
-            options=dict(spec.engine_options),
-        )
-        t0 = time.perf_counter()
-        gen = generate_task(spec.engine, p.construct, inp, limit)
-        p.stats.add("engine", gen.engine_seconds)
-        p.stats.add("gpu_wait", gen.wait_seconds)
-        p.stats.add("orchestration", time.perf_counter() - t0 - gen.engine_seconds - gen.wait_seconds)
-        p.stats.attempts += 1
-
-        scores = score_task(
-            gen.output.image,
-            encoder=p.encoder,
-            talent_embeddings=p.refs.talent_embeddings,
-            talent_labels=labels,
-            reference_faces={r.talent_id: r.face for r in refs},
-            reference_images={r.talent_id: r.rgb for r in refs},
-            lighting=spec.lighting,
-            camera=spec.camera,
-            thresholds=spec.thresholds,
-            allow_extra_faces=spec.allow_extra_faces,
-        )
-        p.stats.add("scoring", scores.seconds - scores.detect_seconds)
-        p.stats.add("identity_model", scores.detect_seconds)
-        metadata = _jsonable(dict(gen.output.metadata or {}))
-        record = GenerationRecord(
-            variant=variant,
-            attempt=attempt,
-            seed=seed,
-            engine=spec.engine,
-            engine_version=p.engine_version,
-            device=str(metadata.get("device") or p.engine_device),
-            passed=scores.passed,
-            model_hashes=_model_hashes(metadata),
-            params={
-                "options": dict(spec.engine_options),
-                "lighting": spec.lighting.model_dump(mode="json") if spec.lighting else None,
-                "camera": spec.camera.model_dump(mode="json") if spec.camera else None,
-                "scene_given": spec.scene is not None,
-                "edit_kinds": list(gen.output.edit_kinds),
-                "engine_metadata": metadata,
-                "reasons": list(scores.reasons),
-            },
-            timings={
-                "engine_s": round(gen.engine_seconds, 4),
-                "gpu_wait_s": round(gen.wait_seconds, 4),
-                "score_s": round(scores.seconds, 4),
-            },
-            licence_id=p.licence_id,
-        )
-        if not scores.passed and attempt < last:
-            with p.stats.stage("db"), p.runtime.sessions.begin() as session:
-                assets_repo.record_attempt(session, p.request_id, record, scores.records)
-            attempt += 1
-            continue
-
-        manifest = build_manifest(
-            title=f"castkeep-{str(p.request_id)[:8]}-v{variant:03d}.jpg",
-            references=refs,
-            consents=consents,
-            engine_name=spec.engine,
-            engine_version=p.engine_version,
-            description=edit_description(
-                spec.engine, spec.lighting, spec.camera, spec.scene is not None, len(refs) > 1,
-                p.licence_id,
-            ),
-            scores=_scores_assertion(p, scores.records),
-        )
-        reason = None if scores.passed else "; ".join(scores.reasons) + (
-            f" (after {attempt + 1} attempt(s))"
-        )
-        t0 = time.perf_counter()
-        done = finish_variant_task(
-            gen.output.image,
-            manifest,
-            p.signer,
-            p.runtime.store,
-            p.runtime.sessions,
-            p.request_id,
-            generation=record,
-            scores=scores.records,
-            status=AssetStatus.CANDIDATE if scores.passed else AssetStatus.REJECTED,
-            status_reason=reason,
-            use=use_record(spec),
-            references=refs,
-            faces=scores.faces,
-            actor=p.actor,
-        )
-        signed = done.signed
-        p.stats.add("signing", signed.sign_seconds)
-        p.stats.add("storage", signed.store_seconds)
-        p.stats.add("db", done.db_seconds)
-        p.stats.add("orchestration", time.perf_counter() - t0 - signed.sign_seconds
-                    - signed.store_seconds - done.db_seconds)
-        asset_id = done.asset_id
-        p.stats.variants += 1
-        return asset_id
-
-
-def recheck_consent(p: Prepared) -> None:
-    """Raises Refused when a talent's consent no longer covers the request."""
-    with p.stats.stage("consent"), p.runtime.sessions() as session:
-        gate = check_consent(session, list(p.spec.talents), use_of(p.spec), p.spec.publish_date)
-    if not gate.allowed:
-        raise Refused(list(gate.refusals), "consent")
-
-
-def _model_hashes(metadata: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(metadata.get("model_hashes"), dict):
-        return metadata["model_hashes"]
-    keys = ("model_dir_fingerprint", "fingerprint", "loras")
-    return {k: metadata[k] for k in keys if metadata.get(k)}
-
-
-def _scores_assertion(p: Prepared, records):
-    from castkeep.provenance.manifest import AdherenceEntry, IdentityScore, ScoresAssertion
-
-    enc = p.encoder.info
-    identity = tuple(
-        IdentityScore(
-            talent_id=str(r.talent_id),
-            distance=float(r.value),
-            threshold=float(r.threshold),
-            passed=r.passed,
-            similarity=r.detail.get("similarity"),
-            face_index=r.face_index,
-        )
-        for r in records
-        if r.kind == "identity"
-    )
-    adherence = {
-        r.kind: AdherenceEntry(error=float(r.value), threshold=float(r.threshold), passed=r.passed,
-                               unit="deg")
-        for r in records
-        if r.kind in ("lighting", "camera")
-    }
-    return ScoresAssertion(
-        encoder=f"{enc.name} {enc.version}",
-        identity=identity,
-        lighting=adherence.get("lighting"),
-        camera=adherence.get("camera"),
-    )
+def run_timed(p: Prepared, variant: int, *, limit: str | None) -> uuid.UUID:
+    """The variant task; the time it takes beyond its timed sub-steps is orchestration."""
+    before = sum(p.stats.stages.values())
+    t0 = time.perf_counter()
+    asset_id = variant_task(p, variant, limit=limit)
+    inside = sum(p.stats.stages.values()) - before
+    p.stats.add("orchestration", time.perf_counter() - t0 - inside)
+    return asset_id
 
 
 # ---- the flows -------------------------------------------------------------------------------
@@ -383,7 +194,7 @@ def _current_flow_run_id() -> str | None:
     return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
 
 
-def _dispatch_remote(p: Prepared, pending: list[int]) -> None:
+def _dispatch_remote(p: Prepared, pending: list[int], pool: str) -> None:
     """Run pending variants as `fulfil-variant` deployment runs on the GPU work pool."""
     from prefect.deployments import run_deployment
     from prefect.flow_runs import wait_for_flow_run
@@ -406,7 +217,7 @@ def _dispatch_remote(p: Prepared, pending: list[int]) -> None:
         raise ConfigurationError(
             f"CASTKEEP_PREFECT__GPU_WORK_POOL is set but the Prefect API has no deployment "
             f"{VARIANT_DEPLOYMENT!r} (flows/fulfil_request.py:fulfil_variant on the "
-            f"{p.settings.prefect.gpu_work_pool!r} pool): deploy it, or unset the setting to "
+            f"{pool!r} pool): deploy it, or unset the setting to "
             "run variants in this process"
         ) from None
     failed = []
@@ -417,7 +228,7 @@ def _dispatch_remote(p: Prepared, pending: list[int]) -> None:
     if failed:
         recheck_consent(p)  # a revocation stops the variants: the request is refused, not failed
         raise CastkeepError(
-            f"variants {failed} failed on work pool {p.settings.prefect.gpu_work_pool}; "
+            f"variants {failed} failed on work pool {pool}; "
             f"`castkeep request resume {p.request_id}` retries them"
         )
 
@@ -466,7 +277,7 @@ def fulfil_request(request_id: str) -> dict[str, Any]:
                         spec.variants - len(pending))
             try:
                 if settings.prefect.gpu_work_pool and pending:
-                    _dispatch_remote(p, pending)
+                    _dispatch_remote(p, pending, settings.prefect.gpu_work_pool)
                 elif pending:
                     # In process (the embedded default) the run holds one machine-wide `gpu`
                     # slot (a file lock: freed by the kernel if this process dies) for all its
@@ -476,7 +287,7 @@ def fulfil_request(request_id: str) -> dict[str, Any]:
                                         settings.prefect.gpu_concurrency):
                         stats.add("gpu_wait", time.perf_counter() - t0)
                         for v in pending:
-                            run_variant(p, v, progress.next_attempt.get(v, 0), limit=None)
+                            run_timed(p, v, limit=None)
             except Refused as refused:
                 request_status.set_status(runtime, rid, RequestStatus.REFUSED, actor=actor,
                                           refusals=refused.refusals,
@@ -544,7 +355,7 @@ def fulfil_variant(request_id: str, variant: int) -> str:
         except Refused as refused:
             cls = ConsentError if refused.kind == "consent" else LicenceError
             raise cls("; ".join(refused.refusals)) from None
-        return str(run_variant(p, variant, progress.next_attempt.get(variant, 0)))
+        return str(run_timed(p, variant, limit=GPU_LIMIT))
     finally:
         close = getattr(runtime, "close", None)
         if callable(close):

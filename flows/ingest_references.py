@@ -12,7 +12,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_table_artifact
 
 from castkeep.errors import ConfigurationError, NotFoundError
@@ -23,10 +24,27 @@ from castkeep.tasks.ingest import (
     IngestOptions,
     IngestResult,
     chunks,
-    ingest_chunk,
-    plan_task,
+    ingest_jobs,
+    plan_ingest,
 )
 from castkeep.tasks.ingest_sources import FolderSource, S3PrefixSource, Source
+from castkeep.tasks.retry import retry_unless_user_error
+
+
+
+@task(name="plan-ingest", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
+      retry_condition_fn=retry_unless_user_error)
+def plan_task(source: Source, at: dt.datetime):
+    """List the source and match portraits to their consent manifests."""
+    return plan_ingest(source, at=at)
+
+
+@task(name="ingest-chunk", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
+      retry_condition_fn=retry_unless_user_error, task_run_name="ingest-chunk-{index}")
+def ingest_chunk(index: int, jobs: list, ctx: IngestContext, done: int = 0, total: int = 0):
+    """Ingest a chunk of portraits. Retrying is safe: each portrait is idempotent (content
+    addressed, one transaction, unique sha256) and a retry reports its own commits as accepted."""
+    return ingest_jobs(jobs, ctx, done=done, total=total)
 
 DEFAULT_CHUNK_SIZE = 16
 

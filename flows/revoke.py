@@ -6,10 +6,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
-from castkeep.tasks import revoke as cascade_tasks
 from castkeep.flows.components import encoder_profile
+from castkeep.tasks import revoke as cascade
+from castkeep.tasks.retry import retry_unless_user_error
+
+revoke_task = task(name="revoke-consent", cache_policy=NO_CACHE, retries=2,
+                   retry_delay_seconds=5, retry_condition_fn=retry_unless_user_error)(
+    cascade.revoke)
+due_consents_task = task(name="consents-past-due", cache_policy=NO_CACHE)(cascade.due_consents)
 
 if TYPE_CHECKING:
     from castkeep.models.faces.face_types import EncoderInfo
@@ -26,7 +33,8 @@ def revoke_consent(consent_id: str, reason: str) -> dict[str, Any]:
 
     logger = get_run_logger()
     with open_runtime() as runtime:
-        result = cascade_tasks.revoke_task(runtime, consent_id, reason, "revoked", _face_profile(runtime.settings))
+        result = revoke_task(runtime, consent_id=consent_id, reason=reason, status="revoked",
+                             face=_face_profile(runtime.settings))
     logger.info(
         "consent %s %s: %d asset(s) quarantined (%d by lineage, %d by face)",
         result.consent_id,
@@ -47,9 +55,10 @@ def expire_consents() -> dict[str, Any]:
     at = dt.datetime.now(dt.timezone.utc)
     with open_runtime() as runtime:
         face = _face_profile(runtime.settings)
-        due = cascade_tasks.due_consents_task(runtime, at)
+        due = due_consents_task(runtime, at)
         results = [
-            cascade_tasks.revoke_task(runtime, cid, f"valid_until passed (checked {at.isoformat()})", "expired", face)
+            revoke_task(runtime, consent_id=cid, status="expired", face=face,
+                        reason=f"valid_until passed (checked {at.isoformat()})")
             for cid in due
         ]
     quarantined = sorted({a for r in results for a in r.quarantined})

@@ -12,10 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from castkeep.tasks.retry import retry_unless_user_error
 from castkeep.db import compliance
 from castkeep.errors import ObjectNotFoundError
 from castkeep.models.faces.face_types import EncoderInfo
@@ -219,12 +216,10 @@ def check_consent_rows(session, talent_id: str | None) -> list[Violation]:
     ]
 
 
-# --- Prefect tasks (never cached: they read live state) --------------------------------------
+# --- Units of the audit flow (it wraps them as Prefect tasks, never cached) ---------------------
 
 
-@task(name="audit-integrity", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
-      retry_condition_fn=retry_unless_user_error)
-def integrity_task(
+def integrity_chunk(
     store_factory: Callable[[], Any], assets: list[compliance.AssetUnderAudit], trust_anchors: list[Path]
 ) -> list[Violation]:
     """One chunk of the fan-out. Takes a picklable store factory, not a store, so the chunk can
@@ -237,14 +232,12 @@ def integrity_task(
 # another process (a Dask worker) and open its own.
 
 
-@task(name="audit-consents", cache_policy=NO_CACHE)
-def consents_task(runtime_factory: Callable[[], Any], assets: list[compliance.AssetUnderAudit], at: dt.datetime) -> list[Violation]:
+def consents_check(runtime_factory: Callable[[], Any], assets: list[compliance.AssetUnderAudit], at: dt.datetime) -> list[Violation]:
     with runtime_factory() as runtime, runtime.sessions() as session:
         return check_consents(session, assets, at)
 
 
-@task(name="audit-expiring", cache_policy=NO_CACHE)
-def expiring_task(
+def expiring_check(
     runtime_factory: Callable[[], Any], at: dt.datetime, within_days: int, talent_id: str | None
 ) -> list[compliance.CoveredConsent]:
     with runtime_factory() as runtime, runtime.sessions() as session:
@@ -253,20 +246,17 @@ def expiring_task(
         )
 
 
-@task(name="audit-identity-sweep", cache_policy=NO_CACHE)
-def identity_task(runtime_factory: Callable[[], Any], encoder: str, metric: str, threshold: float, talent_id: str | None):
+def identity_check(runtime_factory: Callable[[], Any], encoder: str, metric: str, threshold: float, talent_id: str | None):
     with runtime_factory() as runtime, runtime.sessions() as session:
         return identity_sweep(session, encoder=encoder, metric=metric, threshold=threshold, talent_id=talent_id)
 
 
-@task(name="audit-chain", cache_policy=NO_CACHE)
-def chain_task(runtime_factory: Callable[[], Any], key_path: Path) -> tuple[list[Violation], int]:
+def chain_check(runtime_factory: Callable[[], Any], key_path: Path) -> tuple[list[Violation], int]:
     """Takes the anchor key's path, never the key: task arguments may be recorded."""
     with runtime_factory() as runtime, runtime.sessions() as session:
         return check_chain(session, runtime.store, key_path)
 
 
-@task(name="audit-consent-rows", cache_policy=NO_CACHE)
-def consent_rows_task(runtime_factory: Callable[[], Any], talent_id: str | None) -> list[Violation]:
+def consent_rows_check(runtime_factory: Callable[[], Any], talent_id: str | None) -> list[Violation]:
     with runtime_factory() as runtime, runtime.sessions() as session:
         return check_consent_rows(session, talent_id)

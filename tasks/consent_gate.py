@@ -11,8 +11,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import Session
 
 from castkeep.db import catalogue, compliance
@@ -184,20 +182,3 @@ def check_licences(
             f"non-commercial purpose ({', '.join(sorted(NON_COMMERCIAL_PURPOSES))})"
         )
     return LicenceGate(allowed=not refusals, refusals=tuple(refusals), licence_ids=used)
-
-
-@task(name="consent-gate", cache_policy=NO_CACHE, persist_result=False)
-def consent_gate_task(
-    session: Session, talents: Sequence[str], use: Use, publish_date: dt.date
-) -> ConsentGate:
-    return check_consent(session, talents, use, publish_date)
-
-
-@task(name="licence-gate", cache_policy=NO_CACHE, persist_result=False)
-def licence_gate_task(
-    models: Sequence[ModelLicence],
-    purpose: str,
-    licence_ids: Mapping[str, str | None],
-    settings_names: Mapping[str, str] | None = None,
-) -> LicenceGate:
-    return check_licences(models, purpose, licence_ids, settings_names)

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from castkeep.errors import CastkeepError, EngineError
 from castkeep.models.engines.base import EditEngine, EditInput, EditOutput, EngineInfo, get_engine
@@ -73,14 +71,6 @@ def is_transient(exc: BaseException | None) -> bool:
     if isinstance(exc, CastkeepError):
         return False
     return isinstance(exc, (MemoryError, OSError, TimeoutError, RuntimeError))
-
-
-def _retry_transient(task_, task_run, state) -> bool:
-    try:
-        state.result()
-    except BaseException as exc:  # noqa: BLE001 - we only classify it
-        return is_transient(exc)
-    return False
 
 
 # Shortest lease Prefect allows; renewed in the background while held, so a worker that dies
@@ -149,23 +139,6 @@ def run_engine(
         output = engine.predict(inp)
         t2 = time.perf_counter()
     return Generated(output=output, engine_seconds=t2 - t1, wait_seconds=t1 - t0)
-
-
-@task(
-    name="generate",
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=_retry_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
-def generate_task(
-    engine_name: str,
-    construct: dict[str, Any] | None,
-    inp: EditInput,
-    limit: str | None = GPU_LIMIT,
-) -> Generated:
-    return run_engine(engine_name, construct, inp, limit=limit)
 
 
 def ensure_gpu_limit(slots: int, name: str = GPU_LIMIT) -> None:

@@ -26,12 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from castkeep.tasks.retry import retry_unless_user_error
 from castkeep.db import catalogue
 from castkeep.db.catalogue import REFERENCES_PREFIX, RELEASE_DOCS_PREFIX, STORED_AT_META
 from castkeep.errors import (
@@ -463,23 +460,3 @@ class IngestResult:
                  "reference": o.reference_id or ""}
                 for o in [*self.accepted, *self.duplicates, *self.rejected]]
         return sorted(rows, key=lambda r: r["file"])
-
-
-# ---------------------------------------------------------------- Prefect tasks
-
-
-@task(name="plan-ingest", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
-      retry_condition_fn=retry_unless_user_error)
-def plan_task(source: Source, at: dt.datetime) -> IngestPlan:
-    """List the source and match portraits to their consent manifests."""
-    return plan_ingest(source, at=at)
-
-
-@task(name="ingest-chunk", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
-      retry_condition_fn=retry_unless_user_error,
-      task_run_name="ingest-chunk-{index}")
-def ingest_chunk(index: int, jobs: list[PortraitJob], ctx: IngestContext, done: int = 0,
-                 total: int = 0) -> list[Outcome]:
-    """Ingest a chunk of portraits. Retrying is safe: each portrait is idempotent (content
-    addressed, one transaction, unique sha256) and a retry reports its own commits as accepted."""
-    return ingest_jobs(jobs, ctx, done=done, total=total)

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -150,15 +148,3 @@ def select_references(
             e.embedding for e in catalogue.reference_embeddings(session, talent_id, encoder.info.name)
         ]
     return ReferenceSet(references=tuple(refs), talent_embeddings=embeddings)
-
-
-@task(name="select-references", cache_policy=NO_CACHE, persist_result=False)
-def select_references_task(
-    session: Session,
-    store,
-    encoder: FaceEncoder,
-    clearances: Sequence[TalentClearance],
-    max_references: int,
-    engine_name: str,
-) -> ReferenceSet:
-    return select_references(session, store, encoder, clearances, max_references, engine_name)

@@ -13,14 +13,11 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
 from castkeep.db import compliance, schema
 from castkeep.errors import CastkeepError
 from castkeep.models.faces.face_types import EncoderInfo
-from castkeep.tasks.retry import retry_unless_user_error
 
 
 class ConsentStateError(CastkeepError):
@@ -146,15 +143,3 @@ def revoke(runtime, *, consent_id: str, reason: str, status: str = "revoked", fa
 def due_consents(runtime, at: dt.datetime) -> list[str]:
     with runtime.sessions() as session:
         return [str(c.id) for c in compliance.consents_past_due(session, now=at)]
-
-
-@task(name="revoke-consent", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
-      retry_condition_fn=retry_unless_user_error)
-def revoke_task(runtime, consent_id: str, reason: str, status: str, face: EncoderInfo | None) -> CascadeResult:
-    return revoke(runtime, consent_id=consent_id, reason=reason, status=status, face=face)
-
-
-@task(name="consents-past-due", cache_policy=NO_CACHE)
-def due_consents_task(runtime, at: dt.datetime) -> list[str]:
-    return due_consents(runtime, at)
-

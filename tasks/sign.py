@@ -12,8 +12,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from castkeep.db import compliance
 from castkeep.db.catalogue import stored_at_stamp
@@ -39,7 +37,6 @@ from castkeep.provenance.manifest import (
     sign_image,
 )
 from castkeep.tasks.references import Reference
-from castkeep.tasks.retry import retry_unless_user_error
 
 ASSETS_PREFIX = "assets"
 OUTPUT_MEDIA_TYPE = "image/jpeg"
@@ -253,12 +250,3 @@ def finish_variant(rgb, manifest: ManifestInput, signer, store, sessions, reques
         store.set_legal_hold(signed.object_key, True)
     return FinishedVariant(asset_id=done.asset_id, signed=signed,
                            db_seconds=time.perf_counter() - t0)
-
-
-# One task for both steps: they belong together, and each task run costs an API round trip.
-# A retry after a failed transaction re-signs (new bytes); nothing of the failed try was committed.
-@task(name="sign-and-catalogue", cache_policy=NO_CACHE, persist_result=False, retries=2,
-      retry_delay_seconds=1, retry_condition_fn=retry_unless_user_error)
-def finish_variant_task(rgb, manifest: ManifestInput, signer, store, sessions,
-                        request_id: uuid.UUID, **catalogue_kwargs) -> FinishedVariant:
-    return finish_variant(rgb, manifest, signer, store, sessions, request_id, **catalogue_kwargs)

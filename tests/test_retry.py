@@ -26,8 +26,36 @@ def test_worth_retrying(exc, retried):
 
 
 def test_tasks_with_retries_skip_them_for_user_errors():
-    from castkeep.tasks.revoke import revoke_task
-    from castkeep.tasks.sign import finish_variant_task
+    """Every Prefect task castkeep defines with retries classifies the error first."""
+    from prefect import Task
 
-    for task in (revoke_task, finish_variant_task):
-        assert task.retries == 2 and task.retry_condition_fn is retry_unless_user_error
+    from castkeep.flows import audit, fulfil_request, ingest_references, revoke
+
+    with_retries = [
+        t for module in (audit, fulfil_request, ingest_references, revoke)
+        for t in vars(module).values() if isinstance(t, Task) and t.retries
+    ]
+    assert {t.name for t in with_retries} >= {
+        "variant", "revoke-consent", "plan-ingest", "ingest-chunk", "audit-integrity"}
+    for task in with_retries:
+        assert task.retry_condition_fn is retry_unless_user_error, task.name
+
+
+def test_a_refusal_is_never_retried():
+    from castkeep.tasks.variant import Refused
+
+    assert not worth_retrying(Refused(["talent x: consent revoked"], "consent"))
+    assert Refused(["x"], "consent").exit_code == 3
+
+
+def test_tasks_modules_import_no_prefect():
+    """tasks/ holds plain functions; the flows wrap them as Prefect tasks."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pkgutil, importlib, castkeep.tasks as t\n"
+            "for m in pkgutil.iter_modules(t.__path__):\n"
+            "    importlib.import_module('castkeep.tasks.' + m.name)\n"
+            "print(sorted(k for k in sys.modules if k.split('.')[0] == 'prefect'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,220 @@
+"""One variant of a request: generate, score (and retry with a new seed below a threshold),
+then sign, store and catalogue the final attempt. Plain, timed sub-steps; the request flow runs
+a variant as one Prefect task run (flows/fulfil_request.py)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from castkeep.db import assets_repo
+from castkeep.db.assets_repo import GenerationRecord
+from castkeep.errors import CastkeepError
+from castkeep.models.engines.base import EditInput
+from castkeep.models.request_spec import RequestSpec
+from castkeep.models.scoring.variant import jsonable, score_variant
+from castkeep.provenance.policy import use_of, use_record
+from castkeep.tasks.consent_gate import TalentClearance, check_consent
+from castkeep.tasks.generate import GPU_LIMIT, run_engine
+from castkeep.tasks.references import ReferenceSet
+from castkeep.tasks.run_stats import RunStats
+from castkeep.tasks.sign import build_manifest, edit_description, finish_variant
+from castkeep.vocab import AssetStatus, ScoreKind
+
+
+@dataclass
+class Prepared:
+    request_id: uuid.UUID
+    spec: RequestSpec
+    runtime: Any
+    encoder: Any
+    construct: dict[str, Any]
+    engine_version: str
+    engine_device: str
+    licence_id: str | None
+    clearances: tuple[TalentClearance, ...]
+    refs: ReferenceSet
+    signer: Any
+    actor: str
+    stats: RunStats
+
+
+class Refused(CastkeepError):
+    """A gate refused the request (consent or licence): an outcome recorded on the request, and
+    never retried."""
+
+    exit_code = 3
+
+    def __init__(self, refusals: list[str], kind: str) -> None:
+        super().__init__("; ".join(refusals))
+        self.refusals = refusals
+        self.kind = kind  # consent | licence
+
+
+def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> uuid.UUID:
+    """Generate, score and retry one variant; sign, store and catalogue its final attempt.
+    Each engine call holds a slot of `limit` (None: the caller already holds one).
+
+    Idempotent, so a retry or a resume is safe: a finished variant returns its asset, an
+    unfinished one continues after its last recorded attempt."""
+    with p.stats.stage("db"), p.runtime.sessions() as session:
+        progress = assets_repo.variant_progress(session, p.request_id)
+    if variant in progress.finished:
+        return progress.finished[variant]
+    first_attempt = progress.next_attempt.get(variant, 0)
+    spec = p.spec
+    refs = p.refs.references
+    labels = {r.talent_id: c.ref for r, c in zip(refs, p.clearances)}
+    consents = [
+        next(t for t in c.consents if t.id == r.consent_id) for r, c in zip(refs, p.clearances)
+    ]
+    last = spec.thresholds.max_retries
+    attempt = min(first_attempt, last)
+    while True:
+        # Consent may be revoked while the request runs: stop before spending the engine on it.
+        recheck_consent(p)
+        seed = spec.seed_for(variant, attempt)
+        inp = EditInput(
+            references=[r.rgb for r in refs],
+            faces=[r.face for r in refs],
+            lighting=spec.lighting,
+            camera=spec.camera,
+            scene=spec.scene,
+            seed=seed,
+            options=dict(spec.engine_options),
+        )
+        gen = run_engine(spec.engine, p.construct, inp, limit=limit)
+        p.stats.add("engine", gen.engine_seconds)
+        p.stats.add("gpu_wait", gen.wait_seconds)
+        p.stats.attempts += 1
+
+        scores = score_variant(
+            gen.output.image,
+            encoder=p.encoder,
+            talent_embeddings=p.refs.talent_embeddings,
+            talent_labels=labels,
+            reference_faces={r.talent_id: r.face for r in refs},
+            reference_images={r.talent_id: r.rgb for r in refs},
+            lighting=spec.lighting,
+            camera=spec.camera,
+            thresholds=spec.thresholds,
+            allow_extra_faces=spec.allow_extra_faces,
+        )
+        p.stats.add("scoring", scores.seconds - scores.detect_seconds)
+        p.stats.add("identity_model", scores.detect_seconds)
+        metadata = jsonable(dict(gen.output.metadata or {}))
+        record = GenerationRecord(
+            variant=variant,
+            attempt=attempt,
+            seed=seed,
+            engine=spec.engine,
+            engine_version=p.engine_version,
+            device=str(metadata.get("device") or p.engine_device),
+            passed=scores.passed,
+            model_hashes=_model_hashes(metadata),
+            params={
+                "options": dict(spec.engine_options),
+                "lighting": spec.lighting.model_dump(mode="json") if spec.lighting else None,
+                "camera": spec.camera.model_dump(mode="json") if spec.camera else None,
+                "scene_given": spec.scene is not None,
+                "edit_kinds": list(gen.output.edit_kinds),
+                "engine_metadata": metadata,
+                "reasons": list(scores.reasons),
+            },
+            timings={
+                "engine_s": round(gen.engine_seconds, 4),
+                "gpu_wait_s": round(gen.wait_seconds, 4),
+                "score_s": round(scores.seconds, 4),
+            },
+            licence_id=p.licence_id,
+        )
+        if not scores.passed and attempt < last:
+            with p.stats.stage("db"), p.runtime.sessions.begin() as session:
+                assets_repo.record_attempt(session, p.request_id, record, scores.records)
+            attempt += 1
+            continue
+
+        manifest = build_manifest(
+            title=f"castkeep-{str(p.request_id)[:8]}-v{variant:03d}.jpg",
+            references=refs,
+            consents=consents,
+            engine_name=spec.engine,
+            engine_version=p.engine_version,
+            description=edit_description(
+                spec.engine, spec.lighting, spec.camera, spec.scene is not None, len(refs) > 1,
+                p.licence_id,
+            ),
+            scores=_scores_assertion(p, scores.records),
+        )
+        reason = None if scores.passed else "; ".join(scores.reasons) + (
+            f" (after {attempt + 1} attempt(s))"
+        )
+        done = finish_variant(
+            gen.output.image,
+            manifest,
+            p.signer,
+            p.runtime.store,
+            p.runtime.sessions,
+            p.request_id,
+            generation=record,
+            scores=scores.records,
+            status=AssetStatus.CANDIDATE if scores.passed else AssetStatus.REJECTED,
+            status_reason=reason,
+            use=use_record(spec),
+            references=refs,
+            faces=scores.faces,
+            actor=p.actor,
+        )
+        signed = done.signed
+        p.stats.add("signing", signed.sign_seconds)
+        p.stats.add("storage", signed.store_seconds)
+        p.stats.add("db", done.db_seconds)
+        asset_id = done.asset_id
+        p.stats.variants += 1
+        return asset_id
+
+
+def recheck_consent(p: Prepared) -> None:
+    """Raises Refused when a talent's consent no longer covers the request."""
+    with p.stats.stage("consent"), p.runtime.sessions() as session:
+        gate = check_consent(session, list(p.spec.talents), use_of(p.spec), p.spec.publish_date)
+    if not gate.allowed:
+        raise Refused(list(gate.refusals), "consent")
+
+
+def _model_hashes(metadata: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(metadata.get("model_hashes"), dict):
+        return metadata["model_hashes"]
+    keys = ("model_dir_fingerprint", "fingerprint", "loras")
+    return {k: metadata[k] for k in keys if metadata.get(k)}
+
+
+def _scores_assertion(p: Prepared, records):
+    from castkeep.provenance.manifest import AdherenceEntry, IdentityScore, ScoresAssertion
+
+    enc = p.encoder.info
+    identity = tuple(
+        IdentityScore(
+            talent_id=str(r.talent_id),
+            distance=float(r.value),
+            threshold=float(r.threshold),
+            passed=r.passed,
+            similarity=r.detail.get("similarity"),
+            face_index=r.face_index,
+        )
+        for r in records
+        if r.kind == ScoreKind.IDENTITY
+    )
+    adherence = {
+        r.kind: AdherenceEntry(error=float(r.value), threshold=float(r.threshold), passed=r.passed,
+                               unit="deg")
+        for r in records
+        if r.kind in (ScoreKind.LIGHTING, ScoreKind.CAMERA)
+    }
+    return ScoresAssertion(
+        encoder=f"{enc.name} {enc.version}",
+        identity=identity,
+        lighting=adherence.get("lighting"),
+        camera=adherence.get("camera"),
+    )
