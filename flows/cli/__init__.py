@@ -137,14 +137,16 @@ def unexpected_infrastructure_error(exc: BaseException) -> CastkeepError | None:
 def _prefect_environment() -> None:
     """Point Prefect at this data dir's Prefect home (and keep its telemetry off) before anything
     imports Prefect. A bad setting is left for the command to report."""
+    from pydantic import ValidationError
+
     from castkeep.flows.prefect_server import apply_client_environment
-    from castkeep.flows.runtime import load_settings
+    from castkeep.flows.settings import get_settings
 
     try:
-        settings = load_settings()
-    except CastkeepError:
+        home = get_settings().home
+    except ValidationError:
         return
-    apply_client_environment(settings.home)
+    apply_client_environment(home)
 
 
 def main() -> None:
