@@ -5,7 +5,8 @@
 #   docker build --target cpu -t castkeep:cpu .
 #   docker build --target gpu -t castkeep:gpu .
 #
-# Both run as the unprivileged user `castkeep` (uid 10001) with CASTKEEP_HOME=/var/lib/castkeep.
+# Both run as the unprivileged user `castkeep` (uid 10001) with CASTKEEP_HOME=/var/lib/castkeep and
+# PREFECT_HOME inside it (the Prefect worker writes nothing under ~/.prefect).
 # torch is installed from the PyTorch index first, so the pin in pyproject.toml is already met and
 # pip does not pull another build. No weights are baked in: mount them and point the
 # CASTKEEP_ENGINES__* / CASTKEEP_FACES__* settings at them.
@@ -23,7 +24,8 @@ ARG TORCH_CPU_INDEX
 ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    CASTKEEP_HOME=/var/lib/castkeep
+    CASTKEEP_HOME=/var/lib/castkeep \
+    PREFECT_HOME=/var/lib/castkeep/prefect
 RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
     && rm -rf /var/lib/apt/lists/*
 RUN pip install --index-url ${TORCH_CPU_INDEX} "torch==${TORCH_VERSION}"
@@ -43,6 +45,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     CASTKEEP_HOME=/var/lib/castkeep \
+    PREFECT_HOME=/var/lib/castkeep/prefect \
     VIRTUAL_ENV=/opt/castkeep \
     PATH=/opt/castkeep/bin:$PATH
 RUN apt-get update && apt-get install -y --no-install-recommends \
