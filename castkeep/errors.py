@@ -120,3 +120,23 @@ class WithdrawnError(CastkeepError):
     """The asset is withdrawn (quarantined or rejected) in the catalogue: it must not be used."""
 
     exit_code = 4
+
+
+class ApprovalError(CastkeepError):
+    """The approval does not fit the request's state (wrong status, unknown or failing asset)."""
+
+
+class ConsentStateError(CastkeepError):
+    """A revocation request is incomplete (e.g. no reason given)."""
+
+
+class Refused(CastkeepError):
+    """A gate refused the request (consent or licence): an outcome recorded on the request, and
+    never retried."""
+
+    exit_code = 3
+
+    def __init__(self, refusals: list[str], kind: str) -> None:
+        super().__init__("; ".join(refusals))
+        self.refusals = refusals
+        self.kind = kind  # consent | licence

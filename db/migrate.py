@@ -91,3 +91,11 @@ def downgrade(url: str, revision: str) -> None:
             command.downgrade(cfg, revision)
     finally:
         engine.dispose()
+
+
+def upgrade_if_behind(url: str) -> bool:
+    """Migrate a catalogue that is behind the code's newest revision; True when it did."""
+    if current(url) == head():
+        return False
+    upgrade(url)
+    return True

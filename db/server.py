@@ -29,7 +29,6 @@ import logging
 import os
 import secrets
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from castkeep.db.server_user import (
 )
 from castkeep.db.server_user import run as _run
 from castkeep.errors import DatabaseError
+from castkeep.net import free_port, port_free
 
 logger = logging.getLogger(__name__)
 
@@ -109,22 +109,6 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 
 # --- state ------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _read_state(p: dict[str, Path]) -> dict:
@@ -331,21 +315,21 @@ def start_bundled_server(data_dir: Path, *, port: int = 0, fast: bool = False) -
             return BundledServer(p["root"].parent, pid, live_port, password, app_password)
 
         remembered = int(_read_state(p).get("port") or 0)
-        candidates = [c for c in (port, remembered) if c and _port_free(c)]
+        candidates = [c for c in (port, remembered) if c and port_free(c)]
         if port and port not in candidates:
             raise DatabaseError(
                 f"port {port} for the bundled PostgreSQL is in use; "
                 "set CASTKEEP_DATABASE__BUNDLED_PORT to a free port, or 0 to pick one"
             )
-        chosen = candidates[0] if candidates else _free_port()
+        chosen = candidates[0] if candidates else free_port()
         t0 = time.monotonic()
         try:
             pid = _start(p, user, bindir, chosen, fast)
         except DatabaseError:
-            if port or _port_free(chosen):
+            if port or port_free(chosen):
                 raise
             # Lost a race for the port: one retry on a fresh one.
-            chosen = _free_port()
+            chosen = free_port()
             pid = _start(p, user, bindir, chosen, fast)
         logger.info("bundled PostgreSQL started in %.1fs on port %s", time.monotonic() - t0, chosen)
         _write_state(p, {"port": chosen, "pid": pid})

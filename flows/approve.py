@@ -18,16 +18,12 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from castkeep.db import assets_repo
-from castkeep.errors import CastkeepError, ConsentError, NotFoundError
+from castkeep.errors import ApprovalError, ConsentError, NotFoundError
 from castkeep.db.ids import parse_id
 from castkeep.provenance.policy import use_of
 from castkeep.flows.settings import get_settings
 from castkeep.models.request_spec import RequestSpec
 from castkeep.tasks.consent_gate import check_consent_for_publish
-
-
-class ApprovalError(CastkeepError):
-    """The approval does not fit the request's state (wrong status, unknown or failing asset)."""
 
 
 def approve_assets(

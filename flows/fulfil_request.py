@@ -42,7 +42,7 @@ from sqlalchemy.exc import DBAPIError
 from castkeep.db import assets_repo
 from castkeep.db.ids import parse_id
 from castkeep.db.object_store import object_location
-from castkeep.errors import CastkeepError, ConsentError, DatabaseError, LicenceError
+from castkeep.errors import CastkeepError, ConsentError, DatabaseError, LicenceError, Refused
 from castkeep.flows import request_status
 from castkeep.flows.components import (
     build_components,
@@ -64,7 +64,7 @@ from castkeep.tasks.references import select_references
 from castkeep.tasks.report import publish_report
 from castkeep.tasks.retry import retry_unless_user_error
 from castkeep.tasks.run_stats import RunStats
-from castkeep.tasks.variant import Prepared, Refused, recheck_consent, run_variant
+from castkeep.tasks.variant import Prepared, recheck_consent, run_variant
 from castkeep.vocab import AssetStatus, RequestStatus
 
 VARIANT_DEPLOYMENT = "fulfil-variant/fulfil-variant"

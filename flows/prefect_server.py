@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from castkeep.net import free_port, port_free
 from castkeep.errors import InfrastructureError
 
 if TYPE_CHECKING:
@@ -154,22 +154,6 @@ def _write_state(p: dict[str, Path], state: dict) -> None:
     tmp = p["state"].with_suffix(".tmp")
     tmp.write_text(json.dumps(state))
     os.replace(tmp, p["state"])
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _log_tail(p: dict[str, Path], lines: int = 15) -> str:
@@ -345,15 +329,15 @@ def ensure_server(home: Path, *, timeout: float = _START_TIMEOUT_S) -> LocalServ
                            server.pid)
             _terminate(server.pid, 10)
         remembered = int(_read_state(p).get("port") or 0)
-        port = remembered if remembered and _port_free(remembered) else _free_port()
+        port = remembered if remembered and port_free(remembered) else free_port()
         t0 = time.monotonic()
         try:
             server = _start(p, port, timeout)
         except InfrastructureError:
-            if _port_free(port):
+            if port_free(port):
                 raise
             # Lost a race for the port: one retry on a fresh one.
-            server = _start(p, _free_port(), timeout)
+            server = _start(p, free_port(), timeout)
         logger.info("local Prefect server started in %.1fs at %s", time.monotonic() - t0,
                     server.ui_url)
         _write_state(p, {"port": server.port, "pid": server.pid})

@@ -113,9 +113,8 @@ def open_runtime(settings: Settings | None = None, *, migrate: bool = True) -> R
     url, bundled = database_url(settings)
     engine = make_engine(url)
     try:
-        if migrate and migrations.current(url) != migrations.head():
-            logger.info("migrating the catalogue to %s", migrations.head())
-            migrations.upgrade(url)
+        if migrate and migrations.upgrade_if_behind(url):
+            logger.info("migrated the catalogue to %s", migrations.head())
         store = build_store(settings)
     except BaseException:
         engine.dispose()

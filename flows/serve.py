@@ -8,7 +8,6 @@ import contextlib
 import importlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,8 +20,9 @@ from typing import Any, Iterator
 import yaml
 
 from castkeep.errors import ConfigurationError
+from castkeep.net import free_port
+from castkeep.tasks.generate import GPU_LIMIT
 
-GPU_LIMIT = "gpu"
 DASK_TAG = "dask"  # prefect.yaml tag: this deployment's task fan-out may run on a Dask cluster
 # Top-level source dirs install as castkeep subpackages (see pyproject); entrypoints use the dirs.
 _PACKAGE_DIRS = {"flows", "tasks", "models", "db", "provenance"}
@@ -203,12 +203,6 @@ def to_runner_deployments(plan: list[DeploymentSpec], *, dask_address: str | Non
 
 
 # --- a local Prefect server -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_healthy(api_url: str, *, timeout: float, proc: subprocess.Popen | None = None) -> None:

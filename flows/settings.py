@@ -14,6 +14,8 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from castkeep.models.request_spec import Thresholds
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -73,9 +75,10 @@ class SigningSettings(_Section):
 
 
 class ThresholdSettings(_Section):
-    lighting_azimuth_deg: float = 35.0
-    camera_roll_deg: float = 5.0
-    max_retries: int = 2
+    # Defaults: the request model's (models/request_spec.Thresholds), defined once there.
+    lighting_azimuth_deg: float = Thresholds.model_fields["lighting_azimuth_deg"].default
+    camera_roll_deg: float = Thresholds.model_fields["camera_roll_deg"].default
+    max_retries: int = Thresholds.model_fields["max_retries"].default
 
 
 class PrefectSettings(_Section):

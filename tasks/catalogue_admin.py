@@ -64,8 +64,7 @@ def database_status(url: str) -> DatabaseStatus:
     behind (as every other command would)."""
     engine = make_engine(url)
     try:
-        if migrate.current(url) != migrate.head():
-            migrate.upgrade(url)
+        migrate.upgrade_if_behind(url)
         info = database_info(engine)
         return DatabaseStatus(postgresql=info.server_version, pgvector=info.pgvector_version,
                               revision=migrate.current(url), head=migrate.head())

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from castkeep.db import catalogue, schema
 from castkeep.errors import NoFaceError, SpecError
 from castkeep.models.faces.encoders import FaceEncoder
-from castkeep.models.faces.face_types import DetectedFace
+from castkeep.models.faces.face_types import DetectedFace, box_iou
 from castkeep.models.imaging import decode_image
 from castkeep.tasks.consent_gate import TalentClearance
 
@@ -60,14 +60,6 @@ _DECODED_LOCK = threading.Lock()
 _DECODED_MAX = 32
 
 
-def _box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def locate_reference_face(
     data: bytes, sha256: str, encoder: FaceEncoder, stored_box: Sequence[float] | None
 ) -> tuple[np.ndarray, DetectedFace]:
@@ -85,7 +77,7 @@ def locate_reference_face(
             f"reference {sha256[:12]} no longer shows a detectable face with {encoder.info.name}; "
             "re-ingest it or remove it from the catalogue"
         )
-    face = max(faces, key=lambda f: _box_iou(f.box, stored_box)) if stored_box else faces[0]
+    face = max(faces, key=lambda f: box_iou(f.box, stored_box)) if stored_box else faces[0]
     with _DECODED_LOCK:
         _DECODED[key] = (rgb, face)
         while len(_DECODED) > _DECODED_MAX:

@@ -16,12 +16,8 @@ from typing import Any
 from sqlalchemy import select
 
 from castkeep.db import compliance, schema
-from castkeep.errors import CastkeepError
+from castkeep.errors import ConsentStateError
 from castkeep.models.faces.face_types import EncoderInfo
-
-
-class ConsentStateError(CastkeepError):
-    """A revocation request is incomplete (e.g. no reason given)."""
 
 
 @dataclass(frozen=True)

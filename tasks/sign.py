@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 
 from castkeep.db import compliance
-from castkeep.db.catalogue import stored_at_stamp
+from castkeep.db.catalogue import ASSETS_PREFIX, stored_at_stamp
 from castkeep.db.assets_repo import (
     AssetRecord,
     GenerationRecord,
@@ -38,7 +38,6 @@ from castkeep.provenance.manifest import (
 )
 from castkeep.tasks.references import Reference
 
-ASSETS_PREFIX = "assets"
 OUTPUT_MEDIA_TYPE = "image/jpeg"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from castkeep.db import assets_repo
 from castkeep.db.assets_repo import GenerationRecord
-from castkeep.errors import CastkeepError
+from castkeep.errors import Refused
 from castkeep.models.engines.base import EditInput
 from castkeep.models.request_spec import RequestSpec
 from castkeep.models.scoring.variant import jsonable, score_variant
@@ -38,18 +38,6 @@ class Prepared:
     signer: Any
     actor: str
     stats: RunStats
-
-
-class Refused(CastkeepError):
-    """A gate refused the request (consent or licence): an outcome recorded on the request, and
-    never retried."""
-
-    exit_code = 3
-
-    def __init__(self, refusals: list[str], kind: str) -> None:
-        super().__init__("; ".join(refusals))
-        self.refusals = refusals
-        self.kind = kind  # consent | licence
 
 
 def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> uuid.UUID:

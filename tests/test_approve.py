@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from castkeep.db import schema
 from castkeep.errors import ConsentError, NotFoundError
-from castkeep.flows.approve import ApprovalError, approve_request
+from castkeep.errors import ApprovalError
+from castkeep.flows.approve import approve_request
 from tests.plugins.request import request_doc
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

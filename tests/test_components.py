@@ -185,3 +185,24 @@ def test_one_vocabulary_for_statuses_and_edit_kinds():
         if re.search(r'"lighting", "camera", "background"', path.read_text()):
             literal_copies.append(path.relative_to(REPO).as_posix())
     assert literal_copies == []
+
+
+def test_one_definition_of_shared_helpers():
+    """Port helpers, box IoU, the gpu limit name, the assets prefix and migrate-if-behind are
+    defined once; error classes live in castkeep/errors.py."""
+    patterns = {
+        r"def _?free_port\(": "castkeep/net.py",
+        r"def _?box_iou\(": "models/faces/face_types.py",
+        r'^GPU_LIMIT = "gpu"': "tasks/generate.py",
+        r'^ASSETS_PREFIX = "assets"': "db/catalogue.py",
+        r"current\(url\) [!=]= (migrations?\.)?head\(\)": "db/migrate.py",
+        r"^class \w+(Error|Refused)\((\w+Error|Exception)\)": "castkeep/errors.py",
+    }
+    found: dict[str, set[str]] = {p: set() for p in patterns}
+    for folder in ("castkeep", "flows", "tasks", "models", "db", "provenance"):
+        for path in REPO.glob(f"{folder}/**/*.py"):
+            text = path.read_text()
+            for pattern in patterns:
+                if re.search(pattern, text, re.M):
+                    found[pattern].add(path.relative_to(REPO).as_posix())
+    assert found == {p: {where} for p, where in patterns.items()}

@@ -23,7 +23,9 @@ CASTKEEP = str(Path(sys.executable).parent / "castkeep")
 
 
 def _free_port() -> int:
-    return ps._free_port()
+    from castkeep.net import free_port
+
+    return free_port()
 
 
 def _dead_pid() -> int:

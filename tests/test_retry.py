@@ -42,7 +42,7 @@ def test_tasks_with_retries_skip_them_for_user_errors():
 
 
 def test_a_refusal_is_never_retried():
-    from castkeep.tasks.variant import Refused
+    from castkeep.errors import Refused
 
     assert not worth_retrying(Refused(["talent x: consent revoked"], "consent"))
     assert Refused(["x"], "consent").exit_code == 3

@@ -165,7 +165,8 @@ def test_revoking_an_expired_consent_records_the_revocation(compliance_catalogue
 
 def test_bad_requests_are_clear_errors(compliance_catalogue):
     from castkeep.errors import NotFoundError
-    from castkeep.tasks.revoke import ConsentStateError, revoke
+    from castkeep.errors import ConsentStateError
+    from castkeep.tasks.revoke import revoke
 
     cat = compliance_catalogue(untracked=False)
     with pytest.raises(NotFoundError, match="no consent"):

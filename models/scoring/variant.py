@@ -16,7 +16,7 @@ import numpy as np
 
 from castkeep.models.faces.assign import assign_faces
 from castkeep.models.faces.encoders import FaceEncoder
-from castkeep.models.faces.face_types import DetectedFace
+from castkeep.models.faces.face_types import DetectedFace, box_iou
 from castkeep.models.request_spec import Thresholds
 from castkeep.models.scoring.adherence import detect_with_roll_hint, score_camera, score_lighting
 from castkeep.models.scoring.records import ScoreRecord
@@ -218,13 +218,6 @@ def score_variant(
     )
 
 
-def _box_iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
-
-
 def _detect_and_assign(rgb, encoder: FaceEncoder, talent_embeddings, roll_hint: float):
     """Faces in the output and their assignment to talents, coarse to fine (see COARSE_FRACTION).
     Finds every talent the full detection would, and every other face at least
@@ -239,7 +232,7 @@ def _detect_and_assign(rgb, encoder: FaceEncoder, talent_embeddings, roll_hint: 
         if floor >= coarse:
             return faces, assignment
         fine = encoder.detect_min_face(rgb, floor, embed=False)
-        if all(max((_box_iou(f.box, g.box) for g in faces), default=0.0) >= 0.3 for f in fine):
+        if all(max((box_iou(f.box, g.box) for g in faces), default=0.0) >= 0.3 for f in fine):
             return faces, assignment  # nothing the coarse pass missed
         faces = encoder.detect_min_face(rgb, floor, embed=True)
     else:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,9 +175,9 @@ def clean_db(pg_url: str) -> Iterator[str]:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from castkeep.net import free_port
+
+    return free_port()
 
 
 @pytest.fixture(scope="session")
