@@ -36,6 +36,10 @@ class ModelCache:
                 self._items[key] = item
             return item
 
+    def discard(self, kind: str, name: str, options: dict[str, Any] | None) -> None:
+        with self._lock:
+            self._items.pop((kind, name, options_key(options)), None)
+
     def clear(self, kind: str | None = None) -> None:
         with self._lock:
             for key in [k for k in self._items if kind is None or k[0] == kind]:

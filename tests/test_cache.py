@@ -38,3 +38,20 @@ def test_concurrent_first_use_builds_one():
     for t in threads:
         t.join()
     assert built == [1]
+
+
+def test_the_process_cache_owns_engines_encoders_and_pipelines():
+    """No module keeps its own dict or lru_cache of loaded models next to the ModelCache."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    offenders = []
+    for folder in ("models", "tasks", "flows", "provenance"):
+        for path in repo.glob(f"{folder}/**/*.py"):
+            text = path.read_text()
+            if re.search(r"^_(ENGINES|CACHE|SIGNERS|PIPELINES)\b.*=", text, re.M) or (
+                "lru_cache" in text and re.search(r"get_encoder|get_engine|make_signer", text)
+            ):
+                offenders.append(path.relative_to(repo).as_posix())
+    assert offenders == []

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from castkeep.models.cache import models
 from castkeep.errors import EngineError, ModelNotConfiguredError, SpecError
 from castkeep.models.engines.base import (
     EditEngine,
@@ -91,8 +92,7 @@ class _Loaded:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_CACHE: dict[tuple, _Loaded] = {}
-_CACHE_LOCK = threading.Lock()
+PIPELINE = "pipeline"  # ModelCache kind of loaded diffusers pipelines
 # The pipeline reads its reference working sizes from module constants; changing them is
 # serialised so concurrent calls in one process cannot see each other's values.
 _SIZE_LOCK = threading.Lock()
@@ -100,8 +100,7 @@ _SIZE_LOCK = threading.Lock()
 
 def clear_pipeline_cache() -> None:
     """Drop every cached pipeline (frees memory; the next call reloads)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
+    models.clear(PIPELINE)
 
 
 @contextlib.contextmanager
@@ -183,21 +182,19 @@ class QwenImageEditEngine(EditEngine):
         )
 
     # -- loading -----------------------------------------------------------------------------
-    def _cache_key(self) -> tuple:
-        return (self.fingerprint, self.device, str(self.dtype), self.cpu_offload)
+    def _cache_key(self) -> dict[str, Any]:
+        # By content, not by engine options: engines that differ only in a licence id share one.
+        return {"fingerprint": self.fingerprint, "device": self.device,
+                "dtype": str(self.dtype), "cpu_offload": self.cpu_offload}
 
     def _load(self) -> None:
-        key = self._cache_key()
-        with _CACHE_LOCK:
-            entry = _CACHE.get(key)
-            if entry is None:
-                t0 = time.perf_counter()
-                pipe = self._given_pipeline or self._from_dir()
-                pipe = self._place(pipe)
-                entry = _Loaded(pipe=pipe, fingerprint=self.fingerprint)
-                _CACHE[key] = entry
-                log.info("qwen-image-edit pipeline loaded in %.1fs", time.perf_counter() - t0)
-        self._entry = entry
+        def build() -> _Loaded:
+            t0 = time.perf_counter()
+            pipe = self._place(self._given_pipeline or self._from_dir())
+            log.info("qwen-image-edit pipeline loaded in %.1fs", time.perf_counter() - t0)
+            return _Loaded(pipe=pipe, fingerprint=self.fingerprint)
+
+        self._entry = models.get(PIPELINE, "qwen-image-edit", self._cache_key(), build)
 
     def _from_dir(self):
         from diffusers import QwenImageEditPlusPipeline
@@ -232,8 +229,7 @@ class QwenImageEditEngine(EditEngine):
         return pipe
 
     def _unload(self) -> None:
-        with _CACHE_LOCK:
-            _CACHE.pop(self._cache_key(), None)
+        models.discard(PIPELINE, "qwen-image-edit", self._cache_key())
         self._entry = None
 
     @property

@@ -8,7 +8,6 @@ distance functions that keep vectors of different encoders apart.
 
 from __future__ import annotations
 
-import functools
 import importlib
 from abc import abstractmethod
 from typing import Any
@@ -227,11 +226,9 @@ def get_encoder(name: str, **options: Any) -> FaceEncoder:
     return cls(**options)
 
 
-@functools.lru_cache(maxsize=8)
-def _cached(name: str, frozen: tuple[tuple[str, Any], ...]) -> FaceEncoder:
-    return get_encoder(name, **dict(frozen))
-
-
 def shared_encoder(name: str, **options: Any) -> FaceEncoder:
-    """One process-wide instance per (name, options), so tasks load weights once."""
-    return _cached(name, tuple(sorted(options.items())))
+    """One process-wide instance per (name, options), so tasks load weights once (kept by the
+    process's ModelCache)."""
+    from castkeep.models.cache import models
+
+    return models.get("encoder", name, options, lambda: get_encoder(name, **options))
