@@ -82,3 +82,24 @@ def test_output_is_frozen():
     out = EditOutput(image=_img(), metadata={}, edit_kinds=("lighting",))
     with pytest.raises(dataclasses.FrozenInstanceError):
         out.edit_kinds = ()  # type: ignore[misc]
+
+
+def test_engine_options_are_pydantic_models_that_refuse_what_they_do_not_know():
+    import pytest as _pytest
+
+    from castkeep.errors import SpecError
+    from castkeep.models.engines.engine_classical import ClassicalOptions
+    from castkeep.models.engines.engine_qwen import QwenOptions
+    from castkeep.models.engines.base import validate_options
+
+    ok = validate_options(QwenOptions, {"steps": 8, "width": 512, "height": 512}, engine="q",
+                          hints={})
+    assert (ok.steps, ok.prompt_style, ok.loras) == (8, "instruction", [])
+    with _pytest.raises(SpecError, match=r"unknown q option\(s\) \['seed_x'\]; known: \["):
+        validate_options(QwenOptions, {"seed_x": 1}, engine="q", hints={})
+    with _pytest.raises(SpecError, match=r"^steps! got True$"):
+        validate_options(QwenOptions, {"steps": True}, engine="q",
+                         hints={"steps": "steps! got {value!r}"})
+    with _pytest.raises(SpecError, match="'width' is invalid"):
+        validate_options(QwenOptions, {"width": 50}, engine="q", hints={})
+    assert validate_options(ClassicalOptions, {"variation": 0}, engine="c", hints={}).variation == 0

@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from castkeep.errors import SpecError, UnknownModelError
-from castkeep.vocab import EditKind, values
 from castkeep.models.base import ModelBase
 from castkeep.models.faces.face_types import DetectedFace
 from castkeep.models.specs import CameraSpec, LightingSpec
+from castkeep.vocab import EditKind, values
 
 EDIT_KINDS = values(EditKind)
 
@@ -105,6 +107,30 @@ class EditEngine(ModelBase):
     def predict(self, inp: EditInput) -> EditOutput:  # type: ignore[override]
         self.check_inputs(inp)
         return super().predict(inp)
+
+
+class EngineOptions(BaseModel):
+    """Base of an engine's options model: unknown keys are refused, types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def validate_options(model: type[EngineOptions], options: dict[str, Any], *, engine: str,
+                     hints: dict[str, str]) -> EngineOptions:
+    """The options as `model`, or SpecError in words: the unknown keys with the known ones, or
+    the first bad option with its hint (formatted with the given `value`)."""
+    try:
+        return model.model_validate(options)
+    except ValidationError as exc:
+        errors = exc.errors()
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        raise SpecError(
+            f"unknown {engine} option(s) {unknown}; known: {sorted(model.model_fields)}"
+        ) from None
+    key = str(errors[0]["loc"][0])
+    hint = hints.get(key, f"option {key!r} is invalid: {errors[0]['msg']}")
+    raise SpecError(hint.format(value=options.get(key))) from None
 
 
 # name -> "module:Class" so that importing the registry loads no engine code.

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import cv2
 import numpy as np
+from pydantic import Field
 
 from castkeep.errors import SpecError
 from castkeep.models.engines.base import (
@@ -22,7 +23,9 @@ from castkeep.models.engines.base import (
     EditInput,
     EditOutput,
     EngineInfo,
+    EngineOptions,
     requested_edit_kinds,
+    validate_options,
 )
 from castkeep.models.faces.face_types import DetectedFace
 from castkeep.models.engines.reframe import (
@@ -52,7 +55,20 @@ REFUSED_OPTIONS = {
 # scramble_face: QA option that deliberately destroys identity (shuffles blocks of the inner face,
 # seeded), so identity gates and rejection paths can be exercised end to end.
 # variation: 0..1, scale of the seeded per-variant jitter (0 = every seed gives the same image).
-OPTION_KEYS = frozenset({"backdrop", "scramble_face", "variation"})
+class ClassicalOptions(EngineOptions):
+    backdrop: list[Annotated[int, Field(ge=0, le=255)]] | None = Field(
+        None, min_length=3, max_length=3)
+    scramble_face: bool = False
+    variation: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+
+
+OPTION_KEYS = frozenset(ClassicalOptions.model_fields)
+OPTION_HINTS = {
+    "backdrop": "option 'backdrop' must be three integers 0..255 (R, G, B)",
+    "scramble_face": "option 'scramble_face' must be true or false",
+    "variation": "option 'variation' must be a number from 0 (every seed gives the same image) "
+                 "to 1 (the default seeded variation)",
+}
 # Largest jitter at variation 1; well inside the scorers' tolerances (lighting 35 degrees of
 # azimuth, camera 5 degrees of roll, shot bins of several tens of percent of face height).
 JITTER_AZIMUTH = 4.0  # degrees
@@ -138,26 +154,7 @@ class ClassicalEngine(EditEngine):
                 raise SpecError(
                     f"the classical engine cannot {what}; use --engine {GENERATIVE}"
                 )
-        unknown = set(options) - OPTION_KEYS
-        if unknown:
-            raise SpecError(
-                f"unknown classical option(s) {sorted(unknown)}; known: {sorted(OPTION_KEYS)}"
-            )
-        backdrop = options.get("backdrop")
-        if backdrop is not None and not (
-            isinstance(backdrop, (list, tuple)) and len(backdrop) == 3
-            and all(isinstance(c, int) and 0 <= c <= 255 for c in backdrop)
-        ):
-            raise SpecError("option 'backdrop' must be three integers 0..255 (R, G, B)")
-        variation = options.get("variation")
-        if variation is not None and not (
-            isinstance(variation, (int, float)) and not isinstance(variation, bool)
-            and 0.0 <= float(variation) <= 1.0
-        ):
-            raise SpecError(
-                "option 'variation' must be a number from 0 (every seed gives the same image) "
-                "to 1 (the default seeded variation)"
-            )
+        validate_options(ClassicalOptions, options, engine="classical", hints=OPTION_HINTS)
 
     def check_inputs(self, inp: EditInput) -> None:
         self.check_options(inp.options, scene=inp.scene)

@@ -19,18 +19,21 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from castkeep.models.cache import models
 from castkeep.errors import EngineError, ModelNotConfiguredError, SpecError
+from castkeep.models.cache import models
 from castkeep.models.engines.base import (
     EditEngine,
     EditInput,
     EditOutput,
     EngineInfo,
+    EngineOptions,
     requested_edit_kinds,
+    validate_options,
 )
 from castkeep.models.engines.spec_compile import angle_prompt, instruction, lighting_instruction
 
@@ -43,10 +46,32 @@ DEFAULT_STEPS = 40
 DEFAULT_TRUE_CFG = 4.0
 DEFAULT_NEGATIVE = " "  # Qwen's own examples: a blank negative prompt switches true CFG on
 DEFAULT_MAX_AREA = 1024 * 1024
-OPTION_KEYS = frozenset(
-    {"prompt", "prompt_style", "negative_prompt", "steps", "true_cfg_scale", "loras", "width",
-     "height", "reference_area"}
-)
+Size = Annotated[int, Field(ge=32, le=4096, multiple_of=16)]
+
+
+class QwenOptions(EngineOptions):
+    prompt: Annotated[str, Field(min_length=1, pattern=r"\S")] | None = None
+    prompt_style: Literal["instruction", "angles"] = "instruction"
+    negative_prompt: str | None = None
+    steps: Annotated[int, Field(ge=1, le=200)] = DEFAULT_STEPS
+    true_cfg_scale: Annotated[float, Field(ge=0.0, le=20.0)] = DEFAULT_TRUE_CFG
+    loras: list[Any] = Field(default_factory=list)  # each entry is checked when loading it
+    width: Size | None = None
+    height: Size | None = None
+    reference_area: Annotated[int, Field(gt=0)] | None = None
+
+
+OPTION_KEYS = frozenset(QwenOptions.model_fields)
+OPTION_HINTS = {
+    "prompt": "option 'prompt' must be one non-empty string (one prompt per call)",
+    "prompt_style": "option 'prompt_style' must be 'instruction' or 'angles'",
+    "steps": "option 'steps' must be an integer 1..200, got {value!r}",
+    "true_cfg_scale": "option 'true_cfg_scale' must be 0..20, got {value!r}",
+    "loras": "option 'loras' must be a list",
+    "width": "option 'width' must be a multiple of 16 in 32..4096, got {value!r}",
+    "height": "option 'height' must be a multiple of 16 in 32..4096, got {value!r}",
+    "reference_area": "option 'reference_area' must be a positive number of pixels, got {value!r}",
+}
 
 
 def model_dir_fingerprint(model_dir: Path) -> str:
@@ -307,29 +332,7 @@ class QwenImageEditEngine(EditEngine):
             raise SpecError("prompt_style 'angles' needs a camera spec")
 
     def check_options(self, options: dict[str, Any], *, scene: str | None = None) -> None:
-        unknown = set(options) - OPTION_KEYS
-        if unknown:
-            raise SpecError(
-                f"unknown qwen-image-edit option(s) {sorted(unknown)}; known: {sorted(OPTION_KEYS)}"
-            )
-        opts = options
-        prompt = opts.get("prompt")
-        if prompt is not None and not (isinstance(prompt, str) and prompt.strip()):
-            raise SpecError("option 'prompt' must be one non-empty string (one prompt per call)")
-        steps = opts.get("steps", DEFAULT_STEPS)
-        if not isinstance(steps, int) or not 1 <= steps <= 200:
-            raise SpecError(f"option 'steps' must be an integer 1..200, got {steps!r}")
-        cfg = opts.get("true_cfg_scale", DEFAULT_TRUE_CFG)
-        if not isinstance(cfg, (int, float)) or not 0.0 <= cfg <= 20.0:
-            raise SpecError(f"option 'true_cfg_scale' must be 0..20, got {cfg!r}")
-        if opts.get("prompt_style", "instruction") not in {"instruction", "angles"}:
-            raise SpecError("option 'prompt_style' must be 'instruction' or 'angles'")
-        for key in ("width", "height"):
-            v = opts.get(key)
-            if v is not None and (not isinstance(v, int) or not 32 <= v <= 4096 or v % 16):
-                raise SpecError(f"option {key!r} must be a multiple of 16 in 32..4096, got {v!r}")
-        if not isinstance(opts.get("loras", []), list):
-            raise SpecError("option 'loras' must be a list")
+        validate_options(QwenOptions, options, engine="qwen-image-edit", hints=OPTION_HINTS)
 
     def _output_size(self, inp: EditInput) -> tuple[int, int]:
         opts = inp.options
