@@ -34,6 +34,7 @@ __all__ = [
     "list_requests",
     "list_talent",
     "parse_request_id",
+    "report_keys",
     "request_summary",
     "show_talent",
 ]
@@ -111,7 +112,7 @@ def request_summary(session: Session, store: ObjectStore, request_id: uuid.UUID)
     "status", "reason", "scores"}], "refusals", "rejected_attempts", "contact_sheet"}: the same
     document the request flow returns."""
     view = assets_repo.request_view(session, request_id)
-    keys = _report_keys(session, request_id)
+    keys = report_keys(session, request_id) or {}
     sheet_key = keys.get("contact_sheet")
     return {
         "request_id": view.id,
@@ -135,8 +136,9 @@ def request_summary(session: Session, store: ObjectStore, request_id: uuid.UUID)
     }
 
 
-def _report_keys(session: Session, request_id: uuid.UUID) -> dict[str, str]:
-    """Object keys of the latest report of a request (from its audit event)."""
+def report_keys(session: Session, request_id: uuid.UUID) -> dict[str, str] | None:
+    """Object keys of the latest report of a request (from its audit event); None before the
+    request has one."""
     payload = session.scalar(
         select(schema.AuditEvent.payload)
         .where(
@@ -146,7 +148,7 @@ def _report_keys(session: Session, request_id: uuid.UUID) -> dict[str, str]:
         .order_by(schema.AuditEvent.seq.desc())
         .limit(1)
     )
-    return dict(payload) if payload else {}
+    return dict(payload) if payload else None
 
 
 def asset_details(session: Session, store: ObjectStore, asset_id: str) -> dict[str, Any]:

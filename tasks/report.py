@@ -10,12 +10,11 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import select
-
-from castkeep.db import assets_repo, schema
+from castkeep.db import assets_repo
 from castkeep.db.audit_log import append_event
 from castkeep.models.contact_sheet import ScoreLine, SheetEntry, render_contact_sheet
 from castkeep.models.imaging import decode_image
+from castkeep.tasks.catalogue_views import report_keys  # noqa: F401 - used by the request flow
 
 log = logging.getLogger(__name__)
 REPORTS_PREFIX = "reports"
@@ -155,17 +154,3 @@ def _artifacts(runtime, view, table, keys) -> None:
         for a in view.assets
     ]
     create_markdown_artifact(key=f"{key}-summary", markdown="\n".join(lines))
-
-
-def report_keys(session, request_id: uuid.UUID) -> dict[str, str] | None:
-    """The latest report of a request (from its audit event)."""
-    payload = session.scalar(
-        select(schema.AuditEvent.payload)
-        .where(
-            schema.AuditEvent.kind == "request.report",
-            schema.AuditEvent.entity_id == str(request_id),
-        )
-        .order_by(schema.AuditEvent.seq.desc())
-        .limit(1)
-    )
-    return dict(payload) if payload else None
