@@ -140,3 +140,7 @@ class Refused(CastkeepError):
         super().__init__("; ".join(refusals))
         self.refusals = refusals
         self.kind = kind  # consent | licence
+
+
+class AccountError(CastkeepError):
+    """A user or token command does not fit the accounts (unknown user, duplicate name, bad role)."""

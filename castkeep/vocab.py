@@ -58,6 +58,15 @@ class Relationship(StrEnum):
     COMPONENT_OF = "componentOf"
 
 
+class Role(StrEnum):
+    """What a signed-in person may do (a person may hold several)."""
+
+    REQUESTER = "requester"
+    REVIEWER = "reviewer"
+    COMPLIANCE = "compliance"
+    ADMIN = "admin"
+
+
 class EngineName(StrEnum):
     CLASSICAL = "classical"
     QWEN_IMAGE_EDIT = "qwen-image-edit"

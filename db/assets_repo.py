@@ -75,8 +75,10 @@ def create_request(
     actor: str,
     status: str = "received",
     flow_run_id: str | None = None,
+    team: str | None = None,
 ) -> schema.AssetRequest:
-    """Insert a request row (and its audit event) from the validated spec's canonical form."""
+    """Insert a request row (and its audit event) from the validated spec's canonical form;
+    `actor` is recorded as its submitter."""
     row = schema.AssetRequest(
         campaign=spec["campaign"],
         requester=spec["requester"],
@@ -89,6 +91,8 @@ def create_request(
         status=status,
         refusals=[],
         flow_run_id=flow_run_id,
+        submitted_by=actor,
+        team=team,
     )
     session.add(row)
     session.flush()

@@ -27,11 +27,11 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from castkeep.vocab import WITHDRAWN_ASSET_STATUSES as WITHDRAWN
-from castkeep.vocab import AssetStatus, ConsentStatus, Relationship, RequestStatus, values
+from castkeep.vocab import AssetStatus, ConsentStatus, Relationship, RequestStatus, Role, values
 
 ASSET_STATUSES = values(AssetStatus)
 # Assets that must not be used: `verify` exits 4 for them and `asset export` needs --force.
@@ -39,6 +39,7 @@ WITHDRAWN_ASSET_STATUSES = tuple(s.value for s in WITHDRAWN)
 CONSENT_STATUSES = values(ConsentStatus)
 REQUEST_STATUSES = values(RequestStatus)
 LINEAGE_RELATIONSHIPS = values(Relationship)
+ROLES = values(Role)
 
 # Deterministic constraint/index names, so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -165,6 +166,11 @@ class AssetRequest(Base):
     status: Mapped[str] = mapped_column(String(30), default="received", index=True)
     refusals: Mapped[list[Any]] = mapped_column(default=list)
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    # Who submitted it: the signed-in user (web/API) or the OS user (CLI); `requester` is a
+    # contact field of the document.
+    submitted_by: Mapped[str | None] = mapped_column(String(200), index=True)
+    # The submitter's team when submitted through the API (requesters see their team's requests).
+    team: Mapped[str | None] = mapped_column(String(100), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(
         default=utcnow, server_default=func.now(), onupdate=utcnow
@@ -309,6 +315,42 @@ class AuditEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AppUser(Base):
+    """A local account: roles from castkeep.vocab.Role, an argon2 password hash (never the
+    password), and a disabled flag (accounts are disabled, not deleted: audit events name them)."""
+
+    __tablename__ = "app_user"
+    __table_args__ = (
+        CheckConstraint(
+            "roles <@ ARRAY[" + ",".join(f"'{r}'" for r in ROLES) + "]::varchar[]",
+            name="roles_known",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    team: Mapped[str] = mapped_column(String(100), default="default")
+    roles: Mapped[list[str]] = mapped_column(ARRAY(String(20)))
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class ApiToken(Base):
+    """An API token: only its sha256 is stored; it acts as its user with the user's roles."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (_sha256_check("token_sha256"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("app_user.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[dt.datetime | None]
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 
 # (index name, dim, predicate): partial HNSW cosine indexes on (embedding::vector(dim)).

@@ -86,13 +86,14 @@ variant_task = task(name="variant", cache_policy=NO_CACHE, persist_result=False,
 # ---- submitting ------------------------------------------------------------------------------
 
 
-def submit_request(runtime, spec: RequestSpec, *, actor: str) -> uuid.UUID:
-    """Catalogue a validated request (status received); the flow then fulfils it by id. A request
-    the engine or the signer cannot serve is refused here, before it has a row."""
+def submit_request(runtime, spec: RequestSpec, *, actor: str, team: str | None = None) -> uuid.UUID:
+    """Catalogue a validated request (status received) submitted by `actor` (of `team`, through
+    the API); the flow then fulfils it by id. A request the engine or the signer cannot serve is
+    refused here, before it has a row."""
     check_request(spec, runtime.settings)
     with runtime.sessions.begin() as session:
         row = assets_repo.create_request(
-            session, spec=spec.canonical(), spec_sha256=spec.sha256(), actor=actor
+            session, spec=spec.canonical(), spec_sha256=spec.sha256(), actor=actor, team=team
         )
         return row.id
 
@@ -234,10 +235,14 @@ def _dispatch_remote(p: Prepared, pending: list[int], pool: str) -> None:
 
 
 @flow(name="fulfil-request", persist_result=False, validate_parameters=True)
-def fulfil_request(request_id: str) -> dict[str, Any]:
-    """Fulfil (or resume) a catalogued request. Returns the request summary (see `summarise`)."""
+def fulfil_request(request_id: str, actor: str | None = None) -> dict[str, Any]:
+    """Fulfil (or resume) a catalogued request. Returns the request summary (see `summarise`).
+    `actor`: who the run acts for in the audit log (the API's signed-in user); default the
+    acting user of the settings (the CLI's OS user)."""
     logger = get_run_logger()
     settings = get_settings()
+    if actor:
+        settings = settings.model_copy(update={"actor": actor})
     from castkeep.flows.runtime import open_runtime
 
     rid = parse_id(request_id)

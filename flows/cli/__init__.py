@@ -79,6 +79,8 @@ def _register() -> None:
         status,
         stop,
         talent,
+        tokens,
+        users,
         verify,
     )
 
@@ -99,6 +101,8 @@ def _register() -> None:
     app.add_typer(request.request_app, name="request")
     app.add_typer(request.asset_app, name="asset")
     app.add_typer(talent.talent_app, name="talent")
+    app.add_typer(tokens.tokens_app, name="tokens")
+    app.add_typer(users.users_app, name="users")
 
 
 class _CommandOutputOnly(logging.Filter):
