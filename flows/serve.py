@@ -24,8 +24,7 @@ from castkeep.net import free_port
 from castkeep.tasks.generate import GPU_LIMIT
 
 DASK_TAG = "dask"  # prefect.yaml tag: this deployment's task fan-out may run on a Dask cluster
-# Top-level source dirs install as castkeep subpackages (see pyproject); entrypoints use the dirs.
-_PACKAGE_DIRS = {"flows", "tasks", "models", "db", "provenance"}
+ENTRYPOINT_PACKAGE = "castkeep."  # entrypoints are module paths in the installed package
 
 
 @dataclass(frozen=True)
@@ -54,13 +53,10 @@ class SetupResult:
     gpu_limit: int
 
 
-def project_root() -> Path:
-    """The directory holding prefect.yaml: the repository root (flows/ is castkeep.flows)."""
-    return Path(__file__).resolve().parent.parent
-
-
 def default_prefect_file() -> Path:
-    return project_root() / "prefect.yaml"
+    """The deployments shipped with the package (castkeep/flows/prefect.yaml): found in an
+    installed castkeep as in a checkout."""
+    return Path(__file__).resolve().with_name("prefect.yaml")
 
 
 def load_plan(path: Path | None = None) -> list[DeploymentSpec]:
@@ -102,14 +98,13 @@ def load_plan(path: Path | None = None) -> list[DeploymentSpec]:
 
 
 def import_entrypoint(entrypoint: str):
-    """`flows/audit.py:audit` -> the flow object in castkeep.flows.audit (works installed too)."""
-    file_part, _, attr = entrypoint.partition(":")
-    parts = Path(file_part).with_suffix("").parts
-    if not attr or not parts or parts[0] not in _PACKAGE_DIRS:
+    """`castkeep.flows.audit:audit` -> the flow object (the form `prefect deploy` and a worker
+    import too, from the installed package)."""
+    module_name, _, attr = entrypoint.partition(":")
+    if not attr or not module_name.startswith(ENTRYPOINT_PACKAGE) or "/" in module_name:
         raise ConfigurationError(
-            f"entrypoint {entrypoint!r} must look like flows/<module>.py:<flow> in prefect.yaml"
+            f"entrypoint {entrypoint!r} must look like castkeep.flows.<module>:<flow> in prefect.yaml"
         )
-    module_name = "castkeep." + ".".join(parts)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -178,6 +173,7 @@ def scale_out(flow: Any, dask_address: str | None) -> Any:
 def to_runner_deployments(plan: list[DeploymentSpec], *, dask_address: str | None = None) -> list[Any]:
     """Runner deployments for `prefect.serve`; those tagged `dask` in prefect.yaml fan out on the
     Dask cluster when `dask_address` is given."""
+    from prefect.types.entrypoint import EntrypointType
     from prefect.schedules import Cron, Interval
 
     deployments = []
@@ -197,6 +193,9 @@ def to_runner_deployments(plan: list[DeploymentSpec], *, dask_address: str | Non
                 description=spec.description or None,
                 tags=list(spec.tags) or None,
                 concurrency_limit=spec.concurrency_limit,
+                # The module path, not a file path relative to the working directory: runs
+                # import the installed package, wherever `castkeep serve` was started.
+                entrypoint_type=EntrypointType.MODULE_PATH,
             )
         )
     return deployments
