@@ -125,15 +125,3 @@ def open_runtime(settings: Settings | None = None, *, migrate: bool = True) -> R
     anchor_audit_log(runtime)  # a signed checkpoint every N audit events
     return runtime
 
-
-def patient_prefect(seconds: int = 120):
-    """Give Prefect's embedded API longer to start than its 20 s default (a first start on a
-    busy 2-core machine migrates its database and can take longer). An explicit
-    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS wins."""
-    import os
-
-    if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ:
-        return contextlib.nullcontext()
-    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
-
-    return temporary_settings(updates={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: seconds})
