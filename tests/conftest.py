@@ -1,13 +1,18 @@
-"""Shared pytest set-up. Fixture plugins live in tests/plugins/<area>.py and are all loaded
-here, so each area owns its fixtures without a central list to edit."""
+"""Shared pytest set-up: the fixture plugins, listed explicitly (one module per area under
+tests/plugins/). Two lanes: tests/unit (no servers, no Prefect: seconds) and tests/integration
+(the bundled PostgreSQL, an S3 server, Prefect, subprocesses of the real command)."""
 
 from __future__ import annotations
 
-import pkgutil
-from pathlib import Path
-
-_PLUGINS = Path(__file__).parent / "plugins"
-
 pytest_plugins = [
-    f"tests.plugins.{info.name}" for info in pkgutil.iter_modules([str(_PLUGINS)])
+    "tests.plugins.compliance",
+    "tests.plugins.db",
+    "tests.plugins.faces",
+    "tests.plugins.ingest",
+    "tests.plugins.insightface_packs",
+    "tests.plugins.paths",
+    "tests.plugins.prefect_harness",
+    "tests.plugins.provenance",
+    "tests.plugins.request",
+    "tests.plugins.tiny_qwen",
 ]

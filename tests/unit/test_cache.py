@@ -45,7 +45,7 @@ def test_the_process_cache_owns_engines_encoders_and_pipelines():
     import re
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     offenders = []
     for folder in ("models", "tasks", "flows", "provenance"):
         for path in repo.glob(f"{folder}/**/*.py"):

@@ -127,7 +127,7 @@ def test_thresholds_defaults():
 def test_shipped_example_request_is_valid():
     from pathlib import Path
 
-    example = Path(__file__).resolve().parent.parent / "examples" / "requests" / "group-social.yaml"
+    example = Path(__file__).resolve().parents[2] / "examples" / "requests" / "group-social.yaml"
     spec = load_request(example)
     assert spec.talents == ("demo-talent-a", "demo-talent-b")
     assert spec.lighting.key_azimuth == -45 and spec.lighting.colour_temperature == 3800

@@ -23,7 +23,7 @@ from castkeep.models.request_spec import request_from_mapping
 from castkeep.provenance.policy import use_of, use_record
 from tests.plugins.request import request_doc
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_use_and_synthetic_likeness_follow_the_engine():

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from castkeep.flows import serve as serve_mod
 from castkeep.flows.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 # Read elsewhere than the settings model: the test database (tests/plugins/db.py) and the host
 # models folder of docker-compose.yml.

@@ -11,7 +11,7 @@ import pytest
 
 from castkeep import errors
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def _documented() -> dict[int, str]:
