@@ -96,6 +96,7 @@ def demo() -> dict[str, Any]:
     from castkeep.flows.ingest_references import ingest_references
     from castkeep.flows.runtime import open_runtime
     from castkeep.models.request_spec import request_from_mapping
+    from castkeep.progress import report
     from castkeep.provenance.verify import verify_bytes
 
     logger = get_run_logger()
@@ -103,13 +104,17 @@ def demo() -> dict[str, Any]:
     Path(settings.home).mkdir(parents=True, exist_ok=True)
     keys = ensure_keys(settings)
     logger.info("signing keys: %s", keys)
+    planned = demo_requests()
+    steps = 1 + len(planned)  # the ingest, then each request (with its verification)
+    report("demo steps", 0, steps)
     ingest = ingest_references(str(samples_dir())).summary()
     logger.info("ingested samples: %s", ingest)
+    report("demo steps", 1, steps)
 
     requests, assets, sheets, refusals = [], [], [], []
     anchors = build_components(settings).trust_anchors
     with open_runtime(settings) as runtime:
-        for label, doc in demo_requests():
+        for step, (label, doc) in enumerate(planned, start=2):
             spec = request_from_mapping(
                 doc, source=f"demo {label} request", default_engine="classical",
                 default_thresholds=settings.thresholds.model_dump(),
@@ -139,6 +144,7 @@ def demo() -> dict[str, Any]:
                     "scores": a["scores"],
                     "reason": a.get("reason"),
                 })
+            report("demo steps", step, steps)
     return {
         "home": str(settings.home),
         "keys": keys,

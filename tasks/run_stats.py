@@ -13,6 +13,10 @@ class RunStats:
     stages: dict[str, float] = field(default_factory=dict)
     variants: int = 0
     attempts: int = 0
+    # outcomes of this run's variants (progress shows them): passed, rejected, retried attempts
+    passed: int = 0
+    rejected: int = 0
+    retries: int = 0
 
     def add(self, stage: str, seconds: float) -> None:
         self.stages[stage] = self.stages.get(stage, 0.0) + float(seconds)

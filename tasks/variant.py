@@ -121,6 +121,7 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
             with p.stats.stage("db"), p.runtime.sessions.begin() as session:
                 assets_repo.record_attempt(session, p.request_id, record, scores.records)
             attempt += 1
+            p.stats.retries += 1
             continue
 
         manifest = build_manifest(
@@ -160,6 +161,10 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
         p.stats.add("db", done.db_seconds)
         asset_id = done.asset_id
         p.stats.variants += 1
+        if scores.passed:
+            p.stats.passed += 1
+        else:
+            p.stats.rejected += 1
         return asset_id
 
 

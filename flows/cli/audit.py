@@ -26,8 +26,9 @@ def audit(
         return
     from castkeep.flows.audit import audit as audit_flow
     from castkeep.flows.prefect_server import local_prefect
+    from castkeep.flows.progress_display import showing_progress
 
-    with local_prefect():
+    with local_prefect(), showing_progress(as_json):
         report = audit_flow(talent=talent, expiring_within_days=expiring_days, out_dir=str(out) if out else None)
     if as_json:
         typer.echo(json.dumps(report, indent=2, sort_keys=True))

@@ -55,9 +55,10 @@ def revoke(
     """Revoke a consent and quarantine every asset made under it or showing the talent's face
     without other cover (status quarantined + legal hold; nothing is deleted). Safe to repeat."""
     from castkeep.flows.prefect_server import local_prefect
+    from castkeep.flows.progress_display import showing_progress
     from castkeep.flows.revoke import revoke_consent
 
-    with local_prefect():
+    with local_prefect(), showing_progress(as_json):
         result = revoke_consent(consent_id, reason)
     if as_json:
         typer.echo(json.dumps(result, indent=2))

@@ -19,10 +19,11 @@ def demo(
     consent refuses. Safe to re-run."""
     from castkeep.flows.demo import demo as demo_flow
     from castkeep.flows.prefect_server import local_prefect
+    from castkeep.flows.progress_display import showing_progress
     from castkeep.flows.runtime import load_settings
 
     load_settings()  # a bad CASTKEEP_ variable fails here with its name
-    with local_prefect():
+    with local_prefect(), showing_progress(as_json):
         result = demo_flow()
     if as_json:
         typer.echo(json.dumps(result, default=str))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import typer
 
@@ -20,19 +19,12 @@ def ingest(
     itself is unusable."""
     from castkeep.flows.ingest_references import ingest_references, open_source
     from castkeep.flows.prefect_server import local_prefect
+    from castkeep.flows.progress_display import showing_progress
     from castkeep.flows.settings import get_settings
-    from castkeep.tasks.ingest import PROGRESS
 
     open_source(path, get_settings())  # an unusable PATH fails here, before any set-up
-    bar = None if as_json else _ProgressBar()
-    token = PROGRESS.set(bar.update if bar else None)
-    try:
-        with local_prefect():
-            result = ingest_references(path, chunk_size=chunk_size)
-    finally:
-        PROGRESS.reset(token)
-        if bar:
-            bar.close()
+    with local_prefect(), showing_progress(as_json):
+        result = ingest_references(path, chunk_size=chunk_size)
     summary = result.summary()
     if as_json:
         typer.echo(json.dumps(summary))
@@ -42,25 +34,3 @@ def ingest(
     for item in summary["rejected"]:
         typer.echo(f"  rejected {item['file']}: {item['reason']}")
 
-
-class _ProgressBar:
-    """A progress bar on stderr (stdout carries only results)."""
-
-    def __init__(self) -> None:
-        self._progress = None
-        self._task = None
-
-    def update(self, done: int, total: int, outcome) -> None:  # noqa: ANN001
-        if self._progress is None:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self._progress = Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(),
-                                      console=Console(file=sys.stderr), transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task("ingest", total=total)
-        self._progress.update(self._task, completed=done, total=total)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
