@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from castkeep.db import schema
 from castkeep.db.audit_log import append_event
+from castkeep.db.ids import parse_id, where_listed
 from castkeep.errors import NotFoundError
 from castkeep.models.faces.face_types import DetectedFace
 from castkeep.models.scoring.records import ScoreRecord
@@ -114,7 +115,7 @@ def get_request(session: Session, request_id: uuid.UUID | str, *, lock: bool = F
         stmt = stmt.with_for_update()
     row = session.scalars(stmt).one_or_none()
     if row is None:
-        raise NotFoundError(f"no request {request_id}; `castkeep request show` lists known ids")
+        raise NotFoundError(f"no request {request_id}; {where_listed('request')}")
     return row
 
 
@@ -420,7 +421,7 @@ def get_asset(session: Session, asset_id: uuid.UUID | str, *, lock: bool = False
         stmt = stmt.with_for_update()
     row = session.scalars(stmt).one_or_none()
     if row is None:
-        raise NotFoundError(f"no asset {asset_id}; `castkeep request show REQUEST_ID` lists assets")
+        raise NotFoundError(f"no asset {asset_id}; {where_listed('asset')}")
     return row
 
 
@@ -558,12 +559,7 @@ def _asset_views(session: Session, rows: list[schema.Asset]) -> list[AssetView]:
 
 
 def _uuid(value: uuid.UUID | str, what: str) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value).strip())
-    except ValueError:
-        raise NotFoundError(f"{value!r} is not a {what} id (a UUID)") from None
+    return parse_id(value, what)
 
 
 def catalogued_asset_keys(session: Session) -> set[str]:

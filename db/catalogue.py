@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from castkeep.db import schema
+from castkeep.db.ids import where_listed
 from castkeep.errors import ManifestError, NotFoundError
 from castkeep.models.faces.face_types import DetectedFace
 from castkeep.provenance.consent import ConsentManifest, ConsentTerms
@@ -110,7 +111,7 @@ def resolve_talent(session: Session, ident: str | uuid.UUID) -> schema.Talent:
     if talent is None:
         raise NotFoundError(
             f"no talent {ident!r} in the catalogue: give a talent id or external reference "
-            "(see `castkeep talent list`)"
+            f"({where_listed('talent')})"
         )
     return talent
 
@@ -196,7 +197,8 @@ def get_consent(session: Session, consent_id: str | uuid.UUID) -> schema.Consent
             select(schema.Consent).where(schema.Consent.external_ref == str(consent_id))
         )
     if row is None:
-        raise NotFoundError(f"no consent {consent_id!r} in the catalogue (see `castkeep talent show`)")
+        raise NotFoundError(f"no consent {consent_id!r} in the catalogue: give a consent id or the "
+                            f"agency's consent reference ({where_listed('consent')})")
     return row
 
 

@@ -1,4 +1,5 @@
-"""Ids from outside (command lines, URLs, request bodies) are validated before any lookup."""
+"""Ids from outside (command lines, URLs, request bodies) are validated before any lookup, and
+every "not found" names the command that shows ids of that kind."""
 
 from __future__ import annotations
 
@@ -7,10 +8,26 @@ import uuid
 from castkeep.errors import NotFoundError
 
 
+# Where a user finds the ids of each kind of catalogued thing (every hint names a real command).
+LISTED_BY = {
+    "request": "`castkeep request list` lists request ids",
+    "asset": "`castkeep request show REQUEST_ID` lists a request's asset ids",
+    "talent": "`castkeep talent list` lists talents",
+    "consent": "`castkeep talent show TALENT` lists a talent's consents",
+    "user": "`castkeep users list` lists users",
+    "API token": "`castkeep tokens create` prints a new token's id",
+}
+
+
+def where_listed(what: str) -> str:
+    """The hint a "not found" about a `what` ends with."""
+    return LISTED_BY.get(what, "`castkeep --help` lists the commands")
+
+
 def parse_id(value: str | uuid.UUID, what: str = "request") -> uuid.UUID:
-    """A UUID, or NotFoundError saying what was expected."""
+    """A UUID, or NotFoundError saying what was expected and where such ids are listed."""
     try:
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value).strip())
     except ValueError:
         raise NotFoundError(f"{value!r} is not a{'n' if what[0] in 'aeiou' else ''} {what} id "
-                            "(a UUID)") from None
+                            f"(a UUID); {where_listed(what)}") from None

@@ -1,5 +1,5 @@
-"""`castkeep request FILE`, `castkeep request show|resume ID`, `castkeep approve`,
-`castkeep asset show|export`."""
+"""`castkeep request submit FILE` (shorthand `castkeep request FILE`), `castkeep request
+show|resume ID`, `castkeep request list`, `castkeep approve`, `castkeep asset show|export`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ EXIT_ALL_PASSED, EXIT_SOME_REJECTED, EXIT_REFUSED = 0, 1, 3
 
 
 class _RequestGroup(TyperGroup):
-    """`castkeep request FILE` submits; `castkeep request show|resume ID` act on a catalogued one."""
+    """`castkeep request submit FILE` submits, and `castkeep request FILE` is its shorthand (a
+    first word that is not a command is a file); `show|resume ID` act on a catalogued one."""
 
     def parse_args(self, ctx, args):  # noqa: ANN001
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
@@ -27,8 +28,9 @@ class _RequestGroup(TyperGroup):
 request_app = typer.Typer(
     cls=_RequestGroup,
     no_args_is_help=True,
-    help="Fulfil a marketing request: `castkeep request FILE [--json]`; then "
-    "`castkeep request show ID` or `castkeep request resume ID`.",
+    help="Fulfil a marketing request: `castkeep request submit FILE [--json]` (or "
+    "`castkeep request FILE`); then `castkeep request show ID` or `castkeep request resume ID`; "
+    "`castkeep request list` lists request ids.",
 )
 asset_app = typer.Typer(no_args_is_help=True, help="Catalogued assets: show one, export its file.")
 
@@ -102,7 +104,9 @@ def submit(
         request_id = submit_request(runtime, spec, actor=settings.acting_user)
     if not as_json:
         typer.echo(f"request {request_id} submitted ({spec.variants} variant(s))", err=True)
-    with local_prefect():
+    from castkeep.flows.progress_display import showing_progress
+
+    with local_prefect(), showing_progress(as_json):
         result = fulfil_request(str(request_id))
     _print(result, as_json)
     raise typer.Exit(exit_code_for(result))
@@ -140,15 +144,16 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print only JSON.")
 
 @request_app.command("resume")
 def resume(
-    request_id: str = typer.Argument(..., help="Request id (from `castkeep request FILE`)."),
+    request_id: str = typer.Argument(..., help="Request id (see `castkeep request list`)."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Finish a request that was interrupted: finished variants are kept, not recomputed."""
     from castkeep.flows.fulfil_request import fulfil_request
-    from castkeep.tasks.catalogue_views import parse_request_id
     from castkeep.flows.prefect_server import local_prefect
+    from castkeep.flows.progress_display import showing_progress
+    from castkeep.tasks.catalogue_views import parse_request_id
 
-    with local_prefect():
+    with local_prefect(), showing_progress(as_json):
         result = fulfil_request(str(parse_request_id(request_id)))
     _print(result, as_json)
     raise typer.Exit(exit_code_for(result))

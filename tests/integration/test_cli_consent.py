@@ -68,7 +68,8 @@ def test_revoke_unknown_consent_is_one_line_and_not_retried(ingested_catalogue):
     proc = run_castkeep("consent", "revoke", unknown, "--reason", "x", home=ingested_catalogue.home)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.splitlines() == [
-        f"error: no consent {unknown!r} in the catalogue (see `castkeep talent show`)"]
+        f"error: no consent {unknown!r} in the catalogue: give a consent id or the agency's "
+        "consent reference (`castkeep talent show TALENT` lists a talent's consents)"]
     with get_client(sync_client=True) as client:
         (run,) = client.read_flow_runs(
             flow_filter=FlowFilter(name={"any_": ["revoke-consent"]}),

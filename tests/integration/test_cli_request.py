@@ -181,7 +181,7 @@ def test_user_errors_inside_flows_are_one_line_without_traceback(request_env, cl
     resumed = run_castkeep("request", "resume", unknown, home=request_env.home)
     assert resumed.returncode == 2 and resumed.stdout == ""
     assert resumed.stderr.splitlines() == [
-        f"error: no request {unknown}; `castkeep request show` lists known ids"]
+        f"error: no request {unknown}; `castkeep request list` lists request ids"]
 
     approved = run_castkeep("approve", done["request_id"], "--assets", done["assets"][0]["id"],
                          "--reviewer", "r", home=request_env.home)
@@ -227,3 +227,23 @@ def test_export_to_an_existing_folder_names_the_file(request_env, cli, tmp_path)
     assert res.stdout.strip() == str(written)
     info = json.loads(cli("asset", "show", asset["id"], "--json").stdout)
     assert hashlib.sha256(written.read_bytes()).hexdigest() == info["sha256"]
+
+
+def test_progress_is_plain_lines_off_a_terminal_and_nothing_with_json(request_env, tmp_path):
+    path = write_request(tmp_path, request_doc(variants=2, **LIT))
+    # The explicit form; stderr is a pipe here, so progress comes as plain lines.
+    proc = run_castkeep("request", "submit", str(path), home=request_env.home)
+    assert proc.returncode in (0, 1), proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("variants ")]
+    assert lines[0] == "variants 0/2 (0%): passed 0, rejected 0, retries 0"
+    assert lines[1].startswith("variants 1/2 (50%): passed ")
+    passed, rejected = proc.stdout.count(": PASS "), proc.stdout.count(": REJECTED ")
+    assert passed + rejected == 2
+    assert lines[-1].startswith(f"variants 2/2 (100%): passed {passed}, rejected {rejected}, retries ")
+    assert not any(line.startswith("variants ") for line in proc.stdout.splitlines())
+
+    # The shorthand form with --json: stdout is the JSON alone, and no progress anywhere.
+    quiet = run_castkeep("request", str(path), "--json", home=request_env.home)
+    assert quiet.returncode in (0, 1), quiet.stderr
+    assert len(json.loads(quiet.stdout)["assets"]) == 2
+    assert "variants" not in quiet.stderr and "%" not in quiet.stderr
