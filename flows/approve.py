@@ -33,8 +33,10 @@ def approve_assets(
     reviewer: str,
     *,
     actor: str,
+    comment: str | None = None,
 ) -> dict[str, Any]:
-    """Plain function behind the flow (one transaction)."""
+    """Plain function behind the flow (one transaction). `comment`: the reviewer's words, kept
+    in each asset's audit event."""
     reviewer = reviewer.strip()
     if not reviewer:
         raise ApprovalError("give the reviewer's name with --reviewer")
@@ -76,7 +78,7 @@ def approve_assets(
             chosen.append(aid)
         chosen = list(dict.fromkeys(chosen))
         others = [a.id for a in views.values() if a.status == "candidate" and a.id not in chosen]
-        detail = {"reviewer": reviewer}
+        detail = {"reviewer": reviewer, **({"comment": comment} if comment else {})}
         assets_repo.set_asset_status(session, chosen, "approved", actor=actor,
                                      reason=f"approved by {reviewer}", detail=detail)
         assets_repo.set_asset_status(session, chosen, "published", actor=actor, detail=detail)
@@ -86,6 +88,43 @@ def approve_assets(
                                        detail={"reviewer": reviewer, "published": chosen})
     return {"request_id": str(request_id), "published": chosen, "rejected": others,
             "reviewer": reviewer}
+
+
+def reject_assets(runtime, request_id: uuid.UUID, asset_ids: Sequence[str], *, actor: str,
+                  comment: str, close: bool = False) -> dict[str, Any]:
+    """Reject chosen candidates of a request awaiting approval (with the reviewer's comment);
+    `close` rejects every remaining candidate. When no candidate is left the request completes."""
+    comment = (comment or "").strip()
+    if not comment:
+        raise ApprovalError("a rejection needs a comment saying why")
+    with runtime.sessions.begin() as session:
+        req = assets_repo.get_request(session, request_id, lock=True)
+        if req.status != "awaiting_approval":
+            raise ApprovalError(f"request {request_id} is {req.status}, not awaiting_approval")
+        views = {a.id: a for a in assets_repo.request_assets(session, request_id)}
+        chosen = []
+        for raw in asset_ids:
+            aid = str(parse_id(raw, "asset"))
+            view = views.get(aid)
+            if view is None:
+                raise NotFoundError(f"asset {raw} is not an asset of request {request_id}")
+            if view.status != "candidate":
+                raise ApprovalError(f"asset {aid} is {view.status}; only candidates can be rejected")
+            chosen.append(aid)
+        if close:
+            chosen += [a.id for a in views.values() if a.status == "candidate" and a.id not in chosen]
+        chosen = list(dict.fromkeys(chosen))
+        if not chosen:
+            raise ApprovalError("give at least one candidate asset id to reject")
+        assets_repo.set_asset_status(session, chosen, "rejected", actor=actor,
+                                     reason=f"rejected by {actor}: {comment}",
+                                     detail={"reviewer": actor, "comment": comment})
+        left = [a for a in views.values() if a.status == "candidate" and a.id not in chosen]
+        if not left:
+            assets_repo.set_request_status(session, request_id, "completed", actor=actor,
+                                           detail={"reviewer": actor, "rejected": chosen})
+    return {"request_id": str(request_id), "rejected": chosen,
+            "status": "awaiting_approval" if left else "completed"}
 
 
 @flow(name="approve-request", persist_result=False, validate_parameters=True)

@@ -96,6 +96,17 @@ class AuditSettings(_Section):
     checkpoint_every: int = Field(default=100, ge=0)
 
 
+class WebSettings(_Section):
+    # Certificate and key (PEM) for serving `castkeep web` over TLS itself; without them it binds
+    # only to loopback unless run --behind-proxy (a TLS-terminating proxy in front).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Signed-in browser sessions end after this many minutes.
+    session_minutes: int = Field(default=480, ge=1)
+    # Failed sign-ins allowed per username and client address within 15 minutes.
+    login_attempts: int = Field(default=5, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CASTKEEP_",
@@ -113,6 +124,7 @@ class Settings(BaseSettings):
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @property
     def acting_user(self) -> str:

@@ -1,0 +1,73 @@
+"""The FastAPI application: JSON API under /api/v1 (OpenAPI at /api/v1/openapi.json), problem
+details for errors, roles on every route (flows/web/auth.py)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+
+from castkeep.flows.settings import Settings
+from castkeep.flows.web import problems
+from castkeep.flows.web.auth import LoginLimiter, SessionCodec
+from castkeep.flows.web.jobs import Jobs
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass
+class WebState:
+    settings: Settings
+    runtime: Any = None
+    sessions: SessionCodec = field(init=False)
+    limiter: LoginLimiter = field(init=False)
+    jobs: Jobs = field(default_factory=Jobs)
+    tls: bool = False
+    thumbnails: dict[str, bytes] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.sessions = SessionCodec(minutes=self.settings.web.session_minutes)
+        self.limiter = LoginLimiter(self.settings.web.login_attempts)
+
+
+def create_app(settings: Settings, *, tls: bool | None = None) -> FastAPI:
+    """The app for `settings`; the catalogue opens when it starts and closes when it stops.
+    `tls`: whether it is served over HTTPS (session cookies are then Secure); default: TLS
+    settings given."""
+    from castkeep.flows.web import routes_assets, routes_compliance, routes_requests, routes_session
+
+    state = WebState(settings, tls=bool(settings.web.tls_cert) if tls is None else tls)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from castkeep.flows.runtime import open_runtime
+
+        state.runtime = open_runtime(settings)
+        try:
+            yield
+        finally:
+            state.jobs.shutdown(wait=True)
+            state.runtime.close()
+
+    app = FastAPI(
+        title="castkeep",
+        version=_version(),
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        default_response_class=problems.SafeJSONResponse,
+    )
+    app.state.castkeep = state
+    problems.install(app)
+    for module in (routes_session, routes_requests, routes_assets, routes_compliance):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app
+
+
+def _version() -> str:
+    from castkeep import __version__
+
+    return __version__

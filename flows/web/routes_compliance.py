@@ -1,0 +1,99 @@
+"""Compliance: talents and their consents, revocation (with a dry run), audit reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from castkeep.flows.web.auth import require
+from castkeep.flows.web.problems import Problem
+from castkeep.tasks.accounts import Identity
+from castkeep.tasks.api_views import parse_id
+from castkeep.vocab import Role
+
+router = APIRouter(tags=["compliance"])
+
+
+class Revoke(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+    dry_run: bool = False
+
+
+def _state(request: Request):
+    return request.app.state.castkeep
+
+
+@router.get("/talents")
+def talents(request: Request, channel: str | None = Query(None, max_length=50),
+            territory: str | None = Query(None, max_length=10),
+            who: Identity = Depends(require(Role.REQUESTER, Role.COMPLIANCE))) -> list[dict[str, Any]]:
+    """Every talent. Compliance: consents with scope and validity. Requesters: names and whether
+    usable (an active consent valid now, covering `channel` and `territory` when given)."""
+    from castkeep.tasks.api_views import talents_document
+
+    with _state(request).runtime.sessions() as session:
+        return talents_document(session, full=who.has(Role.COMPLIANCE), channel=channel,
+                                territory=territory)
+
+
+@router.get("/talents/{talent_id}")
+def talent(talent_id: str, request: Request,
+           who: Identity = Depends(require(Role.COMPLIANCE))) -> dict[str, Any]:
+    """One talent with consents (compliance)."""
+    from castkeep.tasks.api_views import talents_document
+
+    tid = str(parse_id(talent_id, "talent"))
+    with _state(request).runtime.sessions() as session:
+        found = [t for t in talents_document(session, full=True) if t["id"] == tid]
+    if not found:
+        raise Problem(404, f"no talent {tid}")
+    return found[0]
+
+
+@router.post("/consents/{consent_id}/revoke")
+def revoke(consent_id: str, body: Revoke, request: Request,
+           who: Identity = Depends(require(Role.COMPLIANCE))) -> dict[str, Any]:
+    """Revoke a consent and quarantine what it covered; `dry_run` lists what would be
+    quarantined and changes nothing."""
+    from castkeep.flows.components import encoder_profile
+    from castkeep.tasks import revoke as cascade
+
+    cid = str(parse_id(consent_id, "consent"))
+    state = _state(request)
+    face = encoder_profile(state.settings.faces)
+    if body.dry_run:
+        return {"quarantined": cascade.preview(state.runtime, consent_id=cid, face=face),
+                "dry_run": True}
+    result = cascade.revoke(state.runtime, consent_id=cid, reason=body.reason, face=face,
+                            actor=who.username)
+    return {"quarantined": result.quarantined, "dry_run": False, "changed": result.changed,
+            "status": result.status}
+
+
+@router.get("/audit")
+def latest_audit(request: Request,
+                 who: Identity = Depends(require(Role.COMPLIANCE))) -> dict[str, Any]:
+    """The latest audit report (404 before the first audit)."""
+    from castkeep.tasks.api_views import latest_audit_report
+
+    state = _state(request)
+    with state.runtime.sessions() as session:
+        report = latest_audit_report(session, state.runtime.store)
+    if report is None:
+        raise Problem(404, "no audit has run yet; POST /api/v1/audit starts one")
+    return report
+
+
+@router.post("/audit", status_code=202)
+def start_audit(request: Request,
+                who: Identity = Depends(require(Role.COMPLIANCE))) -> JSONResponse:
+    """Start an audit run in the background. 202 {"job"}."""
+    from castkeep.flows.web import jobs
+
+    job = _state(request).jobs.submit("audit", jobs.audit, who.username)
+    return JSONResponse({"job": job}, status_code=202)
