@@ -82,6 +82,7 @@ def _register() -> None:
         tokens,
         users,
         verify,
+        web,
     )
 
     app.command("demo")(demo.demo)
@@ -93,6 +94,7 @@ def _register() -> None:
     app.command("stop")(stop.stop)
     app.command("gc")(talent.gc)
     app.command("verify")(verify.verify)
+    app.command("web")(web.web)
     app.add_typer(audit.audit_app, name="audit")
     app.add_typer(consent.consent_app, name="consent")
     app.add_typer(db.db_app, name="db")
