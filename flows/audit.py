@@ -229,14 +229,19 @@ def audit(
     talent: str | None = None,
     expiring_within_days: int = 30,
     out_dir: str | None = None,
+    actor: str | None = None,
 ) -> dict[str, Any]:
-    """Audit the catalogue (or one talent's assets); returns the report with where it was stored."""
+    """Audit the catalogue (or one talent's assets); returns the report with where it was stored.
+    `actor`: who started it (the API's signed-in user); default the settings' acting user."""
     from castkeep.db.audit_log import append_event
-    from castkeep.flows.runtime import open_runtime
+    from castkeep.flows.runtime import load_settings, open_runtime
 
     logger = get_run_logger()
     at = dt.datetime.now(dt.timezone.utc)
-    with open_runtime() as runtime:
+    settings = load_settings()
+    if actor:
+        settings = settings.model_copy(update={"actor": actor})
+    with open_runtime(settings) as runtime:
         dask_address = runtime.settings.prefect.dask_address
         if dask_address:
             from castkeep.flows.serve import scale_out
