@@ -79,24 +79,7 @@ def cascade(
     if changed:
         compliance.set_consent_status(session, consent, status, actor=actor, reason=reason)
 
-    # All statuses: already-quarantined assets are skipped below but still get their hold checked.
-    derived = compliance.assets_under_consent(session, consent.id, statuses=None)
-    matched: list[uuid.UUID] = []
-    if face is not None:
-        hits = compliance.asset_faces_matching(
-            session,
-            encoder=face.name,
-            metric=face.metric,
-            threshold=float(face.threshold),
-            talent_id=consent.talent_id,
-            statuses=None,
-        )
-        candidates = sorted({uuid.UUID(h.asset_id) for h in hits} - set(derived), key=str)
-        covered = compliance.other_active_consent_links(
-            session, candidates, talent_id=consent.talent_id, excluding=consent.id
-        )
-        matched = [a for a in candidates if a not in covered]
-
+    derived, matched = _targets(session, consent, face)
     detail = {"consent_id": str(consent.id), "talent_id": str(consent.talent_id), "cascade": status}
     quarantined = compliance.quarantine_assets(
         session, [*derived, *matched], actor=actor, reason=f"consent {consent.id} {status}: {reason}", detail=detail
@@ -121,7 +104,44 @@ def cascade(
     )
 
 
-def revoke(runtime, *, consent_id: str, reason: str, status: str = "revoked", face: EncoderInfo | None) -> CascadeResult:
+def _targets(session, consent: schema.Consent,
+             face: EncoderInfo | None) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """(derived through lineage, matched by face without other cover), in every status."""
+    # All statuses: already-quarantined assets are skipped by the caller but get their hold checked.
+    derived = compliance.assets_under_consent(session, consent.id, statuses=None)
+    matched: list[uuid.UUID] = []
+    if face is not None:
+        hits = compliance.asset_faces_matching(
+            session,
+            encoder=face.name,
+            metric=face.metric,
+            threshold=float(face.threshold),
+            talent_id=consent.talent_id,
+            statuses=None,
+        )
+        candidates = sorted({uuid.UUID(h.asset_id) for h in hits} - set(derived), key=str)
+        covered = compliance.other_active_consent_links(
+            session, candidates, talent_id=consent.talent_id, excluding=consent.id
+        )
+        matched = [a for a in candidates if a not in covered]
+    return derived, matched
+
+
+def preview(runtime, *, consent_id: str, face: EncoderInfo | None) -> list[str]:
+    """The assets a revocation of this consent would quarantine now (a dry run: nothing is
+    locked, changed or held)."""
+    from castkeep.db.catalogue import get_consent
+
+    with runtime.sessions() as session:
+        consent = get_consent(session, consent_id)
+        derived, matched = _targets(session, consent, face)
+        return sorted(str(r.id) for r in compliance.assets_by_id(session, [*derived, *matched])
+                      if r.status != "quarantined")
+
+
+def revoke(runtime, *, consent_id: str, reason: str, status: str = "revoked", face: EncoderInfo | None,
+           actor: str | None = None) -> CascadeResult:
+    """Run the cascade in its own transaction; `actor` defaults to the settings' acting user."""
     if not reason or not reason.strip():
         raise ConsentStateError("a revocation needs a reason: pass --reason TEXT")
     with runtime.sessions.begin() as session:
@@ -131,7 +151,7 @@ def revoke(runtime, *, consent_id: str, reason: str, status: str = "revoked", fa
             consent_id=consent_id,
             status=status,
             reason=reason.strip(),
-            actor=runtime.settings.acting_user,
+            actor=actor or runtime.settings.acting_user,
             face=face,
         )
 
