@@ -1,0 +1,205 @@
+"""Who may call what: every route x every role and anonymous (a route missing from ROLES fails),
+bearer tokens (revoked, expired, disabled users), the browser session cookie (HttpOnly,
+SameSite=Lax, CSRF on changes), sign-in rate limiting, and no password or token in the logs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from tests.plugins.request import request_doc
+from tests.plugins.web import PASSWORD, web_server, web_users  # noqa: F401 - fixtures
+
+PUBLIC = "public"
+ANY = frozenset({"requester", "reviewer", "compliance", "admin"})
+READERS = frozenset({"requester", "reviewer", "compliance"})
+
+# (method, path) -> the roles allowed (PUBLIC: no sign-in needed). The issue's role table.
+ROLES: dict[tuple[str, str], frozenset[str] | str] = {
+    ("GET", "/api/v1/openapi.json"): PUBLIC,
+    ("POST", "/api/v1/session"): PUBLIC,
+    ("GET", "/api/v1/session"): ANY,
+    ("DELETE", "/api/v1/session"): ANY,
+    ("GET", "/api/v1/users"): frozenset({"admin"}),
+    ("POST", "/api/v1/requests"): frozenset({"requester"}),
+    ("GET", "/api/v1/requests"): READERS,
+    ("GET", "/api/v1/requests/{request_id}"): READERS,
+    ("POST", "/api/v1/requests/{request_id}/approve"): frozenset({"reviewer"}),
+    ("POST", "/api/v1/requests/{request_id}/reject"): frozenset({"reviewer"}),
+    ("POST", "/api/v1/requests/{request_id}/close"): frozenset({"reviewer"}),
+    ("GET", "/api/v1/assets/{asset_id}"): ANY,
+    ("GET", "/api/v1/assets/{asset_id}/file"): READERS,
+    ("GET", "/api/v1/assets/{asset_id}/thumbnail"): READERS,
+    ("GET", "/api/v1/talents"): frozenset({"requester", "compliance"}),
+    ("GET", "/api/v1/talents/{talent_id}"): frozenset({"compliance"}),
+    ("POST", "/api/v1/consents/{consent_id}/revoke"): frozenset({"compliance"}),
+    ("GET", "/api/v1/audit"): frozenset({"compliance"}),
+    ("POST", "/api/v1/audit"): frozenset({"compliance"}),
+}
+
+# What the right role gets with the bodies below on a completed request: reads and dry runs
+# succeed; decisions on a request that no longer awaits approval are refused as conflicts (409,
+# past authorisation); an empty request document is invalid (422).
+EXPECTED_OK = {
+    ("POST", "/api/v1/requests"): 422,
+    ("POST", "/api/v1/requests/{request_id}/approve"): 409,
+    ("POST", "/api/v1/requests/{request_id}/reject"): 409,
+    ("POST", "/api/v1/requests/{request_id}/close"): 409,
+    ("POST", "/api/v1/audit"): 202,
+    ("DELETE", "/api/v1/session"): 204,
+}
+
+
+def app_routes(app) -> set[tuple[str, str]]:
+    """Every (method, path) the app answers: its OpenAPI operations and its own routes."""
+    found = {(m.upper(), path) for path, ops in app.openapi()["paths"].items() for m in ops}
+    for route in app.routes:
+        for method in getattr(route, "methods", None) or ():
+            if method != "HEAD" and getattr(route, "path", None):
+                found.add((method, route.path))
+    return found
+
+
+def test_every_route_has_a_role_entry(web_server):
+    routes = app_routes(web_server.app)
+    assert routes - set(ROLES) == set(), "routes without an entry in ROLES"
+    assert set(ROLES) - routes == set(), "ROLES names routes the app does not have"
+
+
+def _completed_request(server, users) -> dict:
+    with server.client(users["requester"].token) as client:
+        answer = client.post("/api/v1/requests", json=request_doc(variants=1))
+        assert answer.status_code == 202, answer.text
+        rid = answer.json()["id"]
+        deadline = time.monotonic() + 600
+        while (doc := client.get(f"/api/v1/requests/{rid}").json())["status"] not in (
+                "completed", "refused", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    assert doc["status"] == "completed", doc
+    return doc
+
+
+def test_route_role_table(web_server, web_users, request_env):
+    doc = _completed_request(web_server, web_users)
+    ids = {"request_id": doc["id"], "asset_id": doc["assets"][0]["id"],
+           "talent_id": request_env.talent_ids["demo-talent-a"],
+           "consent_id": next(iter(request_env.consent_ids.values()))}
+    bodies = {
+        ("POST", "/api/v1/requests"): {},
+        ("POST", "/api/v1/requests/{request_id}/approve"): {"assets": [ids["asset_id"]],
+                                                            "comment": "ok"},
+        ("POST", "/api/v1/requests/{request_id}/reject"): {"assets": [ids["asset_id"]],
+                                                           "comment": "no"},
+        ("POST", "/api/v1/requests/{request_id}/close"): {"comment": "done"},
+        ("POST", "/api/v1/consents/{consent_id}/revoke"): {"reason": "table", "dry_run": True},
+    }
+    # An audit report exists before GET /audit is called by the right role.
+    with web_server.client(web_users["compliance"].token) as client:
+        assert client.post("/api/v1/audit").status_code == 202
+        for future in list(web_server.app.state.castkeep.jobs.futures.values()):
+            future.result(timeout=600)
+
+    for (method, template), allowed in sorted(ROLES.items()):
+        if allowed == PUBLIC:
+            continue
+        path = template.format(**ids)
+        body = bodies.get((method, template))
+        with web_server.client() as anonymous:
+            answer = anonymous.request(method, path, json=body)
+            assert answer.status_code == 401, (method, template, "anonymous", answer.text)
+            assert answer.headers["www-authenticate"].startswith("Bearer")
+        for role in sorted(ANY):
+            with web_server.client(web_users[role].token) as client:
+                answer = client.request(method, path, json=body)
+            if role in allowed:
+                want = EXPECTED_OK.get((method, template), 200)
+                assert answer.status_code == want, (method, template, role, answer.text)
+            else:
+                assert answer.status_code == 403, (method, template, role, answer.text)
+                assert answer.json()["status"] == 403
+    # The dry runs changed nothing.
+    with web_server.client(web_users["compliance"].token) as client:
+        assert client.get(f"/api/v1/assets/{ids['asset_id']}").json()["status"] == "published"
+
+
+def _db():
+    return sa.create_engine(os.environ["CASTKEEP_DATABASE__URL"])
+
+
+def test_revoked_expired_and_disabled_tokens_are_refused(web_server, web_users, request_env):
+    from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.accounts import create_token, disable_user, revoke_token
+
+    with open_runtime() as runtime:
+        revoked = create_token(runtime, "reviewer", actor="tests")
+        expiring = create_token(runtime, "reviewer", expires_days=1, actor="tests")
+        with web_server.client(revoked["token"]) as c:
+            assert c.get("/api/v1/session").json()["username"] == "reviewer"
+        revoke_token(runtime, revoked["id"], actor="tests")
+    engine = _db()
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE api_token SET expires_at = now() - interval '1 second' "
+                             "WHERE id = :id"), {"id": expiring["id"]})
+    engine.dispose()
+    for header in (f"Bearer {revoked['token']}", f"Bearer {expiring['token']}",
+                   "Bearer ck_not-a-token", f"Basic {web_users['reviewer'].token}"):
+        with web_server.client() as c:
+            answer = c.get("/api/v1/session", headers={"Authorization": header})
+        assert answer.status_code == 401, header
+        assert answer.headers["content-type"].startswith("application/problem+json")
+    with web_server.client(web_users["admin"].token) as c:
+        assert c.get("/api/v1/session").status_code == 200
+    with open_runtime() as runtime:
+        disable_user(runtime, "admin", actor="tests")
+    with web_server.client(web_users["admin"].token) as c:
+        assert c.get("/api/v1/session").status_code == 401
+
+
+def test_session_cookie_csrf_rate_limit_and_no_secrets_in_logs(web_server, web_users, caplog):
+    caplog.set_level(logging.DEBUG)
+    with web_server.client() as browser:
+        signed_in = browser.post("/api/v1/session",
+                                 json={"username": "reviewer", "password": PASSWORD})
+        assert signed_in.status_code == 200, signed_in.text
+        assert signed_in.json()["roles"] == ["reviewer"]
+        csrf = signed_in.json()["csrf_token"]
+        cookie = signed_in.headers["set-cookie"]
+        attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+        assert {"httponly", "samesite", "path", "max-age"} <= attributes
+        assert "samesite=lax" in cookie.lower() and "secure" not in attributes  # plain HTTP here
+        assert browser.get("/api/v1/session").json()["username"] == "reviewer"
+        # A change signed in by cookie needs the CSRF header.
+        no_csrf = browser.delete("/api/v1/session")
+        assert no_csrf.status_code == 403 and "X-CSRF-Token" in no_csrf.json()["detail"]
+        wrong = browser.delete("/api/v1/session", headers={"X-CSRF-Token": csrf + "x"})
+        assert wrong.status_code == 403
+        out = browser.delete("/api/v1/session", headers={"X-CSRF-Token": csrf})
+        assert out.status_code == 204
+        assert browser.get("/api/v1/session").status_code == 401
+        # A forged cookie is no session.
+        browser.cookies.set("castkeep_session", "eyJ1IjoiYWRtaW4ifQ.00", domain="127.0.0.1")
+        assert browser.get("/api/v1/session").status_code == 401
+
+    with web_server.client() as attacker:
+        for _ in range(5):
+            bad = attacker.post("/api/v1/session",
+                                json={"username": "compliance", "password": "guess-" + PASSWORD})
+            assert bad.status_code == 401
+        limited = attacker.post("/api/v1/session",
+                                json={"username": "compliance", "password": PASSWORD})
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+        # Another username from the same address is not limited.
+        assert attacker.post("/api/v1/session", json={"username": "requester",
+                                                      "password": PASSWORD}).status_code == 200
+        # An invalid body is refused without echoing the password.
+        invalid = attacker.post("/api/v1/session", json={"username": "x", "password": PASSWORD,
+                                                         "extra": 1})
+        assert invalid.status_code == 422 and PASSWORD not in invalid.text
+    assert PASSWORD not in caplog.text
+    for user in web_users.values():
+        assert user.token not in caplog.text
