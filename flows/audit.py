@@ -126,6 +126,18 @@ def _publish_artifacts(report: dict[str, Any]) -> None:
     )
 
 
+def _follow_integrity(futures, sizes: list[int], total: int) -> None:
+    """Report assets checked as the integrity chunks finish (in order; they run in parallel)."""
+    from castkeep.progress import report
+
+    report("assets checked", 0, total)
+    done = 0
+    for future, size in zip(futures, sizes):
+        future.wait()
+        done += size
+        report("assets checked", done, total)
+
+
 def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.datetime) -> dict[str, Any]:
     """The checks, as tasks, and the report dict (not yet stored)."""
     from castkeep.db import compliance
@@ -146,10 +158,8 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
     # (threads by default; a Dask cluster through audit_checks when CASTKEEP_PREFECT__DASK_ADDRESS
     # is set).
     store_factory = functools.partial(build_store, settings)
-    integrity = integrity_task.map(
-        unmapped(store_factory), [assets[i : i + INTEGRITY_CHUNK] for i in range(0, len(assets), INTEGRITY_CHUNK)],
-        unmapped(anchors),
-    )
+    chunks = [assets[i : i + INTEGRITY_CHUNK] for i in range(0, len(assets), INTEGRITY_CHUNK)]
+    integrity = integrity_task.map(unmapped(store_factory), chunks, unmapped(anchors))
     runtime_factory = functools.partial(open_runtime, settings, migrate=False)
     consents = consents_task.submit(runtime_factory, assets, at)
     consent_rows = consent_rows_task.submit(runtime_factory, talent_id)
@@ -159,6 +169,7 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
     )
     chain = chain_task.submit(runtime_factory, anchor_key_path(settings))
 
+    _follow_integrity(integrity, [len(c) for c in chunks], len(assets))
     identity_violations, identity_matches = identity.result()
     chain_violations, events_checked = chain.result()
     integrity_violations = [v for chunk in integrity.result() for v in chunk]

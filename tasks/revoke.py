@@ -18,6 +18,7 @@ from sqlalchemy import select
 from castkeep.db import compliance, schema
 from castkeep.errors import ConsentStateError
 from castkeep.models.faces.face_types import EncoderInfo
+from castkeep.progress import report as report_progress
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,14 @@ def cascade(
     held = []
     # Holds for everything this consent's cascade has quarantined, so a run that crashed after
     # its commit but before a hold is completed by the next run.
-    for row in compliance.assets_by_id(session, [*derived, *matched]):
+    # Progress: the assets reached, each with its hold checked (the slow part on S3).
+    rows = compliance.assets_by_id(session, [*derived, *matched])
+    for i, row in enumerate(rows):
         if row.status == "quarantined" and not store.legal_hold(row.object_key):
             store.set_legal_hold(row.object_key, True)
             held.append(row.object_key)
+        report_progress("quarantine", i + 1, len(rows), quarantined=len(quarantined),
+                        held=len(held))
     return CascadeResult(
         consent_id=str(consent.id),
         talent_id=str(consent.talent_id),

@@ -105,6 +105,10 @@ def _register() -> None:
     app.add_typer(talent.talent_app, name="talent")
     app.add_typer(tokens.tokens_app, name="tokens")
     app.add_typer(users.users_app, name="users")
+    # Click's plain help for every group: flags without a `<bool>` type, docstrings re-wrapped
+    # (no ragged line breaks), and no rich markup parsed out of texts like `[--json]`.
+    for typer_app in (app, *(g.typer_instance for g in app.registered_groups)):
+        typer_app.rich_markup_mode = None
 
 
 class _CommandOutputOnly(logging.Filter):
