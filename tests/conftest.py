@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.plugins.provenance",
     "tests.plugins.request",
     "tests.plugins.tiny_qwen",
+    "tests.plugins.web",
 ]

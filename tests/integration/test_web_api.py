@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from tests.plugins.request import request_doc
-from tests.plugins.web import web_server, web_users  # noqa: F401 - fixtures of this module
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.plugins.request import request_doc
-from tests.plugins.web import PASSWORD, web_server, web_users  # noqa: F401 - fixtures
+from tests.plugins.web import PASSWORD
 
 PUBLIC = "public"
 ANY = frozenset({"requester", "reviewer", "compliance", "admin"})

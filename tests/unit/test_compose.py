@@ -104,6 +104,17 @@ def test_workers_serve_the_cpu_and_gpu_pools(compose):
     assert "deploy" not in services["worker-cpu"]
 
 
+def test_web_serves_the_api_from_the_cpu_image_on_loopback(compose):
+    web = compose["services"]["web"]
+    assert web["build"]["target"] == "cpu"
+    assert web["command"][:2] == ["castkeep", "web"]
+    # Bound to every interface inside its container, so only behind the (TLS) proxy rule.
+    assert "--behind-proxy" in web["command"]
+    port = web["command"][web["command"].index("--port") + 1]
+    assert web["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert _env(web)["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+
+
 def test_every_castkeep_variable_is_a_settings_field(compose):
     services = _castkeep_services(compose)
     assert {"worker-cpu", "worker-gpu", "castkeep-setup"} <= set(services)
@@ -124,7 +135,7 @@ def test_field_walk_rejects_unknown_names():
     assert "not a section" in _resolve_field("CASTKEEP_HOME__X")
 
 
-@pytest.mark.parametrize("service", ["worker-cpu", "worker-gpu", "castkeep-setup"])
+@pytest.mark.parametrize("service", ["worker-cpu", "worker-gpu", "castkeep-setup", "web"])
 def test_service_env_parses_into_the_production_settings(compose, service, monkeypatch):
     for key in list(os.environ):
         if key.startswith("CASTKEEP_"):
