@@ -187,6 +187,20 @@ def load_request_file(path: Path | str, settings: Settings):
     return spec
 
 
+def request_from_document(doc: dict[str, Any], settings: Settings):
+    """A request document (the parsed JSON of a request file, e.g. an API body) -> RequestSpec,
+    with the same defaults and checks as a request file."""
+    from castkeep.models.request_spec import request_from_mapping
+
+    spec = request_from_mapping(
+        doc,
+        default_engine=settings.engines.default,
+        default_thresholds=settings.thresholds.model_dump(),
+    )
+    check_request(spec, settings)
+    return spec
+
+
 def check_request(spec, settings: Settings) -> None:
     """Everything about a request that can be checked before it is catalogued: the engine's
     name, settings and options, and the signing identity. Consent and licences are the flow's

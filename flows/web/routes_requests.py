@@ -44,14 +44,12 @@ def submit(request: Request, body: dict[str, Any] = Body(..., description="A req
            "(the JSON of a request file)."),
            who: Identity = Depends(require(Role.REQUESTER))) -> JSONResponse:
     """Validate and catalogue a request; fulfilment runs in the background. 202 {"id"}."""
+    from castkeep.flows.components import request_from_document
     from castkeep.flows.fulfil_request import submit_request
     from castkeep.flows.web import jobs
-    from castkeep.models.request_spec import request_from_mapping
 
     state = _state(request)
-    settings = state.settings
-    spec = request_from_mapping(body, default_engine=settings.engines.default,
-                                default_thresholds=settings.thresholds.model_dump())
+    spec = request_from_document(body, state.settings)
     request_id = submit_request(state.runtime, spec, actor=who.username, team=who.team)
     state.jobs.submit("fulfil-request", jobs.fulfil, str(request_id), who.username)
     return JSONResponse({"id": str(request_id)}, status_code=202,
