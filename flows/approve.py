@@ -69,7 +69,8 @@ def approve_assets(
             aid = str(parse_id(raw, "asset"))
             view = views.get(aid)
             if view is None:
-                raise NotFoundError(f"asset {raw} is not an asset of request {request_id}")
+                raise NotFoundError(f"asset {raw} is not an asset of request {request_id}; "
+                                    f"`castkeep request show {request_id}` lists its assets")
             if view.status != "candidate":
                 raise ApprovalError(
                     f"asset {aid} is {view.status} ({view.status_reason or 'no reason'}); only "
@@ -107,7 +108,8 @@ def reject_assets(runtime, request_id: uuid.UUID, asset_ids: Sequence[str], *, a
             aid = str(parse_id(raw, "asset"))
             view = views.get(aid)
             if view is None:
-                raise NotFoundError(f"asset {raw} is not an asset of request {request_id}")
+                raise NotFoundError(f"asset {raw} is not an asset of request {request_id}; "
+                                    f"`castkeep request show {request_id}` lists its assets")
             if view.status != "candidate":
                 raise ApprovalError(f"asset {aid} is {view.status}; only candidates can be rejected")
             chosen.append(aid)

@@ -30,7 +30,7 @@ def test_request_waits_for_approval_then_publishes_the_chosen_assets(request_env
     chosen, other = waiting["assets"][0]["id"], waiting["assets"][1]["id"]
 
     # Not an asset of this request, and not yet decided: refused without changing anything.
-    with pytest.raises(NotFoundError, match="not an asset of request"):
+    with pytest.raises(NotFoundError, match="not an asset of request .*; `castkeep request show "):
         approve_request(waiting["request_id"], ["00000000-0000-0000-0000-000000000001"], "Ana")
 
     done = approve_request(waiting["request_id"], [chosen], "Ana Reviewer")
