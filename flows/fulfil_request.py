@@ -52,6 +52,7 @@ from castkeep.flows.components import (
 )
 from castkeep.flows.settings import Settings, get_settings
 from castkeep.models.request_spec import RequestSpec
+from castkeep.progress import report as report_progress
 from castkeep.provenance.policy import use_of
 from castkeep.tasks.consent_gate import (
     ModelLicence,
@@ -222,10 +223,12 @@ def _dispatch_remote(p: Prepared, pending: list[int], pool: str) -> None:
             "run variants in this process"
         ) from None
     failed = []
-    for v, run in zip(pending, runs):
+    total = p.spec.variants
+    for i, (v, run) in enumerate(zip(pending, runs)):
         final = wait_for_flow_run(run.id, timeout=24 * 3600, poll_interval=2)
         if not final.state or not final.state.is_completed():
             failed.append(v)
+        report_progress("variants", total - len(pending) + i + 1, total)
     if failed:
         recheck_consent(p)  # a revocation stops the variants: the request is refused, not failed
         raise CastkeepError(
@@ -280,6 +283,7 @@ def fulfil_request(request_id: str, actor: str | None = None) -> dict[str, Any]:
             pending = [v for v in range(spec.variants) if v not in progress.finished]
             logger.info("request %s: %d variant(s) to make, %d already done", rid, len(pending),
                         spec.variants - len(pending))
+            _report_variants(stats, spec.variants - len(pending), spec.variants)
             try:
                 if settings.prefect.gpu_work_pool and pending:
                     _dispatch_remote(p, pending, settings.prefect.gpu_work_pool)
@@ -291,8 +295,10 @@ def fulfil_request(request_id: str, actor: str | None = None) -> dict[str, Any]:
                     with local_gpu_slot(Path(settings.home) / "locks",
                                         settings.prefect.gpu_concurrency):
                         stats.add("gpu_wait", time.perf_counter() - t0)
-                        for v in pending:
+                        for i, v in enumerate(pending):
                             run_timed(p, v, limit=None)
+                            _report_variants(stats, spec.variants - len(pending) + i + 1,
+                                             spec.variants)
             except Refused as refused:
                 request_status.set_status(runtime, rid, RequestStatus.REFUSED, actor=actor,
                                           refusals=refused.refusals,
@@ -311,6 +317,12 @@ def fulfil_request(request_id: str, actor: str | None = None) -> dict[str, Any]:
         close = getattr(runtime, "close", None)
         if callable(close):
             close()
+
+
+def _report_variants(stats: RunStats, done: int, total: int) -> None:
+    """Variants done of the request's total, with this run's outcomes (castkeep.progress)."""
+    report_progress("variants", done, total, passed=stats.passed, rejected=stats.rejected,
+                    retries=stats.retries)
 
 
 def finish(runtime, rid: uuid.UUID, spec: RequestSpec, *, actor: str) -> None:
