@@ -36,13 +36,18 @@ def _counts(p: Progress) -> str:
 
 class _Rate:
     """Time per unit from the first report of a unit (work done before it, e.g. a resumed
-    request's finished variants, does not count)."""
+    request's finished variants, does not count); a count that goes back (the demo's next
+    request) starts over."""
 
     def __init__(self) -> None:
         self._start: dict[str, tuple[float, int]] = {}
+        self._seen: dict[str, int] = {}
 
     def eta(self, p: Progress) -> float | None:
         now = time.monotonic()
+        if p.done < self._seen.get(p.unit, p.done):
+            self._start.pop(p.unit, None)
+        self._seen[p.unit] = p.done
         t0, done0 = self._start.setdefault(p.unit, (now, p.done))
         if p.done <= done0 or p.done >= p.total:
             return None

@@ -62,6 +62,10 @@ def test_eta_is_measured_from_the_first_report():
     assert rate.eta(progress.Progress("variants", 3, 10)) is None  # resumed at 3: no rate yet
     eta = rate.eta(progress.Progress("variants", 4, 10))
     assert eta is not None and eta >= 0
+    assert rate.eta(progress.Progress("variants", 10, 10)) is None  # done: nothing left
+    # The next request's variants start over: no rate until one of them is done.
+    assert rate.eta(progress.Progress("variants", 0, 2)) is None
+    assert rate.eta(progress.Progress("variants", 1, 2)) is not None
 
 
 def test_json_shows_nothing_a_terminal_gets_a_bar_a_pipe_gets_lines():
