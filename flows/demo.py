@@ -96,7 +96,7 @@ def demo() -> dict[str, Any]:
     from castkeep.flows.ingest_references import ingest_references
     from castkeep.flows.runtime import open_runtime
     from castkeep.models.request_spec import request_from_mapping
-    from castkeep.progress import report
+    from castkeep.progress import report as report_progress
     from castkeep.provenance.verify import verify_bytes
 
     logger = get_run_logger()
@@ -106,10 +106,10 @@ def demo() -> dict[str, Any]:
     logger.info("signing keys: %s", keys)
     planned = demo_requests()
     steps = 1 + len(planned)  # the ingest, then each request (with its verification)
-    report("demo steps", 0, steps)
+    report_progress("demo steps", 0, steps)
     ingest = ingest_references(str(samples_dir())).summary()
     logger.info("ingested samples: %s", ingest)
-    report("demo steps", 1, steps)
+    report_progress("demo steps", 1, steps)
 
     requests, assets, sheets, refusals = [], [], [], []
     anchors = build_components(settings).trust_anchors
@@ -144,7 +144,7 @@ def demo() -> dict[str, Any]:
                     "scores": a["scores"],
                     "reason": a.get("reason"),
                 })
-            report("demo steps", step, steps)
+            report_progress("demo steps", step, steps)
     return {
         "home": str(settings.home),
         "keys": keys,
