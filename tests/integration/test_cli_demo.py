@@ -19,6 +19,7 @@ def _demo(env):
     proc = subprocess.run([str(castkeep), "demo", "--json"], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "demo steps" not in proc.stderr and "variants" not in proc.stderr  # --json: no progress
     return json.loads(proc.stdout)  # stdout is exactly the JSON
 
 
@@ -72,6 +73,16 @@ def test_demo_on_a_fresh_home_and_again(tmp_path):
         assert again["ingest"] == {"accepted": 0, "duplicates": 3, "rejected": []}
         assert {a["id"] for a in again["assets"]}.isdisjoint({a["id"] for a in assets})
         assert all(a["state"] == "Trusted" for a in again["assets"])
+
+        # Without --json, stderr (a pipe here) gets plain progress lines; stdout the summary.
+        human = subprocess.run([str(Path(sys.executable).parent / "castkeep"), "demo"], env=env,
+                               capture_output=True, text=True, timeout=600)
+        assert human.returncode == 0, human.stderr[-3000:]
+        lines = human.stderr.splitlines()
+        assert lines[0] == "demo steps 0/4 (0%)" and "demo steps 4/4 (100%)" in lines
+        assert "portraits 3/3 (100%): accepted 0, duplicates 3, rejected 0" in lines
+        assert any(line.startswith("variants 2/2 (100%): passed ") for line in lines)
+        assert "castkeep demo (data dir" in human.stdout and "demo steps" not in human.stdout
     finally:
         from castkeep.db.server import stop_bundled_server
         from castkeep.flows.prefect_server import stop_server
