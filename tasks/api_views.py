@@ -41,6 +41,7 @@ def request_document(session: Session, request_id: uuid.UUID) -> dict[str, Any]:
         "requester": view.requester,
         "submitted_by": row.submitted_by,
         "team": row.team,
+        "flow_run_id": row.flow_run_id,
         "progress": {"done": done, "total": total},
         "assets": [
             {

@@ -38,11 +38,12 @@ def web(
         "X-Forwarded-* headers and mark session cookies Secure.",
     ),
 ) -> None:
-    """Serve the web API (JSON under /api/v1) until interrupted; requests submitted to it are
-    fulfilled in the background by this server."""
+    """Serve the web API (JSON under /api/v1) until interrupted. Each submitted request is a run
+    of the fulfil-request deployment: executed by this server (in a subprocess per run) on the
+    embedded default, by the workers of PREFECT_API_URL's server when that is set."""
     import uvicorn
 
-    from castkeep.flows.prefect_server import local_prefect
+    from castkeep.flows.prefect_server import configured_api_url, local_prefect
     from castkeep.flows.runtime import load_settings
     from castkeep.flows.web import create_app
 
@@ -51,8 +52,10 @@ def web(
     if bool(settings.web.tls_cert) != bool(settings.web.tls_key):
         raise ConfigurationError("set both CASTKEEP_WEB__TLS_CERT and CASTKEEP_WEB__TLS_KEY")
     check_bind(host, tls=tls, behind_proxy=behind_proxy)
+    own_server = not configured_api_url()
     with local_prefect(settings):
-        app = create_app(settings, tls=tls or behind_proxy)
+        app = create_app(settings, tls=tls or behind_proxy, dispatch="deployment",
+                         serve_runs=own_server)
         options = {}
         if tls:
             options = {"ssl_certfile": str(settings.web.tls_cert),

@@ -25,6 +25,11 @@ class WebState:
     limiter: LoginLimiter = field(init=False)
     jobs: Jobs = field(default_factory=Jobs)
     tls: bool = False
+    # "thread": fulfil in a worker thread of this process; "deployment": start a run of the
+    # fulfil-request deployment (served by this process's runner when `runner` is set, else by
+    # the workers of the configured Prefect server).
+    dispatch: str = "thread"
+    runner: Any = None
     thumbnails: dict[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -32,22 +37,35 @@ class WebState:
         self.limiter = LoginLimiter(self.settings.web.login_attempts)
 
 
-def create_app(settings: Settings, *, tls: bool | None = None) -> FastAPI:
+def create_app(settings: Settings, *, tls: bool | None = None, dispatch: str = "thread",
+               serve_runs: bool = False) -> FastAPI:
     """The app for `settings`; the catalogue opens when it starts and closes when it stops.
     `tls`: whether it is served over HTTPS (session cookies are then Secure); default: TLS
-    settings given."""
+    settings given. `dispatch`: how submitted requests are fulfilled ("thread" or
+    "deployment"); `serve_runs`: with "deployment", this process also serves the deployment's
+    runs (the embedded default)."""
+    from castkeep.flows.web.jobs import FulfilRunner
+
+    if dispatch not in ("thread", "deployment"):
+        raise ValueError(f"dispatch is thread or deployment, not {dispatch!r}")
     from castkeep.flows.web import routes_assets, routes_compliance, routes_requests, routes_session
 
-    state = WebState(settings, tls=bool(settings.web.tls_cert) if tls is None else tls)
+    state = WebState(settings, tls=bool(settings.web.tls_cert) if tls is None else tls,
+                     dispatch=dispatch,
+                     runner=FulfilRunner() if dispatch == "deployment" and serve_runs else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         from castkeep.flows.runtime import open_runtime
 
         state.runtime = open_runtime(settings)
+        if state.runner is not None:
+            state.runner.start()
         try:
             yield
         finally:
+            if state.runner is not None:
+                state.runner.stop()
             state.jobs.shutdown(wait=True)
             state.runtime.close()
 

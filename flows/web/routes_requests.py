@@ -51,7 +51,10 @@ def submit(request: Request, body: dict[str, Any] = Body(..., description="A req
     state = _state(request)
     spec = request_from_document(body, state.settings)
     request_id = submit_request(state.runtime, spec, actor=who.username, team=who.team)
-    state.jobs.submit("fulfil-request", jobs.fulfil, str(request_id), who.username)
+    if state.dispatch == "deployment":
+        jobs.start_fulfil_run(str(request_id), who.username)
+    else:
+        state.jobs.submit("fulfil-request", jobs.fulfil, str(request_id), who.username)
     return JSONResponse({"id": str(request_id)}, status_code=202,
                         headers={"Location": f"{request.url.path}/{request_id}"})
 

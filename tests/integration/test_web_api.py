@@ -149,3 +149,18 @@ def test_ids_are_validated_before_any_lookup(web_server, web_users):
             assert answer.status_code == 404, (path, answer.text)
             assert answer.headers["content-type"].startswith(PROBLEM_JSON)
             assert "UUID" in answer.json()["detail"] or "Not Found" == answer.json()["title"]
+
+
+def test_submission_runs_as_a_deployment_run(web_server_deployed, web_users):
+    from prefect.client.orchestration import get_client
+
+    rid = submit(web_server_deployed, web_users["requester"].token, variants=1)
+    with web_server_deployed.client(web_users["requester"].token) as client:
+        doc, _ = wait_for_status(client, rid, {"completed", "refused", "failed"})
+    assert doc["status"] == "completed", doc
+    assert doc["progress"] == {"done": 1, "total": 1}
+    with get_client(sync_client=True) as prefect:
+        run = prefect.read_flow_run(doc["flow_run_id"])
+        deployment = prefect.read_deployment(run.deployment_id)
+    assert deployment.name == "fulfil-request"
+    assert run.parameters == {"request_id": rid, "actor": "requester"}

@@ -4,6 +4,7 @@ signed-in users of every role.
 - `web_server` (function): the app for the test's settings, serving; `.url`, `.app`, `.client()`
   (an httpx.Client on the base URL). Needs request_env (or runtime_env) for the catalogue;
   fulfilment runs against the Prefect test harness.
+- `web_server_deployed` (function): the same, fulfilling through the fulfil-request deployment.
 - `web_users` (function): one user per role, each with a password (PASSWORD) and an API token:
   `web_users["reviewer"].token`. Requesters `requester` (team north) and `outsider` (team south).
 """
@@ -43,13 +44,27 @@ class WebUser:
 
 @pytest.fixture
 def web_server(request_env, prefect_harness):
-    import uvicorn
-
     from castkeep.flows.settings import get_settings
     from castkeep.flows.web import create_app
+
+    yield from _serve(create_app(get_settings()))
+
+
+@pytest.fixture
+def web_server_deployed(request_env, prefect_harness):
+    """The app as `castkeep web` runs it: submissions start runs of the fulfil-request deployment,
+    which its own Prefect runner executes in subprocesses."""
+    from castkeep.flows.settings import get_settings
+    from castkeep.flows.web import create_app
+
+    yield from _serve(create_app(get_settings(), dispatch="deployment", serve_runs=True))
+
+
+def _serve(app):
+    import uvicorn
+
     from castkeep.net import free_port
 
-    app = create_app(get_settings())
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     # The Prefect harness's settings live in this context; the server thread and its jobs use it.
