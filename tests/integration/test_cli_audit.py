@@ -37,6 +37,7 @@ def test_clean_audit_exits_zero_and_prints_json_only(compliance_catalogue, cli):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["violations"] == [] and report["checked"] == 2
+    assert not any(line.startswith("assets checked") for line in result.stderr.splitlines())
 
 
 def test_violations_exit_one_with_the_documented_shape(compliance_catalogue, cli, tmp_path):
@@ -58,6 +59,9 @@ def test_human_output_and_talent_filter(compliance_catalogue, cli):
     result = cli("audit", "--talent", "T-biden")
     assert result.exit_code == 0, result.output
     assert "checked 2 asset(s)" in result.stdout and "clean" in result.stdout
+    # Progress on stderr (plain lines: not a terminal), from none to all of the talent's assets.
+    progress = [line for line in result.stderr.splitlines() if line.startswith("assets checked")]
+    assert progress == ["assets checked 0/2 (0%)", "assets checked 2/2 (100%)"]
     assert "report: reports/" in result.stdout
     bad = cli("audit", "--talent", "T-obama")
     assert bad.exit_code == 1

@@ -176,6 +176,11 @@ def test_bad_requests_are_clear_errors(compliance_catalogue):
     assert cat.status("a_obama") == "published"
 
 
+def _progress_lines(stderr: str) -> list[str]:
+    # In process, stderr also carries the orchestrator's log lines (the CLI's main() quiets them).
+    return [line for line in stderr.splitlines() if line.startswith("quarantine ")]
+
+
 def test_cli_consent_revoke_json(compliance_catalogue, actor):
     from typer.testing import CliRunner
 
@@ -188,8 +193,11 @@ def test_cli_consent_revoke_json(compliance_catalogue, actor):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert cat.names(out["quarantined"]) == {"a_obama", "untracked"}
+    assert _progress_lines(result.stderr) == []  # --json: no progress
     again = runner.invoke(app, ["consent", "revoke", "C-obama", "--reason", "withdrawn"])
     assert again.exit_code == 0 and "already revoked; 0 asset(s) quarantined" in again.stdout
+    # Progress (plain lines: stderr is not a terminal): both assets reached, none new.
+    assert _progress_lines(again.stderr)[-1] == "quarantine 2/2 (100%): quarantined 0, held 0"
     missing = runner.invoke(app, ["consent", "revoke", "C-obama"])
     assert missing.exit_code != 0  # --reason is required
 
