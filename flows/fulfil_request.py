@@ -218,7 +218,7 @@ def _dispatch_remote(p: Prepared, pending: list[int], pool: str) -> None:
     except ObjectNotFound:
         raise ConfigurationError(
             f"CASTKEEP_PREFECT__GPU_WORK_POOL is set but the Prefect API has no deployment "
-            f"{VARIANT_DEPLOYMENT!r} (flows/fulfil_request.py:fulfil_variant on the "
+            f"{VARIANT_DEPLOYMENT!r} (castkeep.flows.fulfil_request:fulfil_variant on the "
             f"{pool!r} pool): deploy it, or unset the setting to "
             "run variants in this process"
         ) from None
