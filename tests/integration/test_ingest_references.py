@@ -75,8 +75,12 @@ def test_samples_are_accepted_then_duplicates(ingested_catalogue):
     assert counts()["audit_event"] == 7  # a duplicate changes nothing
 
 
-def test_artifact_lists_every_portrait(ingested_catalogue):
+def test_artifact_lists_every_portrait(runtime_env, prefect_harness, sample_references):
     from prefect.client.orchestration import get_client
+
+    from castkeep.flows.ingest_references import ingest_references
+
+    ingest_references(str(sample_references))  # this test's own run: the newest artifact
 
     async def latest():
         async with get_client() as client:
