@@ -76,6 +76,9 @@ def test_json_shows_nothing_a_terminal_gets_a_bar_a_pipe_gets_lines():
     assert isinstance(bar, pd.Bar)
     bar(progress.Progress("variants", 1, 2, {"passed": 1}))
     bar.close()
+    drawn = tty.getvalue()
+    assert "variants" in drawn and "1/2" in drawn and "passed 1" in drawn and "━" in drawn
+    assert drawn.endswith("\x1b[2K")  # removed when the command ends (stdout keeps the result)
 
 
 def test_ingest_outcomes_are_counted_as_portraits():
