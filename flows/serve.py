@@ -62,7 +62,8 @@ def default_prefect_file() -> Path:
 def load_plan(path: Path | None = None) -> list[DeploymentSpec]:
     path = path or default_prefect_file()
     if not path.is_file():
-        raise ConfigurationError(f"{path} not found: pass --prefect-file with the project's prefect.yaml")
+        raise ConfigurationError(f"{path} not found: pass --prefect-file with a prefect.yaml "
+                                 "(castkeep ships one as castkeep/flows/prefect.yaml)")
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -13,8 +13,12 @@ def serve(
         False, "--setup", help="First create the work pools (process type) and the `gpu` concurrency limit."
     ),
     no_serve: bool = typer.Option(False, "--no-serve", help="Only do --setup, then exit."),
-    only: list[str] = typer.Option([], "--only", help="Serve just these deployments (repeatable)."),
-    prefect_file: Path = typer.Option(None, "--prefect-file", help="prefect.yaml to read (default: the project's)."),
+    only: list[str] = typer.Option([], "--only", metavar="NAME",
+                                   help="Serve just this deployment (repeatable)."),
+    prefect_file: Path = typer.Option(
+        None, "--prefect-file",
+        help="prefect.yaml to read (default: the one shipped with castkeep, castkeep/flows/prefect.yaml).",
+    ),
 ) -> None:
     """Serve castkeep's deployments (ingest, fulfil-request, fulfil-variant, audit-nightly,
     expire-consents).
