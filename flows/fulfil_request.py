@@ -41,7 +41,6 @@ from sqlalchemy.exc import DBAPIError
 
 from castkeep.db import assets_repo
 from castkeep.db.ids import parse_id
-from castkeep.db.object_store import object_location
 from castkeep.errors import CastkeepError, ConsentError, DatabaseError, LicenceError, Refused
 from castkeep.flows import request_status
 from castkeep.flows.components import (
@@ -380,31 +379,9 @@ def fulfil_variant(request_id: str, variant: int) -> str:
 
 
 def summarise(runtime, settings: Settings, rid: uuid.UUID) -> dict[str, Any]:
-    """{"request_id", "status", "assets": [{"id","path","passed","status","scores"}], "refusals",
-    "contact_sheet"}"""
-    from castkeep.tasks.report import report_keys
+    """The request document (tasks/catalogue_views.request_summary): the same one
+    `castkeep request show --json` prints."""
+    from castkeep.tasks.catalogue_views import request_summary
 
     with runtime.sessions() as session:
-        view = assets_repo.request_view(session, rid)
-        keys = report_keys(session, rid) or {}
-    sheet_key = keys.get("contact_sheet")
-    return {
-        "request_id": view.id,
-        "status": view.status,
-        "campaign": view.campaign,
-        "assets": [
-            {
-                "id": a.id,
-                "variant": a.variant,
-                "path": object_location(runtime.store, a.object_key),
-                "passed": a.passed,
-                "status": a.status,
-                "reason": a.status_reason,
-                "scores": a.scores_summary(),
-            }
-            for a in view.assets
-        ],
-        "refusals": list(view.refusals),
-        "rejected_attempts": view.rejected_attempts,
-        "contact_sheet": object_location(runtime.store, sheet_key) if sheet_key else None,
-    }
+        return request_summary(session, runtime.store, rid)
