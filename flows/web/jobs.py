@@ -30,6 +30,10 @@ class Jobs:
         return job_id
 
     def _done(self, name: str, job_id: str, future: Future) -> None:
+        if future.cancelled():  # the server stopped first; a request stays resumable
+            logger.warning("background %s (job %s) did not start before the server stopped",
+                           name, job_id)
+            return
         exc = future.exception()
         if exc is not None:
             # The flow records its own outcome (a failed request keeps its reason).

@@ -1,0 +1,131 @@
+"""Web API latency: POST /api/v1/requests -> 202 and GET /api/v1/requests/{id}, against the
+cheapest authenticated call (GET /api/v1/session) measured in the same run as the reference.
+
+A throwaway data dir (bundled PostgreSQL, filesystem store, development CA), the sample portraits
+ingested, one requester with an API token, the real app under uvicorn on 127.0.0.1 (requests
+fulfilled in a worker thread, Prefect ephemeral API). A warm-up submission runs first; then
+`--submits` 1-variant requests are submitted (their fulfilment runs while the GETs are timed, as
+it would for a reviewer polling progress) and `--polls` GETs of one request are timed.
+
+    python benchmarks/web_api.py [--submits 5] [--polls 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _summary(ms: list[float]) -> dict[str, float]:
+    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 1),
+            "p95_ms": round(_pct(ms, 0.95), 1), "max_ms": round(max(ms), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--submits", type=int, default=5)
+    parser.add_argument("--polls", type=int, default=200)
+    parser.add_argument("--keep", action="store_true", help="keep the data dir")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="castkeep-bench-web-"))
+    os.environ["CASTKEEP_HOME"] = str(tmp / "home")
+    os.environ.setdefault("PREFECT_HOME", str(tmp / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+    import httpx
+    import uvicorn
+
+    from castkeep.flows.demo import ensure_keys, samples_dir
+    from castkeep.flows.ingest_references import ingest_references
+    from castkeep.flows.runtime import open_runtime
+    from castkeep.flows.settings import get_settings
+    from castkeep.flows.web import create_app
+    from castkeep.net import free_port
+    from castkeep.tasks.accounts import add_user, create_token
+
+    settings = get_settings()
+    server = thread = None
+    try:
+        ensure_keys(settings)
+        ingest_references(str(samples_dir()))
+        with open_runtime(settings) as rt:
+            add_user(rt, "bench", ["requester"], password=None, actor="bench")
+            token = create_token(rt, "bench", actor="bench")["token"]
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                               log_level="warning"))
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(server.run,),
+                                  daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        doc = {
+            "campaign": "benchmark", "requester": "bench", "talents": ["demo-talent-a"],
+            "lighting": {"azimuth": 60, "fill": 0.2}, "camera": {"roll": 8},
+            "engine": "classical", "variants": 1, "channel": "social", "territory": "FR",
+            "purpose": "advertising",
+            "publish_date": (dt.date.today() + dt.timedelta(days=7)).isoformat(),
+        }
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120,
+                              headers={"Authorization": f"Bearer {token}"})
+
+        def timed(method: str, path: str, **kw) -> tuple[float, httpx.Response]:
+            t0 = time.perf_counter()
+            answer = client.request(method, path, **kw)
+            return 1000 * (time.perf_counter() - t0), answer
+
+        _, warm = timed("POST", "/api/v1/requests", json=doc)
+        assert warm.status_code == 202, warm.text
+        submit_ms, ids = [], []
+        for _ in range(args.submits):
+            ms, answer = timed("POST", "/api/v1/requests", json=doc)
+            assert answer.status_code == 202, answer.text
+            submit_ms.append(ms)
+            ids.append(answer.json()["id"])
+        get_ms, session_ms = [], []
+        for i in range(args.polls):
+            ms, answer = timed("GET", f"/api/v1/requests/{ids[i % len(ids)]}")
+            assert answer.status_code == 200
+            get_ms.append(ms)
+            ms, answer = timed("GET", "/api/v1/session")
+            assert answer.status_code == 200
+            session_ms.append(ms)
+        get_s, ref_s = _summary(get_ms), _summary(session_ms)
+        print(json.dumps({
+            "submit_post_to_202": _summary(submit_ms),
+            "get_request": get_s,
+            "reference_get_session": ref_s,
+            "get_request_p95_vs_reference_p95": round(get_s["p95_ms"] / max(ref_s["p95_ms"], 1e-9), 2),
+        }, indent=2))
+    finally:
+        if server is not None:
+            server.should_exit = True  # its shutdown waits for the fulfilments under way
+            thread.join(timeout=900)
+        try:
+            from castkeep.db.server import stop_bundled_server
+
+            stop_bundled_server(Path(os.environ["CASTKEEP_HOME"]))
+        except Exception:  # noqa: BLE001 - best effort clean-up
+            pass
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
