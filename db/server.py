@@ -23,14 +23,11 @@ answers, and restarted when it is gone (a stale postmaster.pid is removed first)
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import logging
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +44,7 @@ from castkeep.db.server_user import (
 )
 from castkeep.db.server_user import run as _run
 from castkeep.errors import DatabaseError
+from castkeep.state_file import locked, read_state, write_state
 from castkeep.net import free_port, port_free
 
 logger = logging.getLogger(__name__)
@@ -97,31 +95,15 @@ def _paths(data_dir: Path) -> dict[str, Path]:
     }
 
 
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 # --- state ------------------------------------------------------------------------------------
 
 
 def _read_state(p: dict[str, Path]) -> dict:
-    try:
-        return json.loads(p["state"].read_text())
-    except (OSError, ValueError):
-        return {}
+    return read_state(p["state"])
 
 
 def _write_state(p: dict[str, Path], state: dict) -> None:
-    tmp = p["state"].with_suffix(".tmp")
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, p["state"])
+    write_state(p["state"], state)
 
 
 def _postmaster(pgdata: Path) -> tuple[int, int] | None:
@@ -291,7 +273,7 @@ def start_bundled_server(data_dir: Path, *, port: int = 0, fast: bool = False) -
     """Start (or find) the bundled server for `data_dir` and return it. `port` 0 reuses the
     remembered port if free, else picks a free one. `fast` turns fsync off (tests only)."""
     p = _paths(data_dir)
-    with _locked(p["lock"]):
+    with locked(p["lock"]):
         user = system_user()
         bindir = bin_dir(p, user)
         if not p["initialized"].exists():
@@ -344,7 +326,7 @@ def ensure_bundled_server(data_dir: Path, *, port: int = 0, database: str = DEFA
     server = start_bundled_server(Path(data_dir), port=port)
     if not server_roles.database_ready(server.port, server.app_password, database):
         # Under the lock: two processes must not both try CREATE DATABASE / CREATE EXTENSION.
-        with _locked(_paths(data_dir)["lock"]):
+        with locked(_paths(data_dir)["lock"]):
             server_roles.bootstrap_database(server.port, server.password, database)
     return server.url(database)
 
@@ -366,7 +348,7 @@ def stop_bundled_server(data_dir: Path, *, timeout: float = 30) -> bool:
     p = _paths(data_dir)
     if not p["initialized"].exists():
         return False
-    with _locked(p["lock"]):
+    with locked(p["lock"]):
         if _postmaster(p["pgdata"]) is None:
             return False
         user = system_user()

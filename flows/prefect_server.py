@@ -26,8 +26,6 @@ loading it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import logging
 import os
 import signal
@@ -41,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from castkeep.state_file import locked, read_state, write_state
 from castkeep.net import free_port, port_free
 from castkeep.errors import InfrastructureError
 
@@ -132,28 +131,12 @@ def _paths(home: Path) -> dict[str, Path]:
     }
 
 
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _read_state(p: dict[str, Path]) -> dict:
-    try:
-        return json.loads(p["state"].read_text())
-    except (OSError, ValueError):
-        return {}
+    return read_state(p["state"])
 
 
 def _write_state(p: dict[str, Path], state: dict) -> None:
-    tmp = p["state"].with_suffix(".tmp")
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, p["state"])
+    write_state(p["state"], state)
 
 
 def _log_tail(p: dict[str, Path], lines: int = 15) -> str:
@@ -317,7 +300,7 @@ def ensure_server(home: Path, *, timeout: float = _START_TIMEOUT_S) -> LocalServ
     server = _recorded(p)
     if server is not None and health(server.api_url):
         return server  # the common case, without waiting for the lock
-    with _locked(p["lock"]):
+    with locked(p["lock"], mode=0o700):
         server = _recorded(p)
         if server is not None:
             deadline = time.monotonic() + _STALE_GRACE_S
@@ -350,7 +333,7 @@ def stop_server(home: Path, *, timeout: float = 20.0) -> bool:
     p = _paths(home)
     if not p["state"].exists():
         return False
-    with _locked(p["lock"]):
+    with locked(p["lock"], mode=0o700):
         server = _recorded(p)
         if server is None:
             return False
