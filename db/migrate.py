@@ -6,23 +6,27 @@ at once) are serialised by an advisory lock taken in migrations/env.py.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from castkeep.db.engine import normalise_url, redact
 from castkeep.errors import DatabaseError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_REVISION = re.compile(r'^(down_)?revision\s*(?::[^=]*)?=\s*["\']?([\w]+|None)["\']?', re.M)
 
 
 def alembic_config(url: str | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if url is not None:
@@ -32,8 +36,15 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def head() -> str:
-    """The newest revision in the migration chain."""
-    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    """The newest revision in the migration chain, read from the version files' `revision` and
+    `down_revision` lines (importing alembic for this would slow every command's start)."""
+    revisions, parents = set(), set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        found = dict((bool(down), rev) for down, rev in _REVISION.findall(path.read_text()))
+        if False in found:
+            revisions.add(found[False])
+            parents.add(found.get(True))
+    heads = sorted(revisions - parents)
     if len(heads) != 1:
         raise DatabaseError(f"the migration chain has {len(heads)} heads; expected one")
     return heads[0]
@@ -45,6 +56,8 @@ def _engine(url: str) -> sa.Engine:
 
 def current(url: str) -> str | None:
     """The revision the database at `url` is on (None: never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
     engine = _engine(url)
     try:
         with engine.connect() as conn:
@@ -57,6 +70,8 @@ def current(url: str) -> str | None:
 
 def upgrade(url: str, revision: str = "head") -> str | None:
     """Migrate the database at `url` to `revision`; returns the revision it is on afterwards."""
+    from alembic import command
+
     engine = _engine(url)
     cfg = alembic_config(url)
     try:
@@ -83,6 +98,8 @@ def upgrade(url: str, revision: str = "head") -> str | None:
 
 def downgrade(url: str, revision: str) -> None:
     """Migrate down to `revision` ("base" drops everything castkeep created)."""
+    from alembic import command
+
     engine = _engine(url)
     cfg = alembic_config(url)
     try:
@@ -93,9 +110,23 @@ def downgrade(url: str, revision: str) -> None:
         engine.dispose()
 
 
-def upgrade_if_behind(url: str) -> bool:
-    """Migrate a catalogue that is behind the code's newest revision; True when it did."""
-    if current(url) == head():
+def revision_of(engine: sa.Engine) -> str | None:
+    """The schema revision through an open engine, in one query (None: never migrated)."""
+    try:
+        with engine.connect() as conn:
+            if conn.execute(sa.text("SELECT to_regclass('alembic_version')")).scalar() is None:
+                return None
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError as exc:
+        raise DatabaseError(f"cannot read the schema revision of {redact(str(engine.url))}: "
+                            f"{exc.orig}") from exc
+
+
+def upgrade_if_behind(url: str, engine: sa.Engine | None = None) -> bool:
+    """Migrate a catalogue that is behind the code's newest revision; True when it did. With
+    `engine`, an up-to-date catalogue costs one query on it and no alembic import."""
+    now = revision_of(engine) if engine is not None else current(url)
+    if now == head():
         return False
     upgrade(url)
     return True

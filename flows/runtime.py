@@ -113,7 +113,7 @@ def open_runtime(settings: Settings | None = None, *, migrate: bool = True) -> R
     url, bundled = database_url(settings)
     engine = make_engine(url)
     try:
-        if migrate and migrations.upgrade_if_behind(url):
+        if migrate and migrations.upgrade_if_behind(url, engine):
             logger.info("migrated the catalogue to %s", migrations.head())
         store = build_store(settings)
     except BaseException:

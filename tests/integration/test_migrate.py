@@ -97,3 +97,18 @@ def test_external_setup_owner_role_migrates_once_the_admin_created_the_extension
         with psycopg.connect(_plain(pg_server_url), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_head_from_the_version_files_is_alembics_head_and_the_fast_check_agrees(pg_url):
+    from alembic.script import ScriptDirectory
+
+    from castkeep.db import migrate
+    from castkeep.db.engine import make_engine
+
+    assert migrate.head() == ScriptDirectory.from_config(migrate.alembic_config()).get_heads()[0]
+    engine = make_engine(pg_url)
+    try:
+        assert migrate.revision_of(engine) == migrate.current(pg_url) == migrate.head()
+        assert migrate.upgrade_if_behind(pg_url, engine) is False
+    finally:
+        engine.dispose()
