@@ -4,9 +4,10 @@ Design: a request with `approval_required` ends its fulfilment in status `awaiti
 with its passing variants as `candidate` assets; nothing is held open while it waits (no paused
 flow run, no worker slot), so the embedded default (ephemeral Prefect, a CLI that exits) works the
 same as a server. `castkeep approve REQUEST_ID --assets ... --reviewer NAME` runs this flow, which
-resumes the request: it re-checks every talent's consent (it may have been revoked since), marks
-the chosen candidates approved then published, the other candidates rejected ("not selected"),
-and completes the request, all in one transaction with an audit event per change.
+resumes the request: it re-checks every talent's consent (it may have been revoked since) and
+marks the chosen candidates approved then published, in one transaction with an audit event per
+change. The other candidates wait for a later decision (approved, or rejected with a comment);
+`--close` rejects them as not selected. The request completes when no candidate is left.
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ def approve_assets(
     *,
     actor: str,
     comment: str | None = None,
+    close: bool = False,
 ) -> dict[str, Any]:
     """Plain function behind the flow (one transaction). `comment`: the reviewer's words, kept
-    in each asset's audit event."""
+    in each asset's audit event. The request's other candidates keep waiting for a decision
+    (`close` rejects them as not selected); it completes when no candidate is left."""
     reviewer = reviewer.strip()
     if not reviewer:
         raise ApprovalError("give the reviewer's name with --reviewer")
@@ -83,12 +86,16 @@ def approve_assets(
         assets_repo.set_asset_status(session, chosen, "approved", actor=actor,
                                      reason=f"approved by {reviewer}", detail=detail)
         assets_repo.set_asset_status(session, chosen, "published", actor=actor, detail=detail)
-        assets_repo.set_asset_status(session, others, "rejected", actor=actor,
+        rejected = others if close else []
+        assets_repo.set_asset_status(session, rejected, "rejected", actor=actor,
                                      reason=f"not selected by reviewer {reviewer}", detail=detail)
-        assets_repo.set_request_status(session, request_id, "completed", actor=actor,
-                                       detail={"reviewer": reviewer, "published": chosen})
-    return {"request_id": str(request_id), "published": chosen, "rejected": others,
-            "reviewer": reviewer}
+        waiting = [] if close else others
+        if not waiting:
+            assets_repo.set_request_status(session, request_id, "completed", actor=actor,
+                                           detail={"reviewer": reviewer, "published": chosen})
+    return {"request_id": str(request_id), "published": chosen, "rejected": rejected,
+            "waiting": waiting, "reviewer": reviewer,
+            "status": "awaiting_approval" if waiting else "completed"}
 
 
 def reject_assets(runtime, request_id: uuid.UUID, asset_ids: Sequence[str], *, actor: str,
@@ -130,7 +137,8 @@ def reject_assets(runtime, request_id: uuid.UUID, asset_ids: Sequence[str], *, a
 
 
 @flow(name="approve-request", persist_result=False, validate_parameters=True)
-def approve_request(request_id: str, asset_ids: list[str], reviewer: str) -> dict[str, Any]:
+def approve_request(request_id: str, asset_ids: list[str], reviewer: str,
+                    close: bool = False) -> dict[str, Any]:
     from castkeep.flows.fulfil_request import summarise
     from castkeep.flows.runtime import open_runtime
     from castkeep.tasks.report import publish_report
@@ -139,7 +147,8 @@ def approve_request(request_id: str, asset_ids: list[str], reviewer: str) -> dic
     settings = get_settings()
     rid = parse_id(request_id)
     with open_runtime(settings) as runtime:
-        outcome = approve_assets(runtime, rid, asset_ids, reviewer, actor=settings.acting_user)
+        outcome = approve_assets(runtime, rid, asset_ids, reviewer, actor=settings.acting_user,
+                                 close=close)
         logger.info("request %s: %d asset(s) published by %s", rid, len(outcome["published"]),
                     outcome["reviewer"])
         publish_report(runtime, rid)

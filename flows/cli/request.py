@@ -165,16 +165,20 @@ def approve(
         ..., "--assets", help="Asset ids to publish (repeat the option or separate with commas)."
     ),
     reviewer: str = typer.Option(..., "--reviewer", help="Who approves (recorded in the audit log)."),
+    close: bool = typer.Option(
+        False, "--close", help="Also reject the other candidates as not selected (ends the review)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
-    """Approve and publish chosen assets of a request that waits for approval; its other
-    candidates are rejected as not selected."""
+    """Approve and publish chosen assets of a request that waits for approval. Its other
+    candidates keep waiting for a decision unless --close; the request completes when none is
+    left."""
     from castkeep.flows.approve import approve_request
     from castkeep.flows.prefect_server import local_prefect
 
     ids = [part.strip() for item in assets for part in item.split(",") if part.strip()]
     with local_prefect():
-        result = approve_request(request_id, ids, reviewer)
+        result = approve_request(request_id, ids, reviewer, close)
     if as_json:
         typer.echo(json.dumps(_public(result), default=str))
         return

@@ -94,13 +94,15 @@ def show(request_id: str, request: Request,
 def approve(request_id: str, body: Decision, request: Request,
             who: Identity = Depends(require(Role.REVIEWER))) -> dict[str, Any]:
     """Publish chosen candidates (consent re-checked under lock); the reviewer is the signed-in
-    user. The request's other candidates are rejected as not selected."""
+    user. The other candidates wait for a decision (reject, or close the review); the request
+    completes when none is left."""
     from castkeep.flows.approve import approve_assets
 
     rid = parse_id(request_id, "request")
     outcome = approve_assets(_state(request).runtime, rid, body.assets, who.username,
                              actor=who.username, comment=body.comment.strip() or None)
-    return {"published": outcome["published"], "rejected": outcome["rejected"]}
+    return {"published": outcome["published"], "rejected": outcome["rejected"],
+            "waiting": outcome["waiting"]}
 
 
 @router.post("/requests/{request_id}/reject")

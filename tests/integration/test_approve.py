@@ -33,18 +33,36 @@ def test_request_waits_for_approval_then_publishes_the_chosen_assets(request_env
     with pytest.raises(NotFoundError, match="not an asset of request .*; `castkeep request show "):
         approve_request(waiting["request_id"], ["00000000-0000-0000-0000-000000000001"], "Ana")
 
-    done = approve_request(waiting["request_id"], [chosen], "Ana Reviewer")
-    assert done["status"] == "completed"
-    assert done["published"] == [chosen] and done["reviewer"] == "Ana Reviewer"
-    status = {a["id"]: a["status"] for a in done["assets"]}
-    assert status == {chosen: "published", other: "rejected"}
-    reasons = {a["id"]: a["reason"] for a in done["assets"]}
-    assert reasons[other] == "not selected by reviewer Ana Reviewer"
+    # The other candidate keeps waiting for a decision.
+    first = approve_request(waiting["request_id"], [chosen], "Ana Reviewer")
+    assert first["status"] == "awaiting_approval"
+    assert first["published"] == [chosen] and first["reviewer"] == "Ana Reviewer"
+    assert {a["id"]: a["status"] for a in first["assets"]} == {chosen: "published",
+                                                               other: "candidate"}
     (approved,) = _events("asset.approved")
     assert approved.entity_id == chosen and approved.payload["reviewer"] == "Ana Reviewer"
+    with pytest.raises(ApprovalError, match="is published"):
+        approve_request(waiting["request_id"], [chosen], "Ana Reviewer")
 
+    # Approving the last candidate completes the request.
+    done = approve_request(waiting["request_id"], [other], "Ana Reviewer")
+    assert done["status"] == "completed" and done["published"] == [other]
+    assert {a["status"] for a in done["assets"]} == {"published"}
+
+
+def test_close_rejects_the_rest_as_not_selected(request_env, fulfil):
+    waiting = fulfil(request_doc(variants=3, approval_required=True, lighting={"azimuth": 60},
+                                 thresholds={"lighting_azimuth_deg": 60}))
+    assert [a["status"] for a in waiting["assets"]] == ["candidate"] * 3
+    chosen, *others = [a["id"] for a in waiting["assets"]]
+    done = approve_request(waiting["request_id"], [chosen], "Ana Reviewer", close=True)
+    assert done["status"] == "completed"
+    status = {a["id"]: a["status"] for a in done["assets"]}
+    assert status == {chosen: "published", **{o: "rejected" for o in others}}
+    reasons = {a["id"]: a["reason"] for a in done["assets"]}
+    assert all(reasons[o] == "not selected by reviewer Ana Reviewer" for o in others)
     with pytest.raises(ApprovalError, match="is completed, not awaiting_approval"):
-        approve_request(waiting["request_id"], [other], "Ana Reviewer")
+        approve_request(waiting["request_id"], [others[0]], "Ana Reviewer")
 
 
 def test_approval_rechecks_consent(request_env, fulfil):

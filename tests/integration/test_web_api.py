@@ -70,7 +70,14 @@ def test_request_journey_approve_download_and_revoke(web_server, web_users, requ
         approved = reviewer.post(f"/api/v1/requests/{rid}/approve",
                                  json={"assets": [chosen], "comment": "best light"})
         assert approved.status_code == 200, approved.text
-        assert approved.json()["published"] == [chosen]
+        assert approved.json() == {"published": [chosen], "rejected": [],
+                                   "waiting": [c for c in candidates if c != chosen]}
+        # The other candidates wait for a decision until rejected or the review is closed.
+        if len(candidates) > 1:
+            assert reviewer.get(f"/api/v1/requests/{rid}").json()["status"] == "awaiting_approval"
+            closed = reviewer.post(f"/api/v1/requests/{rid}/close", json={"comment": "enough"})
+            assert closed.status_code == 200, closed.text
+            assert closed.json()["rejected"] == [c for c in candidates if c != chosen]
         assert reviewer.get(f"/api/v1/requests/{rid}").json()["status"] == "completed"
 
     with web_server.client(users["requester"].token) as requester:
