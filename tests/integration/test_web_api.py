@@ -78,6 +78,11 @@ def test_request_journey_approve_download_and_revoke(web_server, web_users, requ
             closed = reviewer.post(f"/api/v1/requests/{rid}/close", json={"comment": "enough"})
             assert closed.status_code == 200, closed.text
             assert closed.json()["rejected"] == [c for c in candidates if c != chosen]
+            rejected = closed.json()["rejected"][0]
+            history = reviewer.get(f"/api/v1/assets/{rejected}").json()["history"]
+            assert [(h["actor"], h["comment"]) for h in history
+                    if h["event"] == "asset.rejected"] == [("reviewer", "enough")]
+            assert reviewer.get(f"/api/v1/assets/{rejected}/file").status_code == 410
         assert reviewer.get(f"/api/v1/requests/{rid}").json()["status"] == "completed"
 
     with web_server.client(users["requester"].token) as requester:
