@@ -89,6 +89,11 @@ def submit(
         help='Print only JSON: {"request_id", "status", "assets": [{"id", "path", "passed", '
         '"scores"}], "refusals"}.',
     ),
+    detach: bool = typer.Option(
+        False, "--detach",
+        help="Catalogue the request, start a run of the fulfil-request deployment and return "
+        "(`castkeep web` or a worker runs it); exit 5 when nothing serves that deployment.",
+    ),
 ) -> None:
     """Validate a request file, catalogue it and fulfil it. Exit 0 when every variant passed,
     1 when some were rejected, 3 when refused (consent or licence)."""
@@ -100,6 +105,9 @@ def submit(
     spec = load_request_file(file, settings)  # a bad file fails before anything starts
     from castkeep.flows.fulfil_request import fulfil_request, submit_request
 
+    if detach:
+        _submit_detached(settings, spec, as_json)
+        return
     with open_runtime(settings) as runtime:
         request_id = submit_request(runtime, spec, actor=settings.acting_user)
     if not as_json:
@@ -110,6 +118,25 @@ def submit(
         result = fulfil_request(str(request_id))
     _print(result, as_json)
     raise typer.Exit(exit_code_for(result))
+
+
+def _submit_detached(settings, spec, as_json: bool) -> None:
+    from castkeep.flows.dispatch import require_fulfil_worker, start_fulfil_run
+    from castkeep.flows.fulfil_request import submit_request
+    from castkeep.flows.prefect_server import local_prefect
+    from castkeep.flows.runtime import open_runtime
+
+    with local_prefect(settings):
+        require_fulfil_worker()  # before anything is catalogued
+        with open_runtime(settings) as runtime:
+            request_id = submit_request(runtime, spec, actor=settings.acting_user)
+        flow_run_id = start_fulfil_run(str(request_id), settings.acting_user)
+    if as_json:
+        typer.echo(json.dumps({"request_id": str(request_id), "status": "received",
+                               "flow_run_id": flow_run_id}))
+    else:
+        typer.echo(f"request {request_id} submitted ({spec.variants} variant(s)); "
+                   f"`castkeep request show {request_id}` shows its progress")
 
 
 @request_app.command("show")

@@ -44,7 +44,7 @@ def create_app(settings: Settings, *, tls: bool | None = None, dispatch: str = "
     settings given. `dispatch`: how submitted requests are fulfilled ("thread" or
     "deployment"); `serve_runs`: with "deployment", this process also serves the deployment's
     runs (the embedded default)."""
-    from castkeep.flows.web.jobs import FulfilRunner
+    from castkeep.flows.dispatch import FulfilRunner
 
     if dispatch not in ("thread", "deployment"):
         raise ValueError(f"dispatch is thread or deployment, not {dispatch!r}")

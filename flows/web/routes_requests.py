@@ -45,6 +45,7 @@ def submit(request: Request, body: dict[str, Any] = Body(..., description="A req
            who: Identity = Depends(require(Role.REQUESTER))) -> JSONResponse:
     """Validate and catalogue a request; fulfilment runs in the background. 202 {"id"}."""
     from castkeep.flows.components import request_from_document
+    from castkeep.flows.dispatch import start_fulfil_run
     from castkeep.flows.fulfil_request import submit_request
     from castkeep.flows.web import jobs
 
@@ -52,7 +53,7 @@ def submit(request: Request, body: dict[str, Any] = Body(..., description="A req
     spec = request_from_document(body, state.settings)
     request_id = submit_request(state.runtime, spec, actor=who.username, team=who.team)
     if state.dispatch == "deployment":
-        jobs.start_fulfil_run(str(request_id), who.username)
+        start_fulfil_run(str(request_id), who.username)
     else:
         state.jobs.submit("fulfil-request", jobs.fulfil, str(request_id), who.username)
     return JSONResponse({"id": str(request_id)}, status_code=202,
