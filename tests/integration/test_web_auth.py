@@ -18,7 +18,7 @@ PUBLIC = "public"
 ANY = frozenset({"requester", "reviewer", "compliance", "admin"})
 READERS = frozenset({"requester", "reviewer", "compliance"})
 
-# (method, path) -> the roles allowed (PUBLIC: no sign-in needed). The role table.
+# (method, path) -> the roles allowed (PUBLIC: no sign-in needed): the API's role table.
 ROLES: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/openapi.json"): PUBLIC,
     ("POST", "/api/v1/session"): PUBLIC,
