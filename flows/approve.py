@@ -67,20 +67,7 @@ def approve_assets(
             )
         # Read after the locks: a cascade that committed first has quarantined some.
         views = {a.id: a for a in assets_repo.request_assets(session, request_id)}
-        chosen = []
-        for raw in asset_ids:
-            aid = str(parse_id(raw, "asset"))
-            view = views.get(aid)
-            if view is None:
-                raise NotFoundError(f"asset {raw} is not an asset of request {request_id}; "
-                                    f"`castkeep request show {request_id}` lists its assets")
-            if view.status != "candidate":
-                raise ApprovalError(
-                    f"asset {aid} is {view.status} ({view.status_reason or 'no reason'}); only "
-                    "candidates that passed every threshold can be approved"
-                )
-            chosen.append(aid)
-        chosen = list(dict.fromkeys(chosen))
+        chosen = _candidates(views, asset_ids, request_id, "approved")
         others = [a.id for a in views.values() if a.status == "candidate" and a.id not in chosen]
         detail = {"reviewer": reviewer, **({"comment": comment} if comment else {})}
         assets_repo.set_asset_status(session, chosen, "approved", actor=actor,
@@ -110,16 +97,7 @@ def reject_assets(runtime, request_id: uuid.UUID, asset_ids: Sequence[str], *, a
         if req.status != "awaiting_approval":
             raise ApprovalError(f"request {request_id} is {req.status}, not awaiting_approval")
         views = {a.id: a for a in assets_repo.request_assets(session, request_id)}
-        chosen = []
-        for raw in asset_ids:
-            aid = str(parse_id(raw, "asset"))
-            view = views.get(aid)
-            if view is None:
-                raise NotFoundError(f"asset {raw} is not an asset of request {request_id}; "
-                                    f"`castkeep request show {request_id}` lists its assets")
-            if view.status != "candidate":
-                raise ApprovalError(f"asset {aid} is {view.status}; only candidates can be rejected")
-            chosen.append(aid)
+        chosen = _candidates(views, asset_ids, request_id, "rejected")
         if close:
             chosen += [a.id for a in views.values() if a.status == "candidate" and a.id not in chosen]
         chosen = list(dict.fromkeys(chosen))
@@ -156,3 +134,22 @@ def approve_request(request_id: str, asset_ids: list[str], reviewer: str,
     result["published"] = outcome["published"]
     result["reviewer"] = outcome["reviewer"]
     return result
+
+
+def _candidates(views: dict[str, Any], asset_ids: Sequence[str], request_id: uuid.UUID,
+                verb: str) -> list[str]:
+    """The named assets (ids validated, in order, once each), all candidates of this request."""
+    chosen = []
+    for raw in asset_ids:
+        aid = str(parse_id(raw, "asset"))
+        view = views.get(aid)
+        if view is None:
+            raise NotFoundError(f"asset {raw} is not an asset of request {request_id}; "
+                                f"`castkeep request show {request_id}` lists its assets")
+        if view.status != "candidate":
+            raise ApprovalError(
+                f"asset {aid} is {view.status} ({view.status_reason or 'no reason'}); only "
+                f"candidates that passed every threshold can be {verb}"
+            )
+        chosen.append(aid)
+    return list(dict.fromkeys(chosen))
