@@ -25,11 +25,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
+
+from sample_catalogue import sample_catalogue
 
 GOAL_MS = 150.0
 
@@ -42,79 +40,61 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="castkeep-bench-"))
-    os.environ["CASTKEEP_HOME"] = str(tmp / "home")
-    os.environ.setdefault("PREFECT_HOME", str(tmp / "prefect"))
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    with sample_catalogue("castkeep-bench-", keep=args.keep) as settings:
+        _measure(args, settings)
 
-    from castkeep.flows.demo import ensure_keys, samples_dir
+
+def _measure(args, settings) -> None:
     from castkeep.flows.fulfil_request import fulfil_request, submit_request
-    from castkeep.flows.ingest_references import ingest_references
     from castkeep.flows.runtime import open_runtime
-    from castkeep.flows.settings import get_settings
     from castkeep.models.request_spec import request_from_mapping
 
-    settings = get_settings()
-    try:
-        ensure_keys(settings)
-        ingest_references(str(samples_dir()))
-
-        def request(variants: int) -> tuple[dict, float]:
-            doc = {
-                "campaign": "benchmark", "requester": "bench", "talents": ["demo-talent-a"],
-                "lighting": {"azimuth": 60, "fill": 0.2}, "camera": {"roll": 8},
-                "engine": "classical", "variants": variants, "channel": "social",
-                "territory": "FR", "purpose": "advertising",
-                "publish_date": (dt.date.today() + dt.timedelta(days=7)).isoformat(),
-                # Retries would mix scorer accuracy into an overhead measurement.
-                "thresholds": {"max_retries": 0},
-            }
-            spec = request_from_mapping(doc, default_thresholds=settings.thresholds.model_dump())
-            with open_runtime(settings) as rt:
-                rid = submit_request(rt, spec, actor="bench")
-            t0 = time.perf_counter()
-            result = fulfil_request(str(rid))
-            return result, time.perf_counter() - t0
-
-        request(1)  # warm-up: API start, encoder load, first-call costs
-        runs = [request(args.variants) for _ in range(max(1, args.repeat))]
-        result, wall = min(runs, key=lambda r: r[1])
-        stats = result["stats"]
-        stages = dict(stats["stages"])
-        engine = stages.pop("engine", 0.0)
-        measured = sum(stages.values())
-        stages["orchestration"] = stages.get("orchestration", 0.0) + max(0.0, wall - engine - measured)
-        n = args.variants
-        per_variant = {k: round(1000 * v / n, 1) for k, v in sorted(stages.items())}
-        outside = (wall - engine) / n * 1000
-        without_identity = outside - per_variant.get("identity_model", 0.0)
-        out = {
-            "variants": n,
-            "attempts": stats["attempts"],
-            "passed": sum(1 for a in result["assets"] if a["passed"]),
-            "wall_s": round(wall, 2),
-            "engine_ms_per_variant": round(1000 * engine / n, 1),
-            "outside_engine_ms_per_variant": round(outside, 1),
-            "outside_engine_without_identity_model_ms_per_variant": round(without_identity, 1),
-            "by_stage_ms_per_variant": per_variant,
-            "goal_ms_per_variant": GOAL_MS,
-            "goal_met": outside <= GOAL_MS,
-            "overhead_vs_3s_gpu_edit_pct": round(100 * outside / 3000, 1),
-            # The reference measured in the same run: the classical engine's own CPU time.
-            "outside_engine_vs_engine_ratio": round(outside / max(1e-9, 1000 * engine / n), 2),
-            "walls_s": [round(w, 2) for _, w in runs],
+    def request(variants: int) -> tuple[dict, float]:
+        doc = {
+            "campaign": "benchmark", "requester": "bench", "talents": ["demo-talent-a"],
+            "lighting": {"azimuth": 60, "fill": 0.2}, "camera": {"roll": 8},
+            "engine": "classical", "variants": variants, "channel": "social",
+            "territory": "FR", "purpose": "advertising",
+            "publish_date": (dt.date.today() + dt.timedelta(days=7)).isoformat(),
+            # Retries would mix scorer accuracy into an overhead measurement.
+            "thresholds": {"max_retries": 0},
         }
-        print(json.dumps(out, indent=2))
-    finally:
-        try:
-            from castkeep.db.server import stop_bundled_server
+        spec = request_from_mapping(doc, default_thresholds=settings.thresholds.model_dump())
+        with open_runtime(settings) as rt:
+            rid = submit_request(rt, spec, actor="bench")
+        t0 = time.perf_counter()
+        result = fulfil_request(str(rid))
+        return result, time.perf_counter() - t0
 
-            stop_bundled_server(Path(os.environ["CASTKEEP_HOME"]))
-        except Exception:  # noqa: BLE001 - best effort clean-up
-            pass
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+    request(1)  # warm-up: API start, encoder load, first-call costs
+    runs = [request(args.variants) for _ in range(max(1, args.repeat))]
+    result, wall = min(runs, key=lambda r: r[1])
+    stats = result["stats"]
+    stages = dict(stats["stages"])
+    engine = stages.pop("engine", 0.0)
+    measured = sum(stages.values())
+    stages["orchestration"] = stages.get("orchestration", 0.0) + max(0.0, wall - engine - measured)
+    n = args.variants
+    per_variant = {k: round(1000 * v / n, 1) for k, v in sorted(stages.items())}
+    outside = (wall - engine) / n * 1000
+    without_identity = outside - per_variant.get("identity_model", 0.0)
+    out = {
+        "variants": n,
+        "attempts": stats["attempts"],
+        "passed": sum(1 for a in result["assets"] if a["passed"]),
+        "wall_s": round(wall, 2),
+        "engine_ms_per_variant": round(1000 * engine / n, 1),
+        "outside_engine_ms_per_variant": round(outside, 1),
+        "outside_engine_without_identity_model_ms_per_variant": round(without_identity, 1),
+        "by_stage_ms_per_variant": per_variant,
+        "goal_ms_per_variant": GOAL_MS,
+        "goal_met": outside <= GOAL_MS,
+        "overhead_vs_3s_gpu_edit_pct": round(100 * outside / 3000, 1),
+        # The reference measured in the same run: the classical engine's own CPU time.
+        "outside_engine_vs_engine_ratio": round(outside / max(1e-9, 1000 * engine / n), 2),
+        "walls_s": [round(w, 2) for _, w in runs],
+    }
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

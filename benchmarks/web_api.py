@@ -16,13 +16,11 @@ import argparse
 import contextvars
 import datetime as dt
 import json
-import os
-import shutil
 import statistics
-import tempfile
 import threading
 import time
-from pathlib import Path
+
+from sample_catalogue import sample_catalogue
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -42,28 +40,21 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="castkeep-bench-web-"))
-    os.environ["CASTKEEP_HOME"] = str(tmp / "home")
-    os.environ.setdefault("PREFECT_HOME", str(tmp / "prefect"))
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    with sample_catalogue("castkeep-bench-web-", keep=args.keep) as settings:
+        _measure(args, settings)
 
+
+def _measure(args, settings) -> None:
     import httpx
     import uvicorn
 
-    from castkeep.flows.demo import ensure_keys, samples_dir
-    from castkeep.flows.ingest_references import ingest_references
     from castkeep.flows.runtime import open_runtime
-    from castkeep.flows.settings import get_settings
     from castkeep.flows.web import create_app
     from castkeep.net import free_port
     from castkeep.tasks.accounts import add_user, create_token
 
-    settings = get_settings()
     server = thread = None
     try:
-        ensure_keys(settings)
-        ingest_references(str(samples_dir()))
         with open_runtime(settings) as rt:
             add_user(rt, "bench", ["requester"], password=None, actor="bench")
             token = create_token(rt, "bench", actor="bench")["token"]
@@ -117,14 +108,6 @@ def main() -> None:
         if server is not None:
             server.should_exit = True  # its shutdown waits for the fulfilments under way
             thread.join(timeout=900)
-        try:
-            from castkeep.db.server import stop_bundled_server
-
-            stop_bundled_server(Path(os.environ["CASTKEEP_HOME"]))
-        except Exception:  # noqa: BLE001 - best effort clean-up
-            pass
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -374,8 +374,9 @@ def lock_consents(session: Session, consent_ids: list[str | uuid.UUID]) -> list[
 
 
 def withdrawn_consents(rows: list[schema.Consent], *, now: dt.datetime) -> list[schema.Consent]:
-    """Consents that no longer cover anything: revoked, expired, or past valid_until."""
-    return [c for c in rows if c.status != "active" or _as_utc(c.valid_until) < now]
+    """Consents that no longer cover anything: revoked, expired, or past valid_until (a
+    timestamptz column: always aware)."""
+    return [c for c in rows if c.status != "active" or c.valid_until < now]
 
 
 def lineage_consent_ids(session: Session, asset_ids: list[str | uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
@@ -384,7 +385,3 @@ def lineage_consent_ids(session: Session, asset_ids: list[str | uuid.UUID]) -> d
     for asset_id, links in _links(session, [_uuid(a) for a in asset_ids]).items():
         out[asset_id].update(_uuid(link.consent_id) for link in links if link.consent_id)
     return out
-
-
-def _as_utc(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)

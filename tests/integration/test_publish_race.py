@@ -88,6 +88,21 @@ def _publisher(rt, path: str, waiting: dict[str, Any]) -> Callable[[], Any]:
     return lambda: finish(rt, rid, spec, actor="publisher")
 
 
+def _interleave(rt, waiting: dict[str, Any], first: Worker, second: Worker) -> None:
+    """Force the order: a third connection holds one of the request's asset rows, `first`
+    starts and blocks (on that row), `second` starts and blocks (behind `first`), then the row
+    is released and both run to the end."""
+    with rt.engine.connect() as blocker:
+        blocker.execute(text("SELECT 1 FROM asset WHERE id = :id FOR UPDATE"),
+                        {"id": waiting["assets"][0]["id"]})
+        first.start()
+        _wait_for_waiters(rt, 1)
+        second.start()
+        _wait_for_waiters(rt, 2)
+        blocker.rollback()
+    first.join(60), second.join(60)
+
+
 def _revoker(rt, consent_id: str) -> Callable[[], Any]:
     from castkeep.tasks.revoke import revoke
 
@@ -103,17 +118,9 @@ def test_publish_holding_the_consent_lock_commits_then_the_cascade_quarantines(r
     consent = request_env.consent_ids["demo-talent-a"]
     with open_runtime() as rt:
         publish, revoke = Worker(_publisher(rt, path, waiting)), Worker(_revoker(rt, consent))
-        # A third connection holds one asset row: the publish takes its consent locks, then
-        # waits here; the revocation then queues behind the publish's FOR SHARE.
-        with rt.engine.connect() as blocker:
-            blocker.execute(text("SELECT 1 FROM asset WHERE id = :id FOR UPDATE"),
-                            {"id": waiting["assets"][0]["id"]})
-            publish.start()
-            _wait_for_waiters(rt, 1)
-            revoke.start()
-            _wait_for_waiters(rt, 2)
-            blocker.rollback()
-        publish.join(60), revoke.join(60)
+        # The publish takes its consent locks, then waits on the held asset row; the
+        # revocation then queues behind the publish's FOR SHARE.
+        _interleave(rt, waiting, publish, revoke)
         assert publish.error is None and revoke.error is None, (publish.error, revoke.error)
 
         # The publish committed first (it published), and the cascade reached what it published.
@@ -121,10 +128,7 @@ def test_publish_holding_the_consent_lock_commits_then_the_cascade_quarantines(r
         assert sorted(revoke.result.quarantined) == sorted(a["id"] for a in waiting["assets"])
         statuses = _statuses(rt, waiting["request_id"])
         assert "published" not in statuses.values()
-        published_then = [
-            e.entity_id
-            for e in _events(rt, "asset.published")
-        ]
+        published_then = [e.entity_id for e in _events(rt, "asset.published")]
         assert published_then, "the publish should have committed before the revocation"
         assert all(statuses[a] == "quarantined" for a in published_then)
 
@@ -139,15 +143,7 @@ def test_publish_waiting_for_a_revocation_sees_it_and_refuses(request_env, fulfi
         publish, revoke = Worker(_publisher(rt, path, waiting)), Worker(_revoker(rt, consent))
         # The revocation takes its FOR UPDATE on the consent, then waits on the held asset row;
         # the publish then queues behind the revocation's consent lock.
-        with rt.engine.connect() as blocker:
-            blocker.execute(text("SELECT 1 FROM asset WHERE id = :id FOR UPDATE"),
-                            {"id": waiting["assets"][0]["id"]})
-            revoke.start()
-            _wait_for_waiters(rt, 1)
-            publish.start()
-            _wait_for_waiters(rt, 2)
-            blocker.rollback()
-        publish.join(60), revoke.join(60)
+        _interleave(rt, waiting, revoke, publish)
         assert revoke.error is None, revoke.error
 
         statuses = _statuses(rt, waiting["request_id"])
