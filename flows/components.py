@@ -173,16 +173,18 @@ def licence_setting_names(engine: str, encoder_name: str) -> dict[str, str]:
     return names
 
 
+def request_defaults(settings: Settings) -> dict[str, Any]:
+    """What settings fill in where a request leaves it out: the engine and the thresholds."""
+    return {"default_engine": settings.engines.default,
+            "default_thresholds": settings.thresholds.model_dump()}
+
+
 def load_request_file(path: Path | str, settings: Settings):
     """Read and check a request file: its fields (with the defaults from settings), then what
     check_request checks. Light to import, so a bad file is refused before Prefect loads."""
     from castkeep.models.request_spec import load_request
 
-    spec = load_request(
-        path,
-        default_engine=settings.engines.default,
-        default_thresholds=settings.thresholds.model_dump(),
-    )
+    spec = load_request(path, **request_defaults(settings))
     check_request(spec, settings)
     return spec
 
@@ -192,11 +194,7 @@ def request_from_document(doc: dict[str, Any], settings: Settings):
     with the same defaults and checks as a request file."""
     from castkeep.models.request_spec import request_from_mapping
 
-    spec = request_from_mapping(
-        doc,
-        default_engine=settings.engines.default,
-        default_thresholds=settings.thresholds.model_dump(),
-    )
+    spec = request_from_mapping(doc, **request_defaults(settings))
     check_request(spec, settings)
     return spec
 
