@@ -5,6 +5,7 @@ tests/plugins/). Two lanes: tests/unit (no servers, no Prefect: seconds) and tes
 from __future__ import annotations
 
 pytest_plugins = [
+    "tests.plugins.browser",
     "tests.plugins.compliance",
     "tests.plugins.db",
     "tests.plugins.faces",

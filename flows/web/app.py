@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from castkeep.flows.settings import Settings
 from castkeep.flows.web import problems
-from castkeep.flows.web.auth import LoginLimiter, SessionCodec
+from castkeep.flows.web.auth import LoginLimiter, SessionCodec, session_key
 from castkeep.flows.web.jobs import Jobs
 
 API_PREFIX = "/api/v1"
@@ -33,7 +33,8 @@ class WebState:
     thumbnails: dict[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.sessions = SessionCodec(minutes=self.settings.web.session_minutes)
+        self.sessions = SessionCodec(minutes=self.settings.web.session_minutes,
+                                     key=session_key(self.settings))
         self.limiter = LoginLimiter(self.settings.web.login_attempts)
 
 
@@ -82,6 +83,10 @@ def create_app(settings: Settings, *, tls: bool | None = None, dispatch: str = "
     problems.install(app)
     for module in (routes_session, routes_requests, routes_assets, routes_compliance):
         app.include_router(module.router, prefix=API_PREFIX)
+    # The server-rendered pages, after the API: their routes, /static and HTML error pages.
+    from castkeep.flows.web import pages
+
+    pages.install(app, API_PREFIX)
     return app
 
 
