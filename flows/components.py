@@ -92,7 +92,7 @@ def build_components(settings: Settings, engine_name: str | None = None, *,
         engine_name=engine,
         engine_options=engine_construct_options(engine, settings),
         encoder_name=encoder,
-        encoder_options=encoder_options(settings.faces, encoder),
+        encoder_options=encoder_options(settings.faces, encoder, home=settings.home),
         licence_ids=licence_ids(settings, engine, encoder),
         licence_settings=licence_setting_names(engine, encoder),
         keys_dir=Path(settings.home) / "keys",
@@ -114,15 +114,20 @@ def engine_construct_options(engine: str, settings: Settings) -> dict[str, Any]:
     return {}
 
 
-def encoder_options(faces: FacesSettings, name: str | None = None) -> dict[str, Any]:
+def encoder_options(faces: FacesSettings, name: str | None = None, *,
+                    home: Path | None = None) -> dict[str, Any]:
     """Constructor options for encoder `name` (default: CASTKEEP_FACES__ENCODER). A stored name
     such as "insightface-buffalo_l" carries its own pack, so the pack setting is not passed (the
     registry refuses a pack that disagrees with the name); the model folder, licence id and
     detection size still come from settings. An unknown name gets no options; the registry then
-    names the known encoders."""
+    names the known encoders. With `home` (the data dir), dlib keeps its ResNet converted to
+    ONNX under <home>/models."""
     name = name or faces.encoder
     if name == "dlib-resnet-v1":
-        return {"max_side": faces.detect_max_side}
+        dlib_options: dict[str, Any] = {"max_side": faces.detect_max_side}
+        if home is not None:
+            dlib_options["cache_dir"] = str(Path(home) / "models")
+        return dlib_options
     if name == INSIGHTFACE or name.startswith(INSIGHTFACE + "-"):
         options: dict[str, Any] = {
             "root": faces.insightface_root,
@@ -135,12 +140,13 @@ def encoder_options(faces: FacesSettings, name: str | None = None) -> dict[str, 
     return {}
 
 
-def configured_encoder(faces: FacesSettings, *, name: str | None = None, load: bool = True):
+def configured_encoder(faces: FacesSettings, *, name: str | None = None, load: bool = True,
+                       home: Path | None = None):
     """The encoder, one instance per process and options (weights load once)."""
     from castkeep.models.faces.encoders import shared_encoder
 
     name = name or faces.encoder
-    encoder = shared_encoder(name, **encoder_options(faces, name))
+    encoder = shared_encoder(name, **encoder_options(faces, name, home=home))
     if load:
         encoder.load()
     return encoder

@@ -85,11 +85,11 @@ def open_source(source: str, settings: Settings) -> Source:
     return FolderSource(path)
 
 
-def encoder_from_settings(faces: FacesSettings) -> Any:
+def encoder_from_settings(faces: FacesSettings, home: Path | None = None) -> Any:
     """The configured face encoder, loaded once per process."""
     from castkeep.flows.components import configured_encoder
 
-    return configured_encoder(faces)
+    return configured_encoder(faces, home=home)
 
 
 @flow(name="ingest-references", validate_parameters=True)
@@ -115,7 +115,7 @@ def ingest_references(source: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Inge
             source=src,
             sessions=runtime.sessions,
             store=runtime.store,
-            encoder=encoder_from_settings(settings.faces) if total else None,
+            encoder=encoder_from_settings(settings.faces, settings.home) if total else None,
             options=IngestOptions(
                 actor=settings.acting_user,
                 run_started=started,

@@ -20,7 +20,8 @@ def _encoder():
     from castkeep.flows.runtime import load_settings
 
     # One instance per process and options: repeated commands in one process load weights once.
-    return configured_encoder(load_settings().faces)
+    settings = load_settings()
+    return configured_encoder(settings.faces, home=settings.home)
 
 
 def _print_json(data: Any) -> None:
