@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from castkeep.db.audit_log import append_event
-from castkeep.db.schema import ApiToken, AppUser, utcnow
+from castkeep.db.schema import ApiToken, AppUser, AuditEvent, utcnow
 from castkeep.errors import AccountError
 
 
@@ -97,3 +97,31 @@ def user_for_token(session: Session, token_sha256: str, *,
 def user_tokens(session: Session, user: AppUser) -> list[ApiToken]:
     return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
                                 .order_by(ApiToken.created_at)))
+
+
+# --- browser sessions ---------------------------------------------------------------------------
+# A signed-in browser session is an id inside the signed cookie. Sign-in and sign-out are audit
+# events on that id (entity_type "web_session"): the log is where ended sessions are recorded, so
+# every server process sharing the catalogue refuses a signed-out cookie without a table of its own.
+SESSION_ENTITY = "web_session"
+SESSION_STARTED = "session.started"
+SESSION_ENDED = "session.ended"
+
+
+def start_session(session: Session, *, session_id: str, user: AppUser) -> None:
+    append_event(session, actor=user.username, kind=SESSION_STARTED, entity_type=SESSION_ENTITY,
+                 entity_id=session_id, payload={"user_id": str(user.id)})
+
+
+def end_session(session: Session, *, session_id: str, actor: str) -> None:
+    if not session_ended(session, session_id):
+        append_event(session, actor=actor, kind=SESSION_ENDED, entity_type=SESSION_ENTITY,
+                     entity_id=session_id)
+
+
+def session_ended(session: Session, session_id: str) -> bool:
+    """Whether the session was signed out (one indexed lookup on the audit log's entity id)."""
+    return session.scalar(
+        select(AuditEvent.seq).where(AuditEvent.entity_id == session_id,
+                                     AuditEvent.kind == SESSION_ENDED).limit(1)
+    ) is not None

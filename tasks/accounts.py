@@ -144,7 +144,29 @@ def identity_for_password(runtime, username: str, password: str) -> Identity | N
 
 
 def identity_for_user(runtime, username: str) -> Identity | None:
-    """The identity of an enabled user by name (a session cookie names its user)."""
+    """The identity of an enabled user by name."""
     with runtime.sessions() as session:
         user = accounts.get_user(session, username)
         return _identity(user) if user is not None and not user.disabled else None
+
+
+def start_session(runtime, username: str, session_id: str) -> None:
+    """Record a browser sign-in (an audit event on the session id, actor = the user)."""
+    with runtime.sessions.begin() as session:
+        accounts.start_session(session, session_id=session_id,
+                               user=accounts.require_user(session, username))
+
+
+def end_session(runtime, username: str, session_id: str) -> None:
+    """Record a sign-out: every server process sharing the catalogue then refuses the session."""
+    with runtime.sessions.begin() as session:
+        accounts.end_session(session, session_id=session_id, actor=username)
+
+
+def identity_for_session(runtime, username: str, session_id: str) -> Identity | None:
+    """The identity of a session cookie: an enabled user whose session was not signed out."""
+    with runtime.sessions() as session:
+        user = accounts.get_user(session, username)
+        if user is None or user.disabled or accounts.session_ended(session, session_id):
+            return None
+        return _identity(user)

@@ -1,6 +1,7 @@
 """The documents the web API answers with, built from the catalogue: a request with its progress,
 an asset with its history and Content Credentials summary, talents (full for compliance, names
-and a usable flag for requesters), and who owns a request. Plain functions over a session."""
+and a usable flag for requesters), who owns a request, and a consent's restricted release
+document (each read an audit event). Plain functions over a session or a Runtime."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from castkeep.db import assets_repo, catalogue, schema
+from castkeep.db.audit_log import append_event
 from castkeep.db.ids import parse_id  # noqa: F401 - also what the web app validates ids with
 from castkeep.db.object_store import ObjectStore
+from castkeep.errors import NotFoundError, ObjectNotFoundError, ObjectStoreError
 from castkeep.provenance.consent import ConsentTerms
 from castkeep.vocab import ConsentStatus, WITHDRAWN_ASSET_STATUSES
 
@@ -205,3 +208,43 @@ def latest_audit_report(session: Session, store: ObjectStore) -> dict[str, Any] 
     if not payload or not payload.get("report_key"):
         return None
     return json.loads(store.get_bytes(payload["report_key"]))
+
+
+# Release documents are what ingest stored: these extensions, else served as opaque bytes.
+_DOC_MEDIA_TYPES = {"pdf": "application/pdf", "txt": "text/plain; charset=utf-8",
+                    "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png",
+                    "tif": "image/tiff", "tiff": "image/tiff"}
+RELEASE_DOCUMENT_READ = "consent.release_document_read"
+
+
+def read_release_document(runtime, consent_id: str, *, actor: str) -> dict[str, Any]:
+    """A consent's release document for a compliance reader: {"state": "ok", "data",
+    "media_type", "filename", "sha256"} after checking the stored bytes against the catalogued
+    sha256; {"state": "mismatch" | "missing"} (no bytes) otherwise. Each delivered read appends
+    an audit event (actor, consent id, sha256) in the transaction that read the row, so a read
+    is never served without its record. The store key never leaves this function."""
+    import hashlib
+
+    cid = parse_id(consent_id, "consent")
+    with runtime.sessions.begin() as session:
+        consent = session.get(schema.Consent, cid)
+        if consent is None:
+            raise NotFoundError(f"no consent {cid}; `castkeep talent show TALENT` lists a "
+                                "talent's consents")
+        try:
+            data = runtime.store.get_bytes(consent.release_doc_key)
+        except ObjectNotFoundError:
+            return {"state": "missing"}
+        except ObjectStoreError:  # its message names the store path: not for the client
+            return {"state": "unreadable"}
+        if hashlib.sha256(data).hexdigest() != consent.release_doc_sha256:
+            return {"state": "mismatch"}
+        talent = session.get(schema.Talent, consent.talent_id)
+        ext = consent.release_doc_key.rsplit(".", 1)[-1]
+        name = safe_filename("-".join(["release", (talent.external_ref if talent else None)
+                                       or "talent", consent.external_ref or str(cid)[:8]]))
+        append_event(session, actor=actor, kind=RELEASE_DOCUMENT_READ, entity_type="consent",
+                     entity_id=str(cid), payload={"sha256": consent.release_doc_sha256})
+        return {"state": "ok", "data": data, "sha256": consent.release_doc_sha256,
+                "media_type": _DOC_MEDIA_TYPES.get(ext, "application/octet-stream"),
+                "filename": f"{name}.{ext if ext in _DOC_MEDIA_TYPES else 'bin'}"}

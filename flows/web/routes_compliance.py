@@ -1,11 +1,13 @@
-"""Compliance: talents and their consents, revocation (with a dry run), audit reports."""
+"""Compliance: talents and their consents, restricted release documents (each read audited),
+revocation (with a dry run), audit reports."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from castkeep.flows.web.auth import require
@@ -15,6 +17,8 @@ from castkeep.tasks.api_views import parse_id
 from castkeep.vocab import Role
 
 router = APIRouter(tags=["compliance"])
+logger = logging.getLogger(__name__)
+RELEASE_DOCUMENT = "/api/v1/consents/{consent_id}/release-document"
 
 
 class Revoke(BaseModel):
@@ -36,9 +40,17 @@ def talents(request: Request, channel: str | None = Query(None, max_length=50),
     usable (an active consent valid now, covering `channel` and `territory` when given)."""
     from castkeep.tasks.api_views import talents_document
 
+    full = who.has(Role.COMPLIANCE)
     with _state(request).runtime.sessions() as session:
-        return talents_document(session, full=who.has(Role.COMPLIANCE), channel=channel,
-                                territory=territory)
+        found = talents_document(session, full=full, channel=channel, territory=territory)
+    return [_with_links(t) for t in found] if full else found
+
+
+def _with_links(talent: dict[str, Any]) -> dict[str, Any]:
+    """Each consent links to its release document (the store key stays in the catalogue)."""
+    for consent in talent.get("consents", ()):
+        consent["release_document"] = RELEASE_DOCUMENT.format(consent_id=consent["id"])
+    return talent
 
 
 @router.get("/talents/{talent_id}")
@@ -52,7 +64,30 @@ def talent(talent_id: str, request: Request,
         found = [t for t in talents_document(session, full=True) if t["id"] == tid]
     if not found:
         raise Problem(404, f"no talent {tid}")
-    return found[0]
+    return _with_links(found[0])
+
+
+@router.get("/consents/{consent_id}/release-document")
+def release_document(consent_id: str, request: Request,
+                     who: Identity = Depends(require(Role.COMPLIANCE))) -> Response:
+    """The signed release document of a consent (compliance only), checked against its
+    catalogued sha256; each read is an audit event naming the reader."""
+    from castkeep.tasks.api_views import read_release_document
+
+    cid = str(parse_id(consent_id, "consent"))
+    found = read_release_document(_state(request).runtime, cid, actor=who.username)
+    if found["state"] != "ok":
+        logger.warning("release document of consent %s is %s", cid, found["state"])
+        what = {"mismatch": "does not match its catalogued sha256",
+                "missing": "is missing from the object store",
+                "unreadable": "cannot be read from the object store"}[found["state"]]
+        raise Problem(500, f"the stored release document of consent {cid} {what}; run an "
+                      "audit (POST /api/v1/audit or `castkeep audit`) and restore it from backup")
+    return Response(found["data"], media_type=found["media_type"], headers={
+        "Content-Disposition": f'attachment; filename="{found["filename"]}"',
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    })
 
 
 @router.post("/consents/{consent_id}/revoke")

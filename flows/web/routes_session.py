@@ -1,5 +1,5 @@
-"""Sign-in and accounts: POST/GET/DELETE /session (browser session cookie with a CSRF token),
-GET /users (admin)."""
+"""Sign-in and accounts: POST/GET/DELETE /session (browser session cookie with a CSRF token;
+signing out ends the session on every server process), GET /users (admin)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from castkeep.flows.web.auth import SESSION_COOKIE, require
+from castkeep.flows.web.auth import (SESSION_COOKIE, end_cookie_session, issue_session,
+                                     require)
 from castkeep.flows.web.problems import Problem
 from castkeep.tasks.accounts import Identity, identity_for_password, list_users
 from castkeep.vocab import Role
@@ -42,7 +43,7 @@ def sign_in(body: Login, request: Request, response: Response) -> dict[str, Any]
         state.limiter.failed(key)
         raise Problem(401, "wrong username or password, or the account is disabled")
     state.limiter.succeeded(key)
-    cookie, csrf = state.sessions.issue(who.username)
+    cookie, csrf = issue_session(state, who)
     response.set_cookie(SESSION_COOKIE, cookie, max_age=state.sessions.minutes * 60,
                         httponly=True, samesite="lax", secure=state.tls, path="/")
     return {**_me(who), "csrf_token": csrf}
@@ -56,7 +57,10 @@ def whoami(who: Identity = Depends(require())) -> dict[str, Any]:
 
 @router.delete("/session", status_code=204)
 def sign_out(request: Request, who: Identity = Depends(require())) -> Response:
-    """End the browser session (clears the cookie)."""
+    """End the browser session: recorded, so the cookie is refused from now on even if kept
+    (a token caller has no session: nothing to end)."""
+    if request.headers.get("authorization") is None:  # signed in by cookie
+        end_cookie_session(request.app.state.castkeep, request.cookies.get(SESSION_COOKIE))
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
                            secure=request.app.state.castkeep.tls)

@@ -1,10 +1,14 @@
 """The web API, served by uvicorn on 127.0.0.1 and called over HTTP with httpx: the request
 journey (submit -> progress -> awaiting_approval -> approve -> download -> Trusted), revocation
-with a dry run, history naming the reviewer, and escaping of catalogue names."""
+with a dry run, history naming the reviewer, restricted release documents (compliance only,
+checked, audited), and escaping of catalogue names."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 import time
 
 import httpx
@@ -153,10 +157,100 @@ def test_talent_names_are_data_not_markup(web_server, web_users, request_env):
             assert all("consents" in s for s in shapes)
 
 
+def test_campaign_names_are_data_not_markup(web_server, web_users):
+    name = "<script>alert(2)</script>"
+    rid = submit(web_server, web_users["requester"].token, variants=1, campaign=name)
+    with web_server.client(web_users["requester"].token) as client:
+        listed = client.get("/api/v1/requests")
+        assert b"<script>" not in listed.content
+        assert name in {r["campaign"] for r in listed.json()}
+        doc, _ = wait_for_status(client, rid, {"completed", "refused", "failed"})
+        assert doc["status"] == "completed", doc
+        raw = client.get(f"/api/v1/requests/{rid}")
+        assert b"<script>" not in raw.content and raw.json()["campaign"] == name
+        download = client.get(f"/api/v1/assets/{doc['assets'][0]['id']}/file")
+    assert download.status_code == 200
+    assert re.fullmatch(r'attachment; filename="script-alert-2-script-demo-talent-a-v0\.jpg"',
+                        download.headers["content-disposition"])
+
+
+def _release_doc_row(consent_id: str) -> tuple[str, str]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(os.environ["CASTKEEP_DATABASE__URL"])
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT release_doc_sha256, release_doc_key FROM consent "
+                                   "WHERE id = :id"), {"id": consent_id}).one()
+    engine.dispose()
+    return row[0], row[1]
+
+
+def _release_reads(consent_id: str) -> list[tuple[str, dict]]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(os.environ["CASTKEEP_DATABASE__URL"])
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT actor, payload FROM audit_event WHERE kind = "
+            "'consent.release_document_read' AND entity_id = :id ORDER BY seq"),
+            {"id": consent_id}).all()
+    engine.dispose()
+    return [(r[0], r[1]) for r in rows]
+
+
+def test_release_document_is_for_compliance_checked_and_audited(web_server, web_users,
+                                                                 request_env):
+    from castkeep.flows.runtime import open_runtime
+
+    consent_id = request_env.consent_ids["demo-talent-a"]
+    sha, key = _release_doc_row(consent_id)
+    path = f"/api/v1/consents/{consent_id}/release-document"
+    with web_server.client(web_users["compliance"].token) as compliance:
+        talents = compliance.get("/api/v1/talents")
+        links = {c["id"]: c["release_document"] for t in talents.json() for c in t["consents"]}
+        assert links[consent_id] == path
+        assert key not in talents.text and "restricted/" not in talents.text
+        one = compliance.get(f"/api/v1/talents/{request_env.talent_ids['demo-talent-a']}")
+        assert [c["release_document"] for c in one.json()["consents"]] == [path]
+        answer = compliance.get(path)
+    assert answer.status_code == 200, answer.text
+    assert hashlib.sha256(answer.content).hexdigest() == sha
+    assert re.fullmatch(r'attachment; filename="release-demo-talent-a-[A-Za-z0-9._-]+"',
+                        answer.headers["content-disposition"])
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert _release_reads(consent_id) == [("compliance", {"sha256": sha})]
+
+    for role in ("requester", "reviewer", "admin"):
+        with web_server.client(web_users[role].token) as client:
+            refused = client.get(path)
+            assert refused.status_code == 403 and refused.content != answer.content
+            if role == "requester":
+                assert "release_document" not in client.get("/api/v1/talents").text
+    with web_server.client() as anonymous:
+        assert anonymous.get(path).status_code == 401
+    assert len(_release_reads(consent_id)) == 1  # refusals read nothing
+
+    # A stored file that no longer matches the catalogue: 500, no bytes, no read recorded.
+    with open_runtime() as runtime:
+        stored = runtime.store.root / "objects" / key
+    stored.chmod(0o600)
+    stored.write_bytes(b"tampered release document")
+    with web_server.client(web_users["compliance"].token) as compliance:
+        tampered = compliance.get(path)
+    assert tampered.status_code == 500
+    assert tampered.headers["content-type"].startswith(PROBLEM_JSON)
+    assert b"tampered" not in tampered.content and key not in tampered.text
+    assert "audit" in tampered.json()["detail"]
+    assert len(_release_reads(consent_id)) == 1
+
+
 def test_ids_are_validated_before_any_lookup(web_server, web_users):
     with web_server.client(web_users["compliance"].token) as client:
         for path in ("/api/v1/assets/..%2F..%2Fkeys/file", "/api/v1/assets/not-a-uuid",
-                     "/api/v1/requests/1;DROP TABLE asset", "/api/v1/talents/x"):
+                     "/api/v1/requests/1;DROP TABLE asset", "/api/v1/talents/x",
+                     "/api/v1/consents/..%2Frestricted/release-document",
+                     "/api/v1/consents/00000000-0000-0000-0000-00000000000g/release-document"):
             answer = client.get(path)
             assert answer.status_code == 404, (path, answer.text)
             assert answer.headers["content-type"].startswith(PROBLEM_JSON)

@@ -1,6 +1,8 @@
 """Who may call what: every route x every role and anonymous (a route missing from ROLES fails),
 bearer tokens (revoked, expired, disabled users), the browser session cookie (HttpOnly,
-SameSite=Lax, CSRF on changes), sign-in rate limiting, and no password or token in the logs."""
+SameSite=Lax, Secure over TLS, CSRF on changes, expiry, a key shared by every server on the data
+dir, sign-out ending the session everywhere), sign-in rate limiting, and no password, token or
+session key in the logs."""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ ROLES: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/talents"): frozenset({"requester", "compliance"}),
     ("GET", "/api/v1/talents/{talent_id}"): frozenset({"compliance"}),
     ("POST", "/api/v1/consents/{consent_id}/revoke"): frozenset({"compliance"}),
+    ("GET", "/api/v1/consents/{consent_id}/release-document"): frozenset({"compliance"}),
     ("GET", "/api/v1/audit"): frozenset({"compliance"}),
     ("POST", "/api/v1/audit"): frozenset({"compliance"}),
 }
@@ -203,3 +206,103 @@ def test_session_cookie_csrf_rate_limit_and_no_secrets_in_logs(web_server, web_u
     assert PASSWORD not in caplog.text
     for user in web_users.values():
         assert user.token not in caplog.text
+
+
+def _sign_in(client, username: str) -> tuple[str, str]:
+    """(session cookie value, csrf token) of a password sign-in."""
+    answer = client.post("/api/v1/session", json={"username": username, "password": PASSWORD})
+    assert answer.status_code == 200, answer.text
+    return answer.cookies["castkeep_session"], answer.json()["csrf_token"]
+
+
+def test_sessions_work_across_servers_and_sign_out_ends_them_everywhere(
+        web_server, web_users, serve_app, caplog):
+    from castkeep.flows.settings import get_settings
+    from castkeep.flows.web import create_app
+    from castkeep.flows.web.auth import SESSION_KEY_FILE, SessionCodec
+
+    caplog.set_level(logging.DEBUG)
+    settings = get_settings()
+    other = serve_app(create_app(settings))  # a second server process on the same data dir
+    key_file = settings.home / "keys" / SESSION_KEY_FILE
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = bytes.fromhex(key_file.read_text().strip())
+
+    with web_server.client() as browser:
+        cookie, csrf = _sign_in(browser, "reviewer")
+    kept = {"castkeep_session": cookie}
+    with other.client(cookies=kept) as browser:
+        assert browser.get("/api/v1/session").json()["username"] == "reviewer"
+    # Signed with another key: no session, whatever it claims.
+    forged, _ = SessionCodec(minutes=5).issue("admin")
+    with web_server.client(cookies={"castkeep_session": forged}) as browser:
+        assert browser.get("/api/v1/session").status_code == 401
+    # Signed with the right key but past its expiry: no session either.
+    expired, _ = SessionCodec(minutes=-1, key=key).issue("reviewer")
+    with web_server.client(cookies={"castkeep_session": expired}) as browser:
+        answer = browser.get("/api/v1/session")
+        assert answer.status_code == 401 and "sign in again" in answer.json()["detail"]
+    fresh, _ = SessionCodec(minutes=5, key=key).issue("reviewer")
+    with web_server.client(cookies={"castkeep_session": fresh}) as browser:
+        assert browser.get("/api/v1/session").status_code == 200  # the key is the one in use
+
+    # Signing out on one server ends the session on both, even for a client that kept the cookie.
+    with other.client(cookies=kept) as browser:
+        assert browser.delete("/api/v1/session", headers={"X-CSRF-Token": csrf}).status_code == 204
+    for server in (web_server, other):
+        with server.client(cookies=kept) as replay:
+            assert replay.get("/api/v1/session").status_code == 401
+    engine = _db()
+    with engine.connect() as conn:
+        events = conn.execute(sa.text(
+            "SELECT kind, actor FROM audit_event WHERE entity_type = 'web_session' AND "
+            "entity_id = :sid ORDER BY seq"),
+            {"sid": SessionCodec(minutes=5, key=key).read(cookie)["s"]}).all()
+    engine.dispose()
+    assert [tuple(e) for e in events] == [("session.started", "reviewer"),
+                                          ("session.ended", "reviewer")]
+    assert key.hex() not in caplog.text
+
+
+def test_session_cookie_is_secure_over_tls_and_lasts_the_configured_minutes(
+        request_env, web_users, serve_app, tls_files):
+    from castkeep.flows.settings import get_settings
+    from castkeep.flows.web import create_app
+
+    cert, key = tls_files
+    base = get_settings()
+    settings = base.model_copy(update={"web": base.web.model_copy(update={
+        "tls_cert": cert, "tls_key": key, "session_minutes": 7})})
+    server = serve_app(create_app(settings), ssl_certfile=str(cert), ssl_keyfile=str(key))
+    assert server.url.startswith("https://")
+    with server.client(verify=str(cert)) as browser:
+        answer = browser.post("/api/v1/session",
+                              json={"username": "compliance", "password": PASSWORD})
+        assert answer.status_code == 200, answer.text
+        attributes = {part.strip().split("=")[0].lower(): part.strip()
+                      for part in answer.headers["set-cookie"].split(";")}
+        assert "secure" in attributes and "httponly" in attributes
+        assert attributes["max-age"].lower() == "max-age=420"
+        assert browser.get("/api/v1/session").json()["username"] == "compliance"
+
+
+def test_session_key_comes_from_the_secret_or_one_file(tmp_path):
+    from castkeep.errors import ConfigurationError
+    from castkeep.flows.settings import Settings, WebSettings
+    from castkeep.flows.web.auth import SESSION_KEY_FILE, session_key
+
+    from_file = session_key(Settings(home=tmp_path))
+    path = tmp_path / "keys" / SESSION_KEY_FILE
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert session_key(Settings(home=tmp_path)) == from_file  # a restart reads the same key
+    assert session_key(Settings(home=tmp_path / "other")) != from_file
+    secret = "x" * 40
+    configured = session_key(Settings(home=tmp_path / "s", web=WebSettings(session_secret=secret)))
+    assert configured == session_key(Settings(home=tmp_path / "t",
+                                              web=WebSettings(session_secret=secret)))
+    assert configured != from_file and not (tmp_path / "s" / "keys").exists()
+    with pytest.raises(ConfigurationError, match="at least 32"):
+        session_key(Settings(home=tmp_path, web=WebSettings(session_secret="short")))
+    path.write_text("not hex\n")
+    with pytest.raises(ConfigurationError, match="CASTKEEP_WEB__SESSION_SECRET"):
+        session_key(Settings(home=tmp_path))

@@ -7,6 +7,11 @@ signed-in users of every role.
 - `web_server_deployed` (function): the same, fulfilling through the fulfil-request deployment.
 - `web_users` (function): one user per role, each with a password (PASSWORD) and an API token:
   `web_users["reviewer"].token`. Requesters `requester` (team north) and `outsider` (team south).
+- `serve_app` (function): `serve_app(app, **uvicorn_config)` -> WebServer, another server in the
+  same test (a second process's app on the same data dir, or one served over TLS with
+  ssl_certfile/ssl_keyfile); stopped at the end of the test.
+- `tls_files` (function): (certificate, key) PEM paths of a self-signed certificate for
+  127.0.0.1, valid for an hour.
 """
 
 from __future__ import annotations
@@ -60,13 +65,58 @@ def web_server_deployed(request_env, prefect_harness):
     yield from _serve(create_app(get_settings(), dispatch="deployment", serve_runs=True))
 
 
-def _serve(app):
+@pytest.fixture
+def serve_app(request_env, prefect_harness):
+    running = []
+
+    def serve(app, **config: Any) -> WebServer:
+        served = _serve(app, **config)
+        running.append(served)
+        return next(served)
+
+    yield serve
+    for served in reversed(running):
+        next(served, None)  # stops the server
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "web-cert.pem", tmp_path / "web-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def _serve(app, **config: Any):
     import uvicorn
 
     from castkeep.net import free_port
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    scheme = "https" if config.get("ssl_certfile") else "http"
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           **config))
     # The Prefect harness's settings live in this context; the server thread and its jobs use it.
     thread = threading.Thread(target=contextvars.copy_context().run, args=(server.run,),
                               daemon=True)
@@ -76,7 +126,7 @@ def _serve(app):
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the web app did not start")
         time.sleep(0.05)
-    yield WebServer(url=f"http://127.0.0.1:{port}", app=app)
+    yield WebServer(url=f"{scheme}://127.0.0.1:{port}", app=app)
     server.should_exit = True
     thread.join(timeout=120)
 

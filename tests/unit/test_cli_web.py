@@ -47,7 +47,9 @@ def test_session_codec_signs_and_expires():
 
     codec = SessionCodec(minutes=5)
     cookie, csrf = codec.issue("rita")
-    assert codec.read(cookie) == {"u": "rita", "c": csrf, "exp": codec.read(cookie)["exp"]}
+    data = codec.read(cookie)
+    assert data == {"u": "rita", "s": data["s"], "c": csrf, "exp": data["exp"]}
+    assert codec.read(codec.issue("rita")[0])["s"] != data["s"]  # a new session id each time
     body, _, mac = cookie.partition(".")
     assert codec.read(body + "." + "0" * len(mac)) is None
     assert SessionCodec(minutes=5).read(cookie) is None  # another server's key
