@@ -103,6 +103,9 @@ class WebSettings(_Section):
     tls_key: Path | None = None
     # Signed-in browser sessions end after this many minutes.
     session_minutes: int = Field(default=480, ge=1)
+    # Signs session cookies (at least 32 characters), the same for every server of a deployment;
+    # empty: a key created 0600 on first use at <home>/keys/web-session.key.
+    session_secret: SecretStr = SecretStr("")
     # Failed sign-ins allowed per username and client address within 15 minutes.
     login_attempts: int = Field(default=5, ge=1)
 
