@@ -187,15 +187,16 @@ def _add_prev(g: _Graph, a: str, sa, b: str, sb):
 # --- cache and runtime ---------------------------------------------------------------------
 
 
-def converted_model(dat_path: str | Path, cache_dir: str | Path | None) -> bytes:
+def converted_model(dat_path: str | Path, cache_dir: str | Path | None, *,
+                    rebuild: bool = False) -> bytes:
     """The serialised ONNX graph for `dat_path`: read from `cache_dir` when an earlier
-    conversion left it there, else built from the .dat (and stored there when `cache_dir` is
-    given). The cache key is the .dat's sha256 and the converter version."""
+    conversion left it there (unless `rebuild`), else built from the .dat (and stored there when
+    `cache_dir` is given). The cache key is the .dat's sha256 and the converter version."""
     dat_path = Path(dat_path)
     if cache_dir is None:
         return build_model(read_resnet(dat_path)).SerializeToString()
     target = Path(cache_dir) / "dlib-resnet" / f"{sha256_of(dat_path)}-c{CONVERTER_VERSION}.onnx"
-    if target.is_file():
+    if target.is_file() and not rebuild:
         return target.read_bytes()
     data = build_model(read_resnet(dat_path)).SerializeToString()
     try:
@@ -252,7 +253,15 @@ class DlibOnnxResnet:
     @classmethod
     def from_dat(cls, dat_path: str | Path, *, cache_dir: str | Path | None = None,
                  threads: int | None = None) -> DlibOnnxResnet:
-        return cls(converted_model(dat_path, cache_dir), threads=threads)
+        model = converted_model(dat_path, cache_dir)
+        try:
+            return cls(model, threads=threads)
+        except Exception:  # onnxruntime's own error types: a damaged cached graph
+            if cache_dir is None:
+                raise
+            log.warning("the cached dlib ResNet graph for %s is unreadable; converting again",
+                        Path(dat_path).name)
+            return cls(converted_model(dat_path, cache_dir, rebuild=True), threads=threads)
 
     @property
     def provider(self) -> str:
