@@ -61,6 +61,7 @@ from castkeep.tasks.consent_gate import (
 )
 from castkeep.tasks.generate import GPU_LIMIT, engine_info, ensure_gpu_limit, local_gpu_slot
 from castkeep.tasks.references import select_references
+from castkeep.tasks.sign import RightsConfig
 from castkeep.tasks.report import publish_report
 from castkeep.tasks.retry import retry_unless_user_error
 from castkeep.tasks.run_stats import RunStats
@@ -99,6 +100,13 @@ def submit_request(runtime, spec: RequestSpec, *, actor: str, team: str | None =
 
 
 # ---- context ---------------------------------------------------------------------------------
+
+
+def rights_config(settings: Settings) -> RightsConfig:
+    """The signing settings that shape a public file (consent detail, creator, credit, rights URL)."""
+    s = settings.signing
+    return RightsConfig(consent_detail=s.consent_detail, creator=s.creator, credit=s.credit,
+                        rights_url=s.rights_url)
 
 
 def prepare(runtime, settings: Settings, request_id: uuid.UUID, spec: RequestSpec,
@@ -147,6 +155,7 @@ def prepare(runtime, settings: Settings, request_id: uuid.UUID, spec: RequestSpe
         signer=components.signer,
         actor=settings.acting_user,
         stats=stats,
+        rights=rights_config(settings),
     )
 
 

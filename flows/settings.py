@@ -72,6 +72,13 @@ class SigningSettings(_Section):
     algorithm: Literal["es256", "ps256", "ed25519"] = "es256"
     tsa_url: str | None = None
     trust_anchors: list[Path] = Field(default_factory=list)
+    # What a public file's consent assertion carries: `minimal` (consent ids, status at signing,
+    # validity window, edit kinds used) or `full` (also scope terms and release-document sha256s).
+    consent_detail: Literal["minimal", "full"] = "minimal"
+    # Written into every output's XMP: dc:creator, photoshop:Credit, xmpRights:WebStatement.
+    creator: str | None = None
+    credit: str | None = None
+    rights_url: str | None = None
 
 
 class ThresholdSettings(_Section):

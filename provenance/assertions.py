@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from castkeep.vocab import EditKind, values
 
 CONSENT_LABEL = "com.castkeep.consent"
-CONSENT_SCHEMA = "https://castkeep.dev/schemas/consent/v1"
+CONSENT_SCHEMA = "https://castkeep.dev/schemas/consent/v2"
 SCORES_LABEL = "com.castkeep.scores"
 SCORES_SCHEMA = "https://castkeep.dev/schemas/scores/v1"
 TRAINING_MINING_LABEL = "cawg.training-mining"
@@ -29,6 +29,15 @@ TRAINING_MINING_USES = (
 )
 
 EDIT_KINDS = values(EditKind)
+
+# IPTC digital source types castkeep outputs carry (C2PA actions and XMP alike).
+IPTC_SOURCE = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+DIGITAL_SOURCE_TYPES = ("compositeWithTrainedAlgorithmicMedia", "trainedAlgorithmicMedia")
+
+# How much of the consent a public file carries (CASTKEEP_SIGNING__CONSENT_DETAIL): `minimal`
+# (ids, status at signing, validity window, edit kinds used) or `full` (also the scope terms and
+# the release documents' sha256s).
+CONSENT_DETAILS = ("minimal", "full")
 
 # PLUS (useplus.org) vocabulary. Model releases with scopes are "limited".
 PLUS_NS = "http://ns.useplus.org/ldf/xmp/1.0/"
@@ -73,6 +82,15 @@ class ScopeSummary(_Spec):
         return value
 
 
+class ConsentValidity(_Spec):
+    """One consent as it stood when the asset was signed."""
+
+    consent: PseudonymousId
+    status: Literal["active", "revoked", "expired"] = "active"
+    valid_from: dt.date | dt.datetime | None = None
+    valid_until: dt.date | dt.datetime | None = None
+
+
 class ConsentAssertion(_Spec):
     talents: tuple[PseudonymousId, ...] = Field(min_length=1)
     consents: tuple[PseudonymousId, ...] = Field(min_length=1)
@@ -80,6 +98,17 @@ class ConsentAssertion(_Spec):
     valid_until: dt.date | dt.datetime | None = None
     release_doc_sha256s: tuple[Sha256Hex, ...] = ()
     model_release_status: str = "MR-LMR"
+    validity: tuple[ConsentValidity, ...] = ()
+    edits_used: tuple[str, ...] = ()
+    detail: Literal["minimal", "full"] = "minimal"
+
+    @field_validator("edits_used")
+    @classmethod
+    def _edits_used(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [v for v in value if v not in EDIT_KINDS]
+        if unknown:
+            raise ValueError(f"unknown edit kinds {unknown}; known: {EDIT_KINDS}")
+        return value
 
     @field_validator("model_release_status")
     @classmethod
@@ -121,18 +150,27 @@ def _iso(value: dt.date | dt.datetime | None) -> str | None:
 
 
 def consent_assertion(consent: ConsentAssertion, forbidden_edits: tuple[str, ...]) -> dict:
-    return {
-        "label": CONSENT_LABEL,
-        "data": {
-            "schema": CONSENT_SCHEMA,
-            "talents": list(consent.talents),
-            "consents": list(consent.consents),
-            "scope": consent.scope.model_dump(mode="json"),
-            "valid_until": _iso(consent.valid_until),
-            "release_document_sha256": list(consent.release_doc_sha256s),
-            "forbidden_edits": list(forbidden_edits),
-        },
+    """The public consent assertion. `minimal` (the default) says which consents, in what state
+    and for how long, and which edits were made; the scope terms and the release documents'
+    hashes describe a person's contract beyond this asset and go in only at `full`."""
+    data: dict = {
+        "schema": CONSENT_SCHEMA,
+        "detail": consent.detail,
+        "talents": list(consent.talents),
+        "consents": list(consent.consents),
+        "validity": [
+            {"consent": v.consent, "status": v.status, "valid_from": _iso(v.valid_from),
+             "valid_until": _iso(v.valid_until)}
+            for v in consent.validity
+        ],
+        "valid_until": _iso(consent.valid_until),
+        "edits_used": list(consent.edits_used),
     }
+    if consent.detail == "full":
+        data["scope"] = consent.scope.model_dump(mode="json")
+        data["release_document_sha256"] = list(consent.release_doc_sha256s)
+        data["forbidden_edits"] = list(forbidden_edits)
+    return {"label": CONSENT_LABEL, "data": data}
 
 
 def scores_assertion(scores: ScoresAssertion) -> dict:

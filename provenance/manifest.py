@@ -20,7 +20,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from castkeep import __version__ as castkeep_version
 from castkeep.errors import SigningError, UnsupportedImageError
 from castkeep.provenance.assertions import (
+    DIGITAL_SOURCE_TYPES,
     EDIT_KINDS,
+    IPTC_SOURCE,
     AdherenceEntry,
     ConsentAssertion,
     IdentityScore,
@@ -32,6 +34,7 @@ from castkeep.provenance.assertions import (
     training_mining_assertion,
 )
 from castkeep.provenance.signing import Signer
+from castkeep.provenance.xmp import RightsMetadata, embed_rights
 
 __all__ = [
     "AdherenceEntry",
@@ -39,6 +42,7 @@ __all__ = [
     "IdentityScore",
     "IngredientRef",
     "ManifestInput",
+    "RightsMetadata",
     "ScopeSummary",
     "ScoresAssertion",
     "SUPPORTED_MEDIA_TYPES",
@@ -56,8 +60,6 @@ def _supported_media(value: str) -> str:
 
 
 MediaType = Annotated[str, AfterValidator(_supported_media)]
-IPTC_SOURCE = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-DIGITAL_SOURCE_TYPES = ("compositeWithTrainedAlgorithmicMedia", "trainedAlgorithmicMedia")
 
 
 class _Spec(BaseModel):
@@ -111,6 +113,8 @@ class ManifestInput(_Spec):
     # Thumbnails cost ~95 % of signing time and copy a likeness into the manifest.
     thumbnails: bool = False
     created_at: dt.datetime | None = None
+    # XMP/IPTC rights metadata embedded before signing (None: the image's own metadata only).
+    rights: RightsMetadata | None = None
 
     @field_validator("digital_source_type")
     @classmethod
@@ -132,6 +136,9 @@ class ManifestInput(_Spec):
     def _shape(self) -> ManifestInput:
         if self.kind == "edit" and len(self.ingredients) != 1:
             raise ValueError("an edit has exactly one reference ingredient; use kind='composite'")
+        if self.rights is not None and self.rights.digital_source_type != self.digital_source_type:
+            raise ValueError("the rights metadata and the manifest must give the same "
+                             "digital_source_type")
         return self
 
 
@@ -215,6 +222,9 @@ def sign_image(image_bytes: bytes, media_type: str, manifest: ManifestInput, sig
             "ManifestInput with the output's media type"
         )
     ingredients = [ref.read() for ref in manifest.ingredients]
+    if manifest.rights is not None:
+        # Before signing: the hard binding then covers the XMP and the ICC profile.
+        image_bytes = embed_rights(image_bytes, manifest.rights)
     definition = build_manifest_json(manifest)
     native = signer.native()
     out = io.BytesIO()

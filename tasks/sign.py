@@ -25,17 +25,19 @@ from castkeep.models.faces.face_types import DetectedFace
 from castkeep.models.imaging import encode_image
 from castkeep.models.scoring.records import ScoreRecord
 from castkeep.models.specs import describe_camera, describe_lighting
-from castkeep.provenance.assertions import EDIT_KINDS
+from castkeep.provenance.assertions import EDIT_KINDS, ConsentValidity
 from castkeep.provenance.consent import WORLD, ConsentTerms
 from castkeep.provenance.manifest import (
     SUPPORTED_MEDIA_TYPES,
     ConsentAssertion,
     IngredientRef,
     ManifestInput,
+    RightsMetadata,
     ScopeSummary,
     ScoresAssertion,
     sign_image,
 )
+from castkeep.provenance.policy import PHOTOGRAPHIC_ENGINES
 from castkeep.tasks.references import Reference
 
 OUTPUT_MEDIA_TYPE = "image/jpeg"
@@ -93,6 +95,66 @@ def _ingredient(i: int, ref: Reference) -> IngredientRef:
     )
 
 
+@dataclass(frozen=True)
+class RightsConfig:
+    """The signing settings that shape what a public file says (plain values from the edge:
+    CASTKEEP_SIGNING__CONSENT_DETAIL, __CREATOR, __CREDIT, __RIGHTS_URL)."""
+
+    consent_detail: str = "minimal"
+    creator: str | None = None
+    credit: str | None = None
+    rights_url: str | None = None
+
+    def __post_init__(self) -> None:
+        # Checked where settings become values, so a bad setting fails before any model runs.
+        import re
+
+        from castkeep.errors import ConfigurationError
+        from castkeep.provenance.assertions import CONSENT_DETAILS
+
+        if self.consent_detail not in CONSENT_DETAILS:
+            raise ConfigurationError(f"CASTKEEP_SIGNING__CONSENT_DETAIL must be one of "
+                                     f"{', '.join(CONSENT_DETAILS)}, not {self.consent_detail!r}")
+        for name in ("creator", "credit"):
+            value = getattr(self, name)
+            if value is not None and not re.fullmatch(r"[^\x00-\x1f\x7f]{1,2000}", value):
+                raise ConfigurationError(f"CASTKEEP_SIGNING__{name.upper()} must be one line of "
+                                         "text (1-2000 characters)")
+        if self.rights_url is not None and not re.fullmatch(
+                r"https?://[^\s\x00-\x1f\x7f<>\"]{1,2000}", self.rights_url):
+            raise ConfigurationError("CASTKEEP_SIGNING__RIGHTS_URL must be an http(s) URL "
+                                     "without spaces")
+
+
+def digital_source_type(engine: str) -> str:
+    """A photographic engine edits the photograph (a composite with algorithmic media); any other
+    engine synthesises the image with a trained model."""
+    if engine in PHOTOGRAPHIC_ENGINES:
+        return "compositeWithTrainedAlgorithmicMedia"
+    return "trainedAlgorithmicMedia"
+
+
+def usage_terms(use: dict, until: dt.date) -> str:
+    """The asset's recorded use in words (not the consents' whole scope)."""
+    start = use.get("publish_date") or "signing"
+    return (f"Licensed use only: channel {use.get('channel', '?')}, territory "
+            f"{use.get('territory', '?')}, purpose {use.get('purpose', '?')}; publish from {start} "
+            f"until {until.isoformat()}. Any other use needs a new consent check.")
+
+
+def restrictions(forbidden_edits: Sequence[str], ai_training: bool, minor: bool) -> str:
+    parts = []
+    if forbidden_edits:
+        parts.append("Do not alter " + ", ".join(forbidden_edits) + " (not covered by the model "
+                     "release).")
+    if not ai_training:
+        parts.append("Not for AI training or data mining.")
+    if minor:
+        parts.append("Depicts a minor: use only as licensed under the guardian's release.")
+    parts.append("The model release can be withdrawn: remove on notice.")
+    return " ".join(parts)
+
+
 def build_manifest(
     *,
     title: str,
@@ -102,9 +164,16 @@ def build_manifest(
     engine_version: str,
     description: str,
     scores: ScoresAssertion | None,
+    use: dict,
+    rights: RightsConfig = RightsConfig(),
 ) -> ManifestInput:
+    """The C2PA manifest and the XMP rights metadata of one output. `use` is the asset's
+    recorded use (provenance.policy.use_record)."""
     scope = combined_scope(consents)
     valid_until = min(c.valid_until for c in consents)
+    forbidden = tuple(k for k in EDIT_KINDS if k not in scope.edits)
+    source = digital_source_type(engine_name)
+    consent_ids = tuple(c.id for c in consents)
     return ManifestInput(
         title=title,
         media_type=OUTPUT_MEDIA_TYPE,
@@ -112,19 +181,38 @@ def build_manifest(
         engine_name=engine_name,
         engine_version=engine_version,
         description=description,
+        digital_source_type=source,
         ingredients=tuple(_ingredient(i, r) for i, r in enumerate(references)),
         consent=ConsentAssertion(
             talents=tuple(r.talent_id for r in references),
-            consents=tuple(c.id for c in consents),
+            consents=consent_ids,
             scope=scope,
             valid_until=valid_until,
             release_doc_sha256s=tuple(
                 sorted({c.release_doc_sha256 for c in consents if c.release_doc_sha256})
             ),
+            validity=tuple(
+                ConsentValidity(consent=c.id, status=c.status, valid_from=c.valid_from,
+                                valid_until=c.valid_until)
+                for c in consents
+            ),
+            edits_used=tuple(k for k in EDIT_KINDS if k in set(use.get("edits") or ())),
+            detail=rights.consent_detail,
         ),
         scores=scores,
         ai_training_allowed=scope.ai_training,
-        forbidden_edits=tuple(k for k in EDIT_KINDS if k not in scope.edits),
+        forbidden_edits=forbidden,
+        rights=RightsMetadata(
+            digital_source_type=source,
+            consent_ids=tuple(dict.fromkeys(consent_ids)),
+            minor=any(c.minor for c in consents),
+            usage_terms=usage_terms(use, valid_until.date()),
+            license_end=valid_until.date(),
+            web_statement=rights.rights_url,
+            creator=rights.creator,
+            credit=rights.credit,
+            instructions=restrictions(forbidden, scope.ai_training, any(c.minor for c in consents)),
+        ),
     )
 
 

@@ -19,7 +19,7 @@ from castkeep.tasks.consent_gate import TalentClearance, check_consent
 from castkeep.tasks.generate import GPU_LIMIT, run_engine
 from castkeep.tasks.references import ReferenceSet
 from castkeep.tasks.run_stats import RunStats
-from castkeep.tasks.sign import build_manifest, edit_description, finish_variant
+from castkeep.tasks.sign import RightsConfig, build_manifest, edit_description, finish_variant
 from castkeep.vocab import AssetStatus, ScoreKind
 
 
@@ -38,6 +38,7 @@ class Prepared:
     signer: Any
     actor: str
     stats: RunStats
+    rights: RightsConfig = RightsConfig()  # what the public file says (signing settings)
 
 
 def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> uuid.UUID:
@@ -135,6 +136,8 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
                 p.licence_id,
             ),
             scores=_scores_assertion(p, scores.records),
+            use=use_record(spec),
+            rights=p.rights,
         )
         reason = None if scores.passed else "; ".join(scores.reasons) + (
             f" (after {attempt + 1} attempt(s))"

@@ -60,6 +60,57 @@ def test_request_json_show_and_export(request_env, cli, tmp_path):
     assert "contact sheet:" in human.stdout
 
 
+def test_exported_asset_carries_rights_metadata_and_verifies(request_env, cli, tmp_path,
+                                                            monkeypatch):
+    """Every output embeds XMP/IPTC rights metadata and an sRGB profile before signing: exiftool
+    reads it from the exported file, which still verifies Trusted; no name is in it; and the
+    public consent assertion carries no scope terms or document hashes at the default detail."""
+    from castkeep.flows.settings import get_settings
+    from tests.unit.test_xmp import exiftool
+
+    monkeypatch.setenv("CASTKEEP_SIGNING__CREATOR", "Example Studio")
+    monkeypatch.setenv("CASTKEEP_SIGNING__CREDIT", "Example Studio for castkeep")
+    monkeypatch.setenv("CASTKEEP_SIGNING__RIGHTS_URL", "https://rights.example.com/licence")
+    get_settings.cache_clear()
+    path = write_request(tmp_path, request_doc(variants=1, **LIT), "req.json")
+    out = json.loads(cli("request", str(path), "--json").stdout)
+    (asset,) = out["assets"]
+    target = tmp_path / "asset.jpg"
+    assert cli("asset", "export", asset["id"], "-o", str(target)).exit_code == 0
+    data = target.read_bytes()
+    tags = exiftool(data, tmp_path, "read.jpg")
+    consent_id = request_env.consent_ids["demo-talent-a"]
+    publish = request_doc()["publish_date"]
+    assert tags["XMP-iptcExt:DigitalSourceType"].endswith("/compositeWithTrainedAlgorithmicMedia")
+    assert tags["XMP-plus:ModelReleaseStatus"] == "Limited or Incomplete Model Releases"
+    assert tags["XMP-plus:ModelReleaseID"] == [consent_id]
+    assert tags["XMP-xmpRights:UsageTerms"].startswith(
+        f"Licensed use only: channel social, territory FR, purpose advertising; publish from {publish}")
+    assert tags["XMP-xmpRights:WebStatement"] == "https://rights.example.com/licence"
+    assert tags["XMP-dc:Creator"] == ["Example Studio"]
+    assert tags["XMP-photoshop:Credit"] == "Example Studio for castkeep"
+    assert "Not for AI training" in tags["XMP-photoshop:Instructions"]
+    assert tags["ICC_Profile:ProfileDescription"] == "sRGB built-in"
+    assert tags["XMP-plus:LicenseEndDate"]
+    assert "Demo Talent" not in json.dumps(tags) and b"Demo Talent" not in data
+
+    verified = json.loads(cli("verify", str(target), "--json").stdout)
+    assert verified["state"] == "Trusted", verified
+    consent = verified["consent"]
+    assert consent["detail"] == "minimal" and consent["consents"] == [consent_id]
+    assert consent["validity"][0]["status"] == "active"
+    assert set(consent["edits_used"]) == {"camera", "lighting"}
+    assert not {"scope", "release_document_sha256"} & set(consent)
+
+    monkeypatch.setenv("CASTKEEP_SIGNING__CONSENT_DETAIL", "full")
+    get_settings.cache_clear()
+    (full,) = json.loads(cli("request", str(path), "--json").stdout)["assets"]
+    verified = json.loads(cli("verify", full["path"], "--json").stdout)
+    assert verified["consent"]["detail"] == "full"
+    assert verified["consent"]["scope"]["territories"] == ["DE", "FR", "GB", "US"]
+    assert len(verified["consent"]["release_document_sha256"]) == 1
+
+
 def test_refused_request_exits_3_with_refusals(request_env, cli, tmp_path):
     path = write_request(tmp_path, request_doc(territory="JP"))
     res = cli("request", str(path), "--json")

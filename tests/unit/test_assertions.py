@@ -41,18 +41,47 @@ def test_consent_assertion_shape():
     consent = ConsentAssertion(
         talents=("tal_1", "tal_2"), consents=("con_1", "con_2"),
         scope=ScopeSummary(channels=("web",), edits=("lighting",)),
-        valid_until="2031-06-30", release_doc_sha256s=("ab" * 32,),
+        valid_until="2031-06-30", release_doc_sha256s=("ab" * 32,), detail="full",
     )
     out = consent_assertion(consent, ("background",))
     assert out["label"] == "com.castkeep.consent"
     data = out["data"]
-    assert data["schema"].endswith("/consent/v1")
+    assert data["schema"].endswith("/consent/v2") and data["detail"] == "full"
     assert data["talents"] == ["tal_1", "tal_2"]
     assert data["consents"] == ["con_1", "con_2"]
     assert data["valid_until"] == "2031-06-30"
     assert data["release_document_sha256"] == ["ab" * 32]
     assert data["scope"]["channels"] == ["web"] and data["scope"]["ai_training"] is False
     assert data["forbidden_edits"] == ["background"]
+
+
+def test_minimal_consent_assertion_keeps_scope_and_document_hashes_out():
+    """The default public assertion: consent ids, status at signing, validity window and the
+    edits used; the scope terms and release-document hashes only at detail=full."""
+    from castkeep.provenance.assertions import ConsentValidity
+
+    consent = ConsentAssertion(
+        talents=("tal_1",), consents=("con_1",),
+        scope=ScopeSummary(channels=("web",), territories=("FR",), edits=("lighting",)),
+        valid_until="2031-06-30", release_doc_sha256s=("ab" * 32,),
+        validity=(ConsentValidity(consent="con_1", status="active", valid_from="2025-01-01",
+                                  valid_until="2031-06-30"),),
+        edits_used=("lighting",),
+    )
+    data = consent_assertion(consent, ("background",))["data"]
+    assert data["detail"] == "minimal"
+    assert data["validity"] == [{"consent": "con_1", "status": "active",
+                                 "valid_from": "2025-01-01", "valid_until": "2031-06-30"}]
+    assert data["edits_used"] == ["lighting"] and data["consents"] == ["con_1"]
+    assert not {"scope", "release_document_sha256", "forbidden_edits"} & set(data)
+    assert "ab" * 32 not in str(data) and "FR" not in str(data)
+
+
+def test_edits_used_and_detail_are_vocabulary():
+    with pytest.raises(pydantic.ValidationError, match="edit kinds"):
+        ConsentAssertion(talents=("t",), consents=("c",), edits_used=("tattoos",))
+    with pytest.raises(pydantic.ValidationError):
+        ConsentAssertion(talents=("t",), consents=("c",), detail="everything")
 
 
 @pytest.mark.parametrize(("allowed", "use"), [(False, "notAllowed"), (True, "allowed")])

@@ -98,7 +98,8 @@ def test_manifest_never_holds_name_or_release_text(manifest_input_factory, dev_s
     ).encode()
     consent = ConsentAssertion(talents=("tal_7f3a9c",), consents=("con_51b2e0",),
                                valid_until="2030-12-31",
-                               release_doc_sha256s=(hashlib.sha256(release_doc).hexdigest(),))
+                               release_doc_sha256s=(hashlib.sha256(release_doc).hexdigest(),),
+                               detail="full")
     m = manifest_input_factory(consent=consent)
     signed = sign_image((fixtures_dir / "obama3.jpg").read_bytes(), "image/jpeg", m, dev_signer)
     texts = [json.dumps(build_manifest_json(m)), json.dumps(_read_store(signed, "image/jpeg"))]

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from castkeep.provenance.consent import ConsentTerms
 from castkeep.tasks.sign import combined_scope, edit_description
 from castkeep.models.specs import parse_camera, parse_lighting
@@ -55,3 +57,78 @@ def test_stored_asset_carries_the_gc_grace_stamp(fs_store, manifest_input_factor
     assert signed.object_key.startswith("assets/")
     stamp = dt.datetime.fromisoformat(fs_store.stat(signed.object_key).metadata[STORED_AT_META])
     assert before <= stamp <= after
+
+
+def _reference(talent_id: str, consent_id: str):
+    import uuid
+
+    from castkeep.tasks.references import Reference
+
+    data = b"reference bytes"
+    return Reference(reference_portrait_id=uuid.uuid4(), talent_id=talent_id,
+                     consent_id=consent_id, sha256="0" * 64, object_key="references/x.jpg",
+                     media_type="image/jpeg", data=data, rgb=None, face=None, quality={})
+
+
+def _manifest(engine="classical", minor=False, rights=None):
+    import dataclasses
+
+    from castkeep.tasks.sign import RightsConfig, build_manifest
+
+    a = dataclasses.replace(_terms("c-0001", ["FR", "DE"]), minor=minor,
+                            release_doc_sha256="ab" * 32)
+    return build_manifest(
+        title="t.jpg", references=[_reference("t-0001", "c-0001")], consents=[a],
+        engine_name=engine, engine_version="1", description="relight", scores=None,
+        use={"channel": "web", "territory": "FR", "purpose": "advertising",
+             "edits": ["lighting"], "publish_date": "2026-12-01"},
+        rights=rights or RightsConfig(),
+    )
+
+
+def test_source_type_follows_the_engine():
+    assert _manifest("classical").digital_source_type == "compositeWithTrainedAlgorithmicMedia"
+    m = _manifest("qwen")
+    assert m.digital_source_type == m.rights.digital_source_type == "trainedAlgorithmicMedia"
+
+
+def test_rights_metadata_is_this_assets_use_and_restrictions():
+    m = _manifest(minor=True)
+    r = m.rights
+    assert r.usage_terms == ("Licensed use only: channel web, territory FR, purpose advertising; "
+                             "publish from 2026-12-01 until 2030-01-01. Any other use needs a new "
+                             "consent check.")
+    assert "social" not in r.usage_terms and "DE" not in r.usage_terms  # not the whole scope
+    assert r.consent_ids == ("c-0001",) and r.minor is True
+    assert r.license_end == dt.date(2030, 1, 1)
+    assert r.instructions.startswith("Do not alter background, wardrobe, expression, group_composite")
+    assert "minor" in r.instructions and "Not for AI training" in r.instructions
+    assert r.web_statement is None and r.creator is None
+    assert _manifest().rights.minor is False
+
+
+def test_consent_detail_setting_shapes_the_assertion():
+    from castkeep.provenance.assertions import consent_assertion
+    from castkeep.tasks.sign import RightsConfig
+
+    minimal = _manifest().consent
+    assert minimal.detail == "minimal" and minimal.edits_used == ("lighting",)
+    assert [(v.consent, v.status) for v in minimal.validity] == [("c-0001", "active")]
+    data = consent_assertion(minimal, ())["data"]
+    assert "scope" not in data and "release_document_sha256" not in data
+    full = consent_assertion(_manifest(rights=RightsConfig(consent_detail="full")).consent, ())
+    assert full["data"]["release_document_sha256"] == ["ab" * 32]
+    assert full["data"]["scope"]["territories"] == ["DE", "FR"]
+
+
+@pytest.mark.parametrize(("field", "value", "setting"), [
+    ("consent_detail", "everything", "CONSENT_DETAIL"),
+    ("creator", "two\nlines", "CREATOR"),
+    ("rights_url", "file:///etc/passwd", "RIGHTS_URL"),
+])
+def test_bad_rights_settings_name_the_setting(field, value, setting):
+    from castkeep.errors import ConfigurationError
+    from castkeep.tasks.sign import RightsConfig
+
+    with pytest.raises(ConfigurationError, match=f"CASTKEEP_SIGNING__{setting}"):
+        RightsConfig(**{field: value})
