@@ -121,6 +121,14 @@ def test_dlib_and_unknown_names(tiny_root):
         face_encoder.configured_encoder(faces, name="someone-else", load=False)
 
 
+def test_dlib_keeps_its_converted_resnet_under_the_data_dir(tiny_root, tmp_path):
+    faces = _faces(tiny_root)
+    options = face_encoder.encoder_options(faces, home=tmp_path)
+    assert options == {"max_side": 512, "cache_dir": str(tmp_path / "models")}
+    built = build_components(Settings(home=tmp_path, faces=faces))
+    assert built.encoder_options["cache_dir"] == str(tmp_path / "models")
+
+
 def test_stored_name_from_the_environment_keeps_its_pack(tiny_root, monkeypatch):
     monkeypatch.setenv("CASTKEEP_FACES__ENCODER", "insightface-tinypack")
     monkeypatch.setenv("CASTKEEP_FACES__INSIGHTFACE_ROOT", str(tiny_root))
