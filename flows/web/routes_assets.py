@@ -12,7 +12,7 @@ from castkeep.flows.web.auth import require
 from castkeep.flows.web.problems import Problem
 from castkeep.tasks.accounts import Identity
 from castkeep.tasks.api_views import parse_id
-from castkeep.vocab import Role
+from castkeep.vocab import AssetStatus, Role
 
 router = APIRouter(tags=["assets"])
 READERS = (Role.REQUESTER, Role.REVIEWER, Role.COMPLIANCE)
@@ -55,8 +55,12 @@ def _download(request: Request, asset_id: str) -> dict[str, Any]:
 @router.get("/assets/{asset_id}/file")
 def file(asset_id: str, request: Request,
          who: Identity = Depends(require(*READERS))) -> Response:
-    """The signed file (410 when quarantined or rejected)."""
+    """The signed file (410 when quarantined or rejected). Requesters download published assets
+    only; reviewers and compliance also candidates (to review them)."""
     found = _download(request, asset_id)
+    if found["status"] != AssetStatus.PUBLISHED and not who.has(Role.REVIEWER, Role.COMPLIANCE):
+        raise Problem(403, f"asset {found['id']} is {found['status']}: requesters download "
+                      "published assets only (a reviewer approves it first)")
     return Response(found["data"], media_type=found["media_type"], headers={
         "Content-Disposition": f'attachment; filename="{found["filename"]}"',
         "X-Content-Type-Options": "nosniff",

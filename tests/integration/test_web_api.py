@@ -66,6 +66,8 @@ def test_request_journey_approve_download_and_revoke(web_server, web_users, requ
         assert refused.headers["content-type"].startswith(PROBLEM_JSON)
         assert refused.json()["status"] == 403 and refused.json()["title"] == "Forbidden"
         assert requester.get(f"/api/v1/requests/{rid}").json()["status"] == "awaiting_approval"
+        # Candidates are for reviewers: a requester downloads published assets only.
+        assert requester.get(f"/api/v1/assets/{chosen}/file").status_code == 403
     # Another team's requester does not see it.
     with web_server.client(users["outsider"].token) as outsider:
         assert outsider.get(f"/api/v1/requests/{rid}").status_code == 404
@@ -155,6 +157,15 @@ def test_talent_names_are_data_not_markup(web_server, web_users, request_env):
             assert shapes == {frozenset({"id", "display_name", "usable"})}
         else:
             assert all("consents" in s for s in shapes)
+    # Usable: an active consent valid now that covers the channel and territory asked about.
+    talent = request_env.talent_ids["demo-talent-a"]
+    with web_server.client(web_users["requester"].token) as client:
+        for query, usable in (({"channel": "social", "territory": "FR"}, True),
+                              ({"channel": "social", "territory": "JP"}, False),
+                              ({"channel": "print"}, False), ({}, True)):
+            found = {t["id"]: t["usable"] for t in client.get("/api/v1/talents",
+                                                              params=query).json()}
+            assert found[talent] is usable, query
 
 
 def test_campaign_names_are_data_not_markup(web_server, web_users):
@@ -172,6 +183,11 @@ def test_campaign_names_are_data_not_markup(web_server, web_users):
     assert download.status_code == 200
     assert re.fullmatch(r'attachment; filename="script-alert-2-script-demo-talent-a-v0\.jpg"',
                         download.headers["content-disposition"])
+    # Requesters see their team's requests, not other teams'.
+    for user, sees in (("teammate", True), ("outsider", False)):
+        with web_server.client(web_users[user].token) as other:
+            assert (rid in {r["id"] for r in other.get("/api/v1/requests").json()}) is sees
+            assert other.get(f"/api/v1/requests/{rid}").status_code == (200 if sees else 404)
 
 
 def _release_doc_row(consent_id: str) -> tuple[str, str]:
