@@ -116,7 +116,13 @@ def plan_framing(
         c_out = c_src * k
     if zoom < MIN_ZOOM:
         raise ValueError(f"needs a zoom-out of x{1.0 / zoom:.1f} beyond the reference's framing")
-    zoom = min(zoom * zoom_jitter, MAX_ZOOM)
+    jittered = zoom * zoom_jitter
+    upper = {ShotSize.medium: SHOT_SHARES[ShotSize.close_up][0],
+             ShotSize.full: SHOT_SHARES[ShotSize.medium][0]}.get(camera.shot)
+    if upper is not None:
+        # The jitter varies the framing within the shot size, never into the next tighter one.
+        jittered = max(zoom, min(jittered, 0.8 * upper / face_share(face, h)))
+    zoom = min(jittered, MAX_ZOOM)
     c_out = c_out + np.array([shift[0] * wo, shift[1] * ho])
     theta = math.radians(camera.roll)
     rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])

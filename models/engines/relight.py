@@ -210,3 +210,51 @@ def relight(rgb: np.ndarray, face: DetectedFace, spec: LightingSpec) -> RelightR
     lin = _to_linear(rgb) * (gain[..., None] * tint(spec.colour_temperature)[None, None, :])
     image = _to_srgb(lin)
     return RelightResult(image=image, gain=gain, head=head)
+
+
+def _gain_ratio(normals: np.ndarray, spec: LightingSpec) -> np.ndarray:
+    flat = shading(normals, LightingSpec(key_azimuth=0.0, key_elevation=0.0, key_intensity=1.0,
+                                         fill_ratio=spec.fill_ratio, hardness=spec.hardness))
+    return np.clip(shading(normals, spec) / flat, *GAIN_RANGE)
+
+
+def backdrop_gain(shape: tuple[int, ...], spec: LightingSpec) -> np.ndarray:
+    """The key on a wall facing the camera: a side key still lights it (it spills), brighter
+    towards the key's side; never the near-black a wall-facing Lambert term gives at 90 degrees."""
+    h, w = shape[:2]
+    az, el = math.radians(spec.key_azimuth), math.radians(spec.key_elevation)
+    facing = max(0.0, math.cos(az) * math.cos(el))
+    level = (AMBIENT + spec.key_intensity * (0.5 + 0.5 * facing + spec.fill_ratio)) / (
+        AMBIENT + 1.0 + spec.fill_ratio)
+    xs = (np.arange(w, dtype=np.float32) - w / 2.0) / max(w, 1)
+    grad = 1.0 + 0.5 * math.sin(az) * xs
+    return np.clip(np.broadcast_to(level * grad[None, :], (h, w)), 0.35, GAIN_RANGE[1]).astype(
+        np.float32)
+
+
+def relight_scene(
+    rgb: np.ndarray,
+    faces: list[DetectedFace],
+    alphas: list[np.ndarray],
+    spec: LightingSpec,
+) -> np.ndarray:
+    """Relight a whole frame: each person (their matte `alphas[i]`) by the head model near the
+    face and a vertical-cylinder torso below it, the rest as a wall. The head model's gain is
+    confined to the person's matte, so its edge never draws an ellipse on the background: the
+    only gain step left is at the person's own silhouette, where the photo already has an edge."""
+    shape = rgb.shape
+    h, w = shape[:2]
+    gain = backdrop_gain(shape, spec).copy()
+    xs = np.arange(w, dtype=np.float32)
+    for face, alpha in zip(faces, alphas):
+        head = HeadModel.from_face(face)
+        face_gain = _gain_ratio(head.normals(shape), spec)
+        # Torso: a vertical cylinder about the head's centre line, about shoulder-wide.
+        nx = np.clip((xs - head.cx) / (3.0 * head.eye_dist), -0.95, 0.95)
+        body_n = np.stack([nx, np.zeros_like(nx), np.sqrt(1.0 - nx * nx)], axis=-1)
+        body_gain = _gain_ratio(body_n.astype(np.float32), spec)[None, :]
+        m = head.mask(shape, feather=0.7)
+        person = m * face_gain + (1.0 - m) * body_gain
+        gain = alpha * person + (1.0 - alpha) * gain
+    lin = _to_linear(rgb) * (gain[..., None] * tint(spec.colour_temperature)[None, None, :])
+    return _to_srgb(lin)
