@@ -17,6 +17,7 @@ real browser or not at all.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from pathlib import Path
@@ -67,14 +68,14 @@ def screenshot(tmp_path: Path):
     def take(driver, name: str) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.png"
-        # The whole page, not only the window: size the window to the document first.
-        size = driver.get_window_size()
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(size["width"], max(size["height"], min(int(height), 4000)))
-        try:
-            assert driver.save_screenshot(str(path)), f"no screenshot written to {path}"
-        finally:
-            driver.set_window_size(size["width"], size["height"])
+        # The whole page, not only the window (Chromium's DevTools capture beyond the viewport).
+        size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"],
+                     "height": min(size["height"], 6000), "scale": 1}})
+        path.write_bytes(base64.b64decode(shot["data"]))
+        assert path.stat().st_size > 1000, f"an empty screenshot at {path}"
         if extra:
             Path(extra).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, Path(extra) / path.name)

@@ -50,6 +50,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = _when
+    env.filters["day"] = lambda value: _when(value)[:10]
     return env
 
 
