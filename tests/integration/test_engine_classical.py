@@ -117,22 +117,44 @@ def test_close_up_detects_in_the_close_up_bin(engine, people, encoder):
     assert shot_of_share(face_share(faces[0], out.shape[0])) is ShotSize.close_up
 
 
-def test_group_montage_keeps_each_identity(engine, people, encoder):
+def test_group_is_one_frame_that_keeps_each_identity(engine, people, encoder):
     out = engine.predict(
         _inp(people, names=("obama", "biden"), light="azimuth=-30,fill=0.3", camera="shot=medium")
     )
     assert out.edit_kinds == ("lighting", "camera", "group_composite")
-    tiles = out.metadata["tiles"]
-    assert len(tiles) == 2 and tiles[0][2] < tiles[1][0]  # side by side, not overlapping
+    comp = out.metadata["composite"]
+    assert comp["matte"]["method"] == "grabcut+guided-filter"
+    assert min(comp["matte"]["face_cover"]) > 0.95
     found = sorted(encoder.detect(out.image, embed=True), key=lambda f: f.box[0])
     assert len(found) == 2
     for face, name in zip(found, ("obama", "biden")):
         own = encoder.distance(face, people[name][1])
         other = encoder.distance(face, people["biden" if name == "obama" else "obama"][1])
         assert own < encoder.info.threshold < other
-    # The corners are plain backdrop.
-    corner = out.image[:20, :20].reshape(-1, 3)
-    assert corner.std(axis=0).max() < 2.0
+    # Heads matched in size (the photos' faces differ) and eyes on one line.
+    eds = [f.eye_right[0] - f.eye_left[0] for f in found]
+    assert max(eds) / min(eds) < 1.15
+    assert abs(found[0].nose[1] - found[1].nose[1]) < 0.5 * min(eds)
+    # One shared, smooth backdrop: above both heads the frame is one gently varying tone (no
+    # curtains or drapes from either photo).
+    top = out.image[:int(min(f.box[1] for f in found) * 0.6)].astype(np.float32)
+    assert np.abs(np.diff(top, axis=1)).mean() < 1.0
+    left, right = top[:, :top.shape[1] // 3].mean(axis=(0, 1)), top[:, -top.shape[1] // 3:].mean(axis=(0, 1))
+    assert np.abs(left - right).max() < 25.0
+
+
+def test_group_dutch_angle_rolls_the_whole_frame(engine, people, encoder):
+    out = engine.predict(_inp(people, names=("obama", "biden"), camera="roll=15", seed=3))
+    assert out.metadata["operations"][0]["frame"]["applies_to"] == "whole frame"
+    found = sorted(encoder.detect(out.image, embed=False), key=lambda f: f.box[0])
+    assert len(found) == 2
+    rolls = [face_pose(f)["roll"] - face_pose(people[n][1])["roll"]
+             for f, n in zip(found, ("obama", "biden"))]
+    assert all(r == pytest.approx(15.0, abs=5.0) for r in rolls), rolls
+    # The line through the two heads turns with the camera (each head tilting in an upright
+    # panel would leave it level).
+    (x0, y0), (x1, y1) = found[0].nose, found[1].nose
+    assert np.degrees(np.arctan2(y1 - y0, x1 - x0)) == pytest.approx(15.0, abs=5.0)
 
 
 def test_too_many_references(engine, people):
@@ -183,7 +205,8 @@ def test_jittered_variants_still_adhere(engine, people, encoder, seed):
     lighting, camera = parse_lighting(SPEC["light"]), parse_camera("roll=8,shot=close-up")
     out = engine.predict(EditInput(references=[rgb], faces=[face], lighting=lighting,
                                    camera=camera, seed=seed))
-    found = encoder.detect(out.image, embed=True)
+    # Faces the pipeline would count (it ignores detections under 0.4 of a talent's face).
+    found = encoder.detect_min_face(out.image, 0.4 * (face.box[3] - face.box[1]), embed=True)
     assert len(found) == 1
     light = score_lighting(out.image, found[0], lighting, reference=rgb, reference_face=face)
     cam = score_camera(out.image, found[0], camera, reference_face=face)
@@ -194,11 +217,11 @@ def test_jittered_variants_still_adhere(engine, people, encoder, seed):
 
 def test_group_backdrop_tone_follows_the_seed(engine, people):
     outs = [
-        engine.predict(_inp(people, names=("obama", "biden"), light="azimuth=-30", seed=s))
-        for s in (0, 2)
+        engine.predict(_inp(people, names=("obama", "biden"), seed=s, options={"variation": 1}))
+        for s in range(6)
     ]
+    tones = {o.metadata["variation"]["backdrop_tone"] for o in outs}
+    assert len(tones) >= 2
     corners = [o.image[:20, :20].reshape(-1, 3).mean(axis=0) for o in outs]
-    deltas = [o.metadata["variation"]["backdrop"] for o in outs]
-    # The corner is backdrop: its tone moved by the recorded delta (times the light's tint).
-    assert abs(float(corners[0].mean() - corners[1].mean())) == pytest.approx(
-        abs(deltas[0] - deltas[1]), abs=2.5)
+    spread = max(float(np.abs(a - b).max()) for a in corners for b in corners)
+    assert spread > 15.0  # the backdrop visibly changes between variants
