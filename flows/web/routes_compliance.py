@@ -35,7 +35,8 @@ def _state(request: Request):
 @router.get("/talents")
 def talents(request: Request, channel: str | None = Query(None, max_length=50),
             territory: str | None = Query(None, max_length=10),
-            who: Identity = Depends(require(Role.REQUESTER, Role.COMPLIANCE))) -> list[dict[str, Any]]:
+            who: Identity = Depends(require(Role.REQUESTER, Role.COMPLIANCE)),
+            ) -> list[dict[str, Any]]:
     """Every talent. Compliance: consents with scope and validity. Requesters: names and whether
     usable (an active consent valid now, covering `channel` and `territory` when given)."""
     from castkeep.tasks.api_views import talents_document

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import time
+import uuid
 
 import httpx
 import pytest
@@ -245,6 +246,9 @@ def test_release_document_is_for_compliance_checked_and_audited(web_server, web_
                 assert "release_document" not in client.get("/api/v1/talents").text
     with web_server.client() as anonymous:
         assert anonymous.get(path).status_code == 401
+    with web_server.client(web_users["compliance"].token) as compliance:
+        unknown = compliance.get(f"/api/v1/consents/{uuid.uuid4()}/release-document")
+        assert unknown.status_code == 404 and "talent show" in unknown.json()["detail"]
     assert len(_release_reads(consent_id)) == 1  # refusals read nothing
 
     # A stored file that no longer matches the catalogue: 500, no bytes, no read recorded.

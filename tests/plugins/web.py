@@ -6,7 +6,8 @@ signed-in users of every role.
   fulfilment runs against the Prefect test harness.
 - `web_server_deployed` (function): the same, fulfilling through the fulfil-request deployment.
 - `web_users` (function): one user per role, each with a password (PASSWORD) and an API token:
-  `web_users["reviewer"].token`. Requesters `requester` and `teammate` (team north) and `outsider` (team south).
+  `web_users["reviewer"].token`. Requesters `requester` and `teammate` (team north) and
+  `outsider` (team south).
 - `serve_app` (function): `serve_app(app, **uvicorn_config)` -> WebServer, another server in the
   same test (a second process's app on the same data dir, or one served over TLS with
   ssl_certfile/ssl_keyfile); stopped at the end of the test.
