@@ -245,6 +245,9 @@ class DlibOnnxResnet:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             opts.intra_op_num_threads = int(threads)
+        # Workers share their cores (HOG detection, other tasks, PostgreSQL): idle onnxruntime
+        # threads sleep rather than spin.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(model, sess_options=opts, providers=providers())
         size = self.session.get_inputs()[0].shape[1]
