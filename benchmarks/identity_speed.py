@@ -74,8 +74,8 @@ def measure(rounds: int, threads: int | None) -> dict:
     # What surrounds the ResNet: HOG + landmarks + chips (embed=False), and all of detect().
     t_det, t_full = [], []
     for _ in range(max(1, rounds // 2)):
-        t_det.append(sum(_timed(lambda: encoder.detect(rgb, embed=False)) for rgb in images))
-        t_full.append(sum(_timed(lambda: encoder.detect(rgb)) for rgb in images))
+        t_det.append(sum(_timed(lambda im=rgb: encoder.detect(im, embed=False)) for rgb in images))
+        t_full.append(sum(_timed(lambda im=rgb: encoder.detect(im)) for rgb in images))
     detect_ms = statistics.median(t_det) / len(images) * 1000
     full_ms = statistics.median(t_full) / len(images) * 1000
     return {

@@ -234,7 +234,7 @@ def _onnx_resnet(dat_path: str, cache_dir: Path | None, threads: int | None):
         from castkeep.models.faces.dlib_onnx import DlibOnnxResnet
 
         return DlibOnnxResnet.from_dat(dat_path, cache_dir=cache_dir, threads=threads)
-    except Exception as exc:  # any failure leaves dlib's own, slower ResNet: same descriptors
+    except Exception as exc:  # noqa: BLE001 - any failure leaves dlib's own, slower ResNet
         reason = " ".join(str(exc).split()) or type(exc).__name__
         log.warning("dlib ResNet on onnxruntime unavailable, using dlib's own: %s", reason[:300])
         return None

@@ -94,28 +94,30 @@ def read_resnet(path: str | Path) -> ResnetWeights:
 
     # 2. Versions, from the outermost layer in, down to (not including) the add_layer that
     #    holds the input layer (its version is read with the input layer).
+    versions = []  # of the add_layers, outermost first
     for kind, _ in reversed(arch[2:]):
-        r.expect_version(1) if kind in _WRAPPERS else r.expect_version(1, 2)
+        if kind in _WRAPPERS:
+            r.expect_version(1)
+        else:
+            versions.append(r.expect_version(1, 2))
 
     # 3. The input layer (held by the innermost add_layer), then each layer's details outward.
+    versions.append(r.expect_version(2, 3))  # the add_layer that holds the input layer
     means, chip = _read_input(r)
     layers = [Layer("input", params={"means": means, "size": chip})]
-    first = True
     for kind, spec in arch[1:]:
         if kind in _WRAPPERS:
             layers.append(Layer(kind, tag=spec["id"]))
             continue
-        layer = _read_details(r, kind, spec)
-        _read_layer_tail(r, innermost=first)
-        first = False
-        layers.append(layer)
+        layers.append(_read_details(r, kind, spec))
+        holds_input = len(layers) == 2
+        _read_layer_tail(r, versions.pop(), holds_input=holds_input)
     if r.remaining:
         raise r.fail(f"{r.remaining} bytes left after the last layer")
     return ResnetWeights(layers=layers, means=means, chip_size=chip)
 
 
 def _read_input(r: DlibReader) -> tuple[tuple[float, float, float], int]:
-    r.expect_version(2, 3)  # the add_layer holding the input layer
     r.expect_string("input_rgb_image_sized")
     means = (r.float_(), r.float_(), r.float_())
     nr, nc = r.int_(), r.int_()
@@ -126,14 +128,18 @@ def _read_input(r: DlibReader) -> tuple[tuple[float, float, float], int]:
     return means, nr
 
 
-def _read_layer_tail(r: DlibReader, *, innermost: bool) -> None:
+def _read_layer_tail(r: DlibReader, version: int, *, holds_input: bool) -> None:
     """What add_layer writes after its details: state flags and training buffers (empty in a
     saved model; read and dropped)."""
     for _ in range(3):
         r.bool_()  # this_layer_setup_called, gradient_input_is_stale, ..._disabled
-    r.tensor(), r.tensor(), r.tensor()  # x_grad, cached_output, params_grad / grad_final
-    if innermost:
-        r.int_()  # _sample_expansion_factor
+    r.tensor(), r.tensor()  # x_grad, cached_output
+    if holds_input:
+        r.tensor()  # grad_final
+        if version >= 3:
+            r.int_()  # _sample_expansion_factor
+    elif version >= 2:
+        r.tensor()  # params_grad
 
 
 def _read_details(r: DlibReader, kind: str, spec: dict) -> Layer:
