@@ -358,3 +358,45 @@ FACE_HNSW_INDEXES = (
     ("ix_face_embedding_dlib_hnsw", 128, "encoder = 'dlib-resnet-v1'"),
     ("ix_face_embedding_512_hnsw", 512, "dim = 512"),
 )
+
+
+# ---- publication register and takedowns (0003) ----------------------------------------------
+
+TAKEDOWN_STATUSES = ("open", "done")
+
+
+class Placement(Base):
+    """Where a published asset went live: channel, URL, territory and, optionally, until when."""
+
+    __tablename__ = "placement"
+    __table_args__ = (
+        CheckConstraint("url ~ '^https?://'", name="url_http"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("asset.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(50))
+    url: Mapped[str] = mapped_column(String(2000))
+    territory: Mapped[str] = mapped_column(String(10))
+    until: Mapped[dt.date | None] = mapped_column(Date)
+    published_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class Takedown(Base):
+    """A placement to take down because its asset was quarantined (revocation, expiry); open
+    until someone records it done. One per placement: a repeated cascade opens none again."""
+
+    __tablename__ = "takedown"
+    __table_args__ = (_in_check("status", TAKEDOWN_STATUSES, "status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    placement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("placement.id"), unique=True)
+    asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("asset.id"), index=True)
+    status: Mapped[str] = mapped_column(String(10), default="open", index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    opened_by: Mapped[str] = mapped_column(String(200))
+    opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    done_by: Mapped[str | None] = mapped_column(String(200))
+    done_at: Mapped[dt.datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)

@@ -36,6 +36,8 @@ identity_task = task(name="audit-identity-sweep", cache_policy=NO_CACHE)(checks.
 chain_task = task(name="audit-chain", cache_policy=NO_CACHE)(checks.chain_check)
 consent_rows_task = task(name="audit-consent-rows",
                          cache_policy=NO_CACHE)(checks.consent_rows_check)
+takedowns_task = task(name="audit-takedowns", cache_policy=NO_CACHE)(checks.takedowns_check)
+inventory_task = task(name="audit-inventory", cache_policy=NO_CACHE)(checks.inventory_check)
 
 REPORTS_PREFIX = "reports"
 INTEGRITY_CHUNK = 25  # assets per integrity task
@@ -73,7 +75,44 @@ def render_markdown(report: dict[str, Any]) -> str:
             )
     else:
         lines.append("None.")
+    if report.get("inventory") is not None:
+        lines += ["", f"## Inventory ({len(report['inventory'])} asset(s))", "",
+                  "| asset | status | talents | consents | expiry | placements | open takedowns | verified |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for a in report["inventory"]:
+            consents = ", ".join(f"{c['id']} ({c['status']})" for c in a["consents"]) or "-"
+            places = ", ".join(f"{p['channel']} {p['url']}" for p in a["placements"]).replace("|", "%7C")
+            lines.append(f"| {a['asset_id']} | {a['status']} | {', '.join(a['talents']) or '-'} | "
+                         f"{consents} | {a['expiry'] or '-'} | {places or '-'} | "
+                         f"{a['open_takedowns']} | {_verified_text(a['verified'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _verified_text(verified: dict[str, Any] | None) -> str:
+    if verified is None:
+        return "not checked (not approved/published)"
+    return ("ok" if verified["ok"] else ", ".join(verified["problems"])) + f" at {verified['at']}"
+
+
+INVENTORY_COLUMNS = ["asset_id", "status", "talents", "consents", "expiry", "placements",
+                     "open_takedowns", "verified_at", "verified_ok"]
+
+
+def render_inventory_csv(report: dict[str, Any]) -> str:
+    """One row per catalogued asset; lists joined with ';'."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(INVENTORY_COLUMNS)
+    for a in report["inventory"]:
+        verified = a["verified"] or {}
+        writer.writerow([
+            a["asset_id"], a["status"], ";".join(a["talents"]),
+            ";".join(f"{c['id']}:{c['status']}" for c in a["consents"]), a["expiry"] or "",
+            ";".join(f"{p['channel']}:{p['territory']}:{p['url']}" for p in a["placements"]),
+            a["open_takedowns"], verified.get("at", ""),
+            "" if not verified else str(verified["ok"]).lower(),
+        ])
+    return buf.getvalue()
 
 
 def render_csv(report: dict[str, Any]) -> str:
@@ -88,12 +127,15 @@ def render_csv(report: dict[str, Any]) -> str:
 def _store_report(store, report: dict[str, Any]) -> dict[str, str]:
     payload = json.dumps(report, indent=2, sort_keys=True).encode()
     keys = {}
-    for ext, media_type, data in (
-        ("json", "application/json", payload),
-        ("md", "text/markdown", render_markdown(report).encode()),
-        ("csv", "text/csv", render_csv(report).encode()),
-    ):
-        keys[ext] = store.put_bytes(data, prefix=REPORTS_PREFIX, ext=ext, media_type=media_type).key
+    files = [
+        ("json", "json", "application/json", payload),
+        ("md", "md", "text/markdown", render_markdown(report).encode()),
+        ("csv", "csv", "text/csv", render_csv(report).encode()),
+    ]
+    if report.get("inventory") is not None:
+        files.append(("inventory_csv", "csv", "text/csv", render_inventory_csv(report).encode()))
+    for name, ext, media_type, data in files:
+        keys[name] = store.put_bytes(data, prefix=REPORTS_PREFIX, ext=ext, media_type=media_type).key
     return keys
 
 
@@ -101,14 +143,17 @@ def write_report_files(report: dict[str, Any], out_dir: Path) -> dict[str, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = report["generated_at"].replace(":", "").replace("-", "").split(".")[0].replace("+0000", "")
     paths = {}
-    for ext, text in (
-        ("json", json.dumps(report, indent=2, sort_keys=True) + "\n"),
-        ("md", render_markdown(report)),
-        ("csv", render_csv(report)),
-    ):
-        path = out_dir / f"audit-{stamp}.{ext}"
+    files = [
+        ("json", "json", json.dumps(report, indent=2, sort_keys=True) + "\n"),
+        ("md", "md", render_markdown(report)),
+        ("csv", "csv", render_csv(report)),
+    ]
+    if report.get("inventory") is not None:
+        files.append(("inventory_csv", "inventory.csv", render_inventory_csv(report)))
+    for name, suffix, text in files:
+        path = out_dir / f"audit-{stamp}.{suffix}"
         path.write_text(text)
-        paths[ext] = str(path)
+        paths[name] = str(path)
     return paths
 
 
@@ -138,8 +183,11 @@ def _follow_integrity(futures, sizes: list[int], total: int) -> None:
         report("assets checked", done, total)
 
 
-def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.datetime) -> dict[str, Any]:
-    """The checks, as tasks, and the report dict (not yet stored)."""
+def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.datetime,
+              inventory: bool = False, takedown_hours: int | None = None) -> dict[str, Any]:
+    """The checks, as tasks, and the report dict (not yet stored). `inventory`: also every
+    catalogued asset with its status, talents, consents, expiry, placements and this run's
+    verification."""
     from castkeep.db import compliance
     from castkeep.flows.runtime import build_store, open_runtime
     settings = runtime.settings
@@ -168,6 +216,9 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
         runtime_factory, encoder.name, encoder.metric, encoder.threshold, talent_id
     )
     chain = chain_task.submit(runtime_factory, anchor_key_path(settings))
+    hours = settings.audit.takedown_hours if takedown_hours is None else takedown_hours
+    takedowns = takedowns_task.submit(runtime_factory, at, hours)
+    listed = inventory_task.submit(runtime_factory, talent_id) if inventory else None
 
     _follow_integrity(integrity, [len(c) for c in chunks], len(assets))
     identity_violations, identity_matches = identity.result()
@@ -175,6 +226,7 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
     integrity_violations = [v for chunk in integrity.result() for v in chunk]
     violations = (
         integrity_violations + consents.result() + consent_rows.result() + identity_violations + chain_violations
+        + takedowns.result()
     )
     counts = Counter(v.kind for v in violations)
     return {
@@ -200,7 +252,21 @@ def run_audit(runtime, *, talent: str | None, expiring_within_days: int, at: dt.
         "encoder": {"name": encoder.name, "version": encoder.version, "metric": encoder.metric,
                     "threshold": encoder.threshold},
         "trust_anchors": len(anchors),
+        "takedown_hours": hours,
+        "inventory": None if listed is None else _with_verification(
+            listed.result(), {a.id for a in assets}, integrity_violations, _iso(at)),
     }
+
+
+def _with_verification(rows: list[dict[str, Any]], checked: set[str], integrity: list,
+                       at: str) -> list[dict[str, Any]]:
+    """Each inventory row with this run's integrity/signature result (None: not audited)."""
+    problems: dict[str, list[str]] = {}
+    for v in integrity:
+        problems.setdefault(v.asset_id, []).append(v.kind)
+    return [{**r, "verified": {"at": at, "ok": not problems.get(r["asset_id"]),
+                               "problems": sorted(set(problems.get(r["asset_id"], [])))}
+             if r["asset_id"] in checked else None} for r in rows]
 
 
 def verify_audit_log(*, anchor: bool = True) -> dict[str, Any]:
@@ -226,13 +292,15 @@ def verify_audit_log(*, anchor: bool = True) -> dict[str, Any]:
 
 
 @flow(name="audit-checks", log_prints=False)
-def audit_checks(talent: str | None, expiring_within_days: int, at: dt.datetime) -> dict[str, Any]:
+def audit_checks(talent: str | None, expiring_within_days: int, at: dt.datetime,
+                 inventory: bool = False, takedown_hours: int | None = None) -> dict[str, Any]:
     """The checks as a subflow of their own, so they can take a Dask task runner whichever way
     the audit was started (CLI, `castkeep serve`, a worker)."""
     from castkeep.flows.runtime import open_runtime
 
     with open_runtime(migrate=False) as runtime:
-        return run_audit(runtime, talent=talent, expiring_within_days=expiring_within_days, at=at)
+        return run_audit(runtime, talent=talent, expiring_within_days=expiring_within_days, at=at,
+                         inventory=inventory, takedown_hours=takedown_hours)
 
 
 @flow(name="audit", log_prints=False)
@@ -241,6 +309,8 @@ def audit(
     expiring_within_days: int = 30,
     out_dir: str | None = None,
     actor: str | None = None,
+    inventory: bool = False,
+    takedown_hours: int | None = None,
 ) -> dict[str, Any]:
     """Audit the catalogue (or one talent's assets); returns the report with where it was stored.
     `actor`: who started it (the API's signed-in user); default the settings' acting user."""
@@ -258,9 +328,11 @@ def audit(
             from castkeep.flows.serve import scale_out
 
             logger.info("audit checks fan out on the Dask cluster at %s", dask_address)
-            report = scale_out(audit_checks, dask_address)(talent, expiring_within_days, at)
+            report = scale_out(audit_checks, dask_address)(talent, expiring_within_days, at,
+                                                           inventory, takedown_hours)
         else:
-            report = run_audit(runtime, talent=talent, expiring_within_days=expiring_within_days, at=at)
+            report = run_audit(runtime, talent=talent, expiring_within_days=expiring_within_days,
+                               at=at, inventory=inventory, takedown_hours=takedown_hours)
         report_keys = _store_report(runtime.store, report)
         with runtime.sessions.begin() as session:
             # That the audit ran, and what it found, is itself part of the evidence trail.

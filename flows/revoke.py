@@ -36,12 +36,13 @@ def revoke_consent(consent_id: str, reason: str) -> dict[str, Any]:
         result = revoke_task(runtime, consent_id=consent_id, reason=reason, status="revoked",
                              face=_face_profile(runtime.settings))
     logger.info(
-        "consent %s %s: %d asset(s) quarantined (%d by lineage, %d by face)",
+        "consent %s %s: %d asset(s) quarantined (%d by lineage, %d by face), %d takedown(s) opened",
         result.consent_id,
         "revoked" if result.changed else "was already revoked",
         len(result.quarantined),
         len(result.derived),
         len(result.face_matched),
+        len(result.takedowns),
     )
     return result.as_dict()
 
@@ -62,10 +63,13 @@ def expire_consents() -> dict[str, Any]:
             for cid in due
         ]
     quarantined = sorted({a for r in results for a in r.quarantined})
-    logger.info("%d consent(s) expired, %d asset(s) quarantined", len(results), len(quarantined))
+    takedowns = [t for r in results for t in r.takedowns]
+    logger.info("%d consent(s) expired, %d asset(s) quarantined, %d takedown(s) opened",
+                len(results), len(quarantined), len(takedowns))
     return {
         "checked_at": at.isoformat(),
         "expired": [r.consent_id for r in results],
         "quarantined": quarantined,
+        "takedowns": takedowns,
         "results": [r.as_dict() for r in results],
     }

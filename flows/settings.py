@@ -101,6 +101,8 @@ class AuditSettings(_Section):
     # Also checkpoint after any commit whose audit events cross a multiple of this (0: only audit
     # runs and `castkeep audit verify-log` do).
     checkpoint_every: int = Field(default=100, ge=0)
+    # An open takedown older than this many hours is an audit violation (takedown_overdue).
+    takedown_hours: int = Field(default=24, ge=0)
 
 
 class WebSettings(_Section):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +31,7 @@ AUDIT_LOG_ROWS_MISSING = "audit_log_rows_missing"
 AUDIT_LOG_REWRITTEN = "audit_log_rewritten"
 AUDIT_CHECKPOINT_INVALID = "audit_checkpoint_invalid"
 CONSENT_TAMPERED = "consent_tampered"
+TAKEDOWN_OVERDUE = "takedown_overdue"
 
 
 def encoder_profile(name: str, **options: Any) -> EncoderInfo:
@@ -216,6 +219,54 @@ def check_consent_rows(session, talent_id: str | None) -> list[Violation]:
     ]
 
 
+def check_takedowns(session, at: dt.datetime, hours: int) -> list[Violation]:
+    """Takedowns still open more than `hours` after a revocation or expiry opened them."""
+    from castkeep.db.placements import list_takedowns
+
+    overdue = list_takedowns(session, older_than=at - dt.timedelta(hours=hours))
+    return [
+        Violation(TAKEDOWN_OVERDUE, t.asset_id,
+                  f"takedown {t.id} of {t.url} ({t.channel}, {t.territory}) open since "
+                  f"{t.opened_at} (more than {hours} h): {t.reason}")
+        for t in overdue
+    ]
+
+
+def inventory(session, talent_id: str | None = None) -> list[dict[str, Any]]:
+    """Every catalogued asset (any status) with its talents, consents, expiry (the earliest end
+    of its consents), placements and open takedowns."""
+    from castkeep.db.placements import list_takedowns
+    from castkeep.db.schema import ASSET_STATUSES
+    from castkeep.tasks.placements import placements_by_asset
+
+    assets = compliance.assets_for_audit(session, statuses=ASSET_STATUSES, talent_id=talent_id)
+    rows = compliance.consents_by_id(
+        session, {link.consent_id for a in assets for link in a.links if link.consent_id})
+    placed = placements_by_asset(session, [uuid.UUID(a.id) for a in assets])
+    open_takedowns = Counter(t.asset_id for t in list_takedowns(session, open_only=True))
+    out = []
+    for a in assets:
+        consents = sorted({link.consent_id for link in a.links if link.consent_id})
+        ends = [rows[c].valid_until for c in consents if c in rows]
+        out.append({
+            "asset_id": a.id,
+            "status": a.status,
+            "talents": sorted(set(a.talent_ids)),
+            "consents": [{"id": c, "status": rows[c].status if c in rows else None,
+                          "valid_until": _iso(rows[c].valid_until) if c in rows else None}
+                         for c in consents],
+            "expiry": _iso(min(ends)) if ends else None,
+            "use": a.use,
+            "placements": placed.get(a.id, []),
+            "open_takedowns": open_takedowns.get(a.id, 0),
+        })
+    return out
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).isoformat()
+
+
 # --- Units of the audit flow (it wraps them as Prefect tasks, never cached) ---------------------
 
 
@@ -255,6 +306,17 @@ def chain_check(runtime_factory: Callable[[], Any], key_path: Path) -> tuple[lis
     """Takes the anchor key's path, never the key: task arguments may be recorded."""
     with runtime_factory() as runtime, runtime.sessions() as session:
         return check_chain(session, runtime.store, key_path)
+
+
+def takedowns_check(runtime_factory: Callable[[], Any], at: dt.datetime,
+                    hours: int) -> list[Violation]:
+    with runtime_factory() as runtime, runtime.sessions() as session:
+        return check_takedowns(session, at, hours)
+
+
+def inventory_check(runtime_factory: Callable[[], Any], talent_id: str | None) -> list[dict[str, Any]]:
+    with runtime_factory() as runtime, runtime.sessions() as session:
+        return inventory(session, talent_id)
 
 
 def consent_rows_check(runtime_factory: Callable[[], Any], talent_id: str | None) -> list[Violation]:

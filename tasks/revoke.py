@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from castkeep.db import compliance, schema
+from castkeep.db import compliance, placements, schema
 from castkeep.errors import ConsentStateError
 from castkeep.models.faces.face_types import EncoderInfo
 from castkeep.progress import report as report_progress
@@ -32,6 +32,8 @@ class CascadeResult:
     derived: list[str] = field(default_factory=list)  # assets reached through lineage
     face_matched: list[str] = field(default_factory=list)  # assets reached through face search
     held: list[str] = field(default_factory=list)  # object keys put on legal hold in this run
+    # takedowns opened in this run: one per placement of a quarantined asset
+    takedowns: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +87,12 @@ def cascade(
     quarantined = compliance.quarantine_assets(
         session, [*derived, *matched], actor=actor, reason=f"consent {consent.id} {status}: {reason}", detail=detail
     )
+    # Every placement of every asset this cascade reaches that is quarantined (now or by an
+    # earlier run) gets a takedown task, once.
+    reached = compliance.assets_by_id(session, [*derived, *matched])
+    takedowns = placements.open_takedowns(
+        session, [r.id for r in reached if r.status == "quarantined"], actor=actor,
+        reason=f"consent {consent.id} {status}: {reason}")
     held = []
     # Holds for everything this consent's cascade has quarantined, so a run that crashed after
     # its commit but before a hold is completed by the next run.
@@ -106,7 +114,13 @@ def cascade(
         derived=[str(a) for a in derived],
         face_matched=[str(a) for a in matched],
         held=held,
+        takedowns=[_takedown_ref(t) for t in takedowns],
     )
+
+
+def _takedown_ref(t) -> dict[str, Any]:
+    return {"id": t.id, "asset_id": t.asset_id, "channel": t.channel, "url": t.url,
+            "territory": t.territory}
 
 
 def _targets(session, consent: schema.Consent,
@@ -142,6 +156,29 @@ def preview(runtime, *, consent_id: str, face: EncoderInfo | None) -> list[str]:
         derived, matched = _targets(session, consent, face)
         return sorted(str(r.id) for r in compliance.assets_by_id(session, [*derived, *matched])
                       if r.status != "quarantined")
+
+
+def dry_run(runtime, *, consent_id: str, face: EncoderInfo | None) -> dict[str, Any]:
+    """What a revocation of this consent would do now: the assets it would quarantine and the
+    takedowns it would open. Reads only: no status, no event, no hold, no lock."""
+    from castkeep.db.catalogue import get_consent
+
+    with runtime.sessions() as session:
+        consent = get_consent(session, consent_id)
+        derived, matched = _targets(session, consent, face)
+        rows = compliance.assets_by_id(session, [*derived, *matched])
+        would = sorted(str(r.id) for r in rows if r.status != "quarantined")
+        pending = placements.placements_without_takedown(session, [r.id for r in rows])
+        return {
+            "consent_id": str(consent.id),
+            "status": consent.status,
+            "dry_run": True,
+            "quarantined": would,
+            "derived": sorted(str(a) for a in derived),
+            "face_matched": sorted(str(a) for a in matched),
+            "takedowns": [{"asset_id": str(p.asset_id), "channel": p.channel, "url": p.url,
+                           "territory": p.territory} for p in pending],
+        }
 
 
 def revoke(runtime, *, consent_id: str, reason: str, status: str = "revoked", face: EncoderInfo | None,

@@ -78,6 +78,7 @@ def _register() -> None:
         serve,
         status,
         stop,
+        takedowns,
         talent,
         tokens,
         users,
@@ -102,6 +103,7 @@ def _register() -> None:
     app.add_typer(keys.keys_app, name="keys")
     app.add_typer(request.request_app, name="request")
     app.add_typer(request.asset_app, name="asset")
+    app.add_typer(takedowns.takedowns_app, name="takedowns")
     app.add_typer(talent.talent_app, name="talent")
     app.add_typer(tokens.tokens_app, name="tokens")
     app.add_typer(users.users_app, name="users")

@@ -20,6 +20,10 @@ def audit(
     out: Path = typer.Option(None, "--out", help="Also write the report (JSON, Markdown, CSV) into this directory."),
     expiring_days: int = typer.Option(30, "--expiring-days", min=0, help="Report consents expiring within N days."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    inventory: bool = typer.Option(
+        False, "--inventory",
+        help="Also list every catalogued asset: status, talents, consents, expiry, placements, "
+        "verification (in the report and an inventory CSV)."),
 ) -> None:
     """Audit every approved/published asset. Exit 0 when clean, 1 when violations are found."""
     if ctx.invoked_subcommand is not None:
@@ -29,7 +33,8 @@ def audit(
     from castkeep.flows.progress_display import showing_progress
 
     with local_prefect(), showing_progress(as_json):
-        report = audit_flow(talent=talent, expiring_within_days=expiring_days, out_dir=str(out) if out else None)
+        report = audit_flow(talent=talent, expiring_within_days=expiring_days,
+                            out_dir=str(out) if out else None, inventory=inventory)
     if as_json:
         typer.echo(json.dumps(report, indent=2, sort_keys=True))
     else:
@@ -49,6 +54,9 @@ def _print_human(report: dict) -> None:
             f"  expiring: consent {e['consent_id']} (talent {e['talent_id']}) on {e['valid_until']}, "
             f"{len(e['asset_ids'])} asset(s)"
         )
+    if report.get("inventory") is not None:
+        typer.echo(f"inventory: {len(report['inventory'])} asset(s) "
+                   f"({report['report_keys']['inventory_csv']})")
     typer.echo(f"report: {report['report_keys']['json']}")
     for path in (report.get("report_files") or {}).values():
         typer.echo(f"written: {path}")

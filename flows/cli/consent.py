@@ -51,9 +51,16 @@ def revoke(
     consent_id: str = typer.Argument(..., help="Consent id, or the agency's consent reference."),
     reason: str = typer.Option(..., "--reason", help="Why the consent ends (kept in the consent history)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run",
+        help="List what would be quarantined and which takedowns would open; change nothing."),
 ) -> None:
     """Revoke a consent and quarantine every asset made under it or showing the talent's face
-    without other cover (status quarantined + legal hold; nothing is deleted). Safe to repeat."""
+    without other cover (status quarantined + legal hold; nothing is deleted), opening a takedown
+    for every placement of those assets. Safe to repeat."""
+    if dry_run:
+        _revoke_dry_run(consent_id, as_json)
+        return
     from castkeep.flows.prefect_server import local_prefect
     from castkeep.flows.progress_display import showing_progress
     from castkeep.flows.revoke import revoke_consent
@@ -68,3 +75,24 @@ def revoke(
                f"({len(result['derived'])} by lineage, {len(result['face_matched'])} by face match)")
     for asset_id in result["quarantined"]:
         typer.echo(f"  quarantined {asset_id}")
+    for t in result.get("takedowns", []):
+        typer.echo(f"  takedown {t['id']}: asset {t['asset_id']} on {t['channel']} at {t['url']}")
+
+
+def _revoke_dry_run(consent_id: str, as_json: bool) -> None:
+    from castkeep.flows.components import encoder_profile
+    from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.revoke import dry_run
+
+    with open_runtime() as runtime:
+        result = dry_run(runtime, consent_id=consent_id, face=encoder_profile(runtime.settings.faces))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"dry run: revoking consent {result['consent_id']} (now {result['status']}) would "
+               f"quarantine {len(result['quarantined'])} asset(s) and open "
+               f"{len(result['takedowns'])} takedown(s); nothing was changed")
+    for asset_id in result["quarantined"]:
+        typer.echo(f"  would quarantine {asset_id}")
+    for t in result["takedowns"]:
+        typer.echo(f"  would take down asset {t['asset_id']} on {t['channel']} at {t['url']}")

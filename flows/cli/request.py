@@ -32,7 +32,8 @@ request_app = typer.Typer(
     "`castkeep request FILE`); then `castkeep request show ID` or `castkeep request resume ID`; "
     "`castkeep request list` lists request ids.",
 )
-asset_app = typer.Typer(no_args_is_help=True, help="Catalogued assets: show one, export its file.")
+asset_app = typer.Typer(no_args_is_help=True, help="Catalogued assets: show one, export its file, "
+                        "record where it went live (publish, placements).")
 
 
 def exit_code_for(result: dict[str, Any]) -> int:
@@ -279,3 +280,15 @@ def asset_export(
         print(f"warning: asset {asset_id} is {asset.status}; exported with --force (recorded in "
               "the audit log): do not publish it", file=sys.stderr)
     typer.echo(str(output))
+
+
+# The publication register's commands belong to this `asset` group; they live in their own module
+# (small: typer only, everything else imported when a command runs).
+def _add_placement_commands() -> None:
+    from castkeep.flows.cli import placements
+
+    asset_app.command("publish")(placements.publish)
+    asset_app.command("placements")(placements.placements)
+
+
+_add_placement_commands()
