@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from castkeep.models.request_spec import Thresholds
@@ -105,6 +105,37 @@ class AuditSettings(_Section):
     takedown_hours: int = Field(default=24, ge=0)
 
 
+class OidcSettings(_Section):
+    # OpenID Connect single sign-on (authorization code + PKCE). Empty issuer: off, /sso/* answer
+    # 404. The issuer is https (http only on loopback); its discovery document names the rest.
+    issuer: str = ""
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    # Space-separated; must include openid.
+    scopes: str = "openid profile email"
+    # The claim that names the castkeep user (its audit actor) and the one that lists roles (a list
+    # or a space/comma-separated string; a dotted path such as realm_access.roles reaches nested).
+    username_claim: str = "preferred_username"
+    roles_claim: str = "castkeep_roles"
+    # Claim value -> castkeep roles (JSON: {"cast-reviewers": ["reviewer"]}); empty: the values
+    # are castkeep role names. Values that map to nothing are ignored; no role at all is refused.
+    role_map: dict[str, list[str]] = Field(default_factory=dict)
+    # The claim naming the user's team (empty: new users join team "default", others keep theirs).
+    team_claim: str = ""
+    # Unknown users get an account with the mapped roles at first sign-in; false: refused.
+    create_users: bool = True
+    # The callback URL the provider redirects to (registered with it); empty: this server's
+    # /sso/callback as the browser reached it. Set it behind a proxy.
+    redirect_uri: str = ""
+
+    @field_validator("role_map", mode="before")
+    @classmethod
+    def _one_role_is_a_list(cls, value):
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+
 class WebSettings(_Section):
     # Certificate and key (PEM) for serving `castkeep web` over TLS itself; without them it binds
     # only to loopback unless run --behind-proxy (a TLS-terminating proxy in front).
@@ -117,6 +148,7 @@ class WebSettings(_Section):
     session_secret: SecretStr = SecretStr("")
     # Failed sign-ins allowed per username and client address within 15 minutes.
     login_attempts: int = Field(default=5, ge=1)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
 
 
 class Settings(BaseSettings):

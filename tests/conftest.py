@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.plugins.faces",
     "tests.plugins.ingest",
     "tests.plugins.insightface_packs",
+    "tests.plugins.oidc",
     "tests.plugins.paths",
     "tests.plugins.prefect_harness",
     "tests.plugins.provenance",

@@ -42,6 +42,9 @@ ROLES: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/consents/{consent_id}/release-document"): frozenset({"compliance"}),
     ("GET", "/api/v1/audit"): frozenset({"compliance"}),
     ("POST", "/api/v1/audit"): frozenset({"compliance"}),
+    # Single sign-on: browser redirects to and from the identity provider (404 when off).
+    ("GET", "/sso/login"): PUBLIC,
+    ("GET", "/sso/callback"): PUBLIC,
 }
 
 # What the right role gets with the bodies below on a completed request: reads and dry runs
