@@ -13,7 +13,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -22,8 +22,10 @@ from castkeep.db import schema
 from castkeep.db.audit_log import append_event
 from castkeep.db.ids import parse_id, where_listed
 from castkeep.errors import NotFoundError
-from castkeep.models.faces.face_types import DetectedFace
-from castkeep.models.scoring.records import ScoreRecord
+
+if TYPE_CHECKING:  # annotations only: reading the catalogue needs no numpy
+    from castkeep.models.faces.face_types import DetectedFace
+    from castkeep.models.scoring.records import ScoreRecord
 
 
 # ---- inputs --------------------------------------------------------------------------------

@@ -11,17 +11,20 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from castkeep.db import schema
 from castkeep.db.ids import where_listed
 from castkeep.errors import ManifestError, NotFoundError
-from castkeep.models.faces.face_types import DetectedFace
 from castkeep.provenance.consent import ConsentManifest, ConsentTerms
+
+if TYPE_CHECKING:  # numpy only where vectors are written or searched (imported there)
+    import numpy as np
+
+    from castkeep.models.faces.face_types import DetectedFace
 
 REFERENCES_PREFIX = "references"
 RELEASE_DOCS_PREFIX = "restricted/release-docs"
@@ -344,6 +347,8 @@ def reference_embeddings(
 ) -> list[ReferenceEmbedding]:
     """Every reference face of a talent embedded by `encoder` (vectors of other encoders are
     never returned: they live in a different space)."""
+    import numpy as np
+
     rows = session.execute(
         select(schema.Face, schema.ReferencePortrait)
         .join(schema.ReferencePortrait,
@@ -368,6 +373,8 @@ def reference_distance(
     """(number of reference faces of a talent under `encoder`, mean distance of `embedding` to
     them), computed in the database. `metric` is the encoder's: "euclidean" or "cosine"
     (1 - cosine similarity), the same numbers the encoder's `distance` gives."""
+    import numpy as np
+
     vec = np.asarray(embedding, dtype=np.float32).reshape(-1)
     dist = (schema.Face.embedding.l2_distance(vec) if metric == "euclidean"
             else schema.Face.embedding.cosine_distance(vec))

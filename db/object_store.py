@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 from castkeep.errors import ObjectStoreError
 
@@ -168,5 +167,7 @@ def object_location(store: ObjectStore, key: str) -> str:
     time-limited URL."""
     url = store.presign_get(key, timedelta(days=7))
     if url.startswith("file:"):
+        from urllib.request import url2pathname  # http.client and email: not for every command
+
         return url2pathname(urlparse(url).path)
     return url

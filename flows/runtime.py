@@ -43,8 +43,16 @@ def database_url(settings: Settings) -> tuple[str, bool]:
     """(URL, bundled?): the configured external URL, or the bundled server's (started if needed)."""
     if settings.database.url:
         return settings.database.url, False
-    from castkeep.db.server import ensure_bundled_server
+    from castkeep.db.server import DEFAULT_DATABASE, ensure_bundled_server, running_server
+    from castkeep.db.server_roles import database_ready
 
+    # The usual case after the first command: the server is up and the catalogue ready. Its
+    # postmaster.pid and one login as the owner role say so, without the start-up lock and
+    # role checks that ensure_bundled_server does for a server it may have to start or set up.
+    server = running_server(settings.home)
+    if server is not None and server.app_password and database_ready(
+            server.port, server.app_password, DEFAULT_DATABASE):
+        return server.url(DEFAULT_DATABASE), True
     return ensure_bundled_server(settings.home, port=settings.database.bundled_port), True
 
 

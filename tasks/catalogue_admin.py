@@ -9,15 +9,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
-
-from castkeep.db import catalogue, migrate
-from castkeep.db.audit_log import append_event
+from castkeep.db import migrate
 from castkeep.db.engine import database_info, make_engine, redact
-from castkeep.db.object_store import ObjectStore
-from castkeep.db.server import stop_bundled_server
-from castkeep.tasks.catalogue_views import AssetFile
+
+if TYPE_CHECKING:  # `castkeep status` imports this module: no ORM schema or repositories
+    from sqlalchemy.orm import Session
+
+    from castkeep.db.object_store import ObjectStore
+    from castkeep.tasks.catalogue_views import AssetFile
 
 
 def redact_url(url: str) -> str:
@@ -64,16 +65,18 @@ def database_status(url: str) -> DatabaseStatus:
     behind (as every other command would)."""
     engine = make_engine(url)
     try:
-        migrate.upgrade_if_behind(url)
+        migrate.upgrade_if_behind(url, engine)
         info = database_info(engine)
         return DatabaseStatus(postgresql=info.server_version, pgvector=info.pgvector_version,
-                              revision=migrate.current(url), head=migrate.head())
+                              revision=migrate.revision_of(engine), head=migrate.head())
     finally:
         engine.dispose()
 
 
 def stop_bundled_database(home: Path) -> bool:
     """Stop the bundled PostgreSQL of the data dir `home`; False when it was not running."""
+    from castkeep.db.server import stop_bundled_server
+
     return stop_bundled_server(home)
 
 
@@ -81,11 +84,15 @@ def collect_orphans(session: Session, store: ObjectStore, *, older_than: dt.time
                     dry_run: bool = False) -> list[str]:
     """Delete (unless `dry_run`) stored objects no catalogue row points at, stored more than
     `older_than` ago; returns their keys."""
+    from castkeep.db import catalogue
+
     return catalogue.collect_orphans(session, store, older_than=older_than, dry_run=dry_run)
 
 
 def record_forced_export(session: Session, asset: AssetFile, *, actor: str) -> None:
     """The audit event of exporting a withdrawn asset, in the session's transaction."""
+    from castkeep.db.audit_log import append_event
+
     append_event(
         session, actor=actor, kind="asset.export_forced", entity_type="asset",
         entity_id=asset.id, payload={"status": asset.status, "sha256": asset.sha256},

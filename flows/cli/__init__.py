@@ -58,6 +58,20 @@ def _root(
     logging.basicConfig(level=level)
 
 
+# Read commands that run no flow and never import Prefect: the Prefect environment (settings
+# read at start-up) is not set up for them. Anything else gets it, so a new command is safe.
+PREFECT_FREE = {"status": None, "verify": None, "talent": {"list", "show"},
+                "request": {"show", "list"}, "asset": {"show", "export"}}
+
+
+def _needs_prefect(argv: list[str]) -> bool:
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or words[0] not in PREFECT_FREE:
+        return True
+    sub = PREFECT_FREE[words[0]]
+    return sub is not None and (len(words) < 2 or words[1] not in sub)
+
+
 def _register() -> None:
     """Every command and command group, in the order `castkeep --help` lists them (top-level
     commands first, then groups). A new group module is added here by hand."""
@@ -171,7 +185,7 @@ def main() -> None:
         print(f"castkeep {__version__}")
         return
     command = next((a for a in argv if not a.startswith("-")), None)
-    if command is not None:
+    if command is not None and _needs_prefect(argv):
         _prefect_environment()
     _register()
     loud = {"--debug", "--verbose", "-v"} & set(leading)
