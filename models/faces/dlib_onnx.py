@@ -100,16 +100,13 @@ def build_model(weights: ResnetWeights):
         x, shape = _simple(g, x, shape, layer, tags)
         i += 1
 
+    g.nodes.append(helper.make_node("Identity", [x], [OUTPUT], name=OUTPUT))  # a stable name
     graph = helper.make_graph(
         g.nodes, "dlib_face_recognition_resnet_model_v1",
         [helper.make_tensor_value_info(INPUT, TensorProto.UINT8, ["n", size, size, 3])],
-        [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["n", 128])],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["n", 128])],
         initializer=g.inits,
     )
-    # Name the output stably.
-    graph.node.append(helper.make_node("Identity", [x], [OUTPUT], name=OUTPUT))
-    del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["n", 128]))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="castkeep")
     model.ir_version = 8
