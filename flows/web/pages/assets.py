@@ -32,12 +32,17 @@ def _agent(value: Any) -> str:
     return str(value or "")
 
 
+def _words(value: str) -> str:
+    """`compositeWithTrainedAlgorithmicMedia` -> `composite with trained algorithmic media`."""
+    return "".join(f" {c.lower()}" if c.isupper() else c for c in value).strip()
+
+
 def credentials(c2pa: dict[str, Any]) -> dict[str, Any]:
     """The verify summary in words: state, signer, actions (with their AI source type),
     ingredients, training-and-mining entries, consent and score assertions."""
     signer = c2pa.get("signer") or {}
     actions = [{"action": str(a.get("action", "")).removeprefix("c2pa."),
-                "source_type": str(a.get("digitalSourceType") or "").removeprefix(IPTC_PREFIX),
+                "source_type": _words(str(a.get("digitalSourceType") or "").removeprefix(IPTC_PREFIX)),
                 "agent": _agent(a.get("softwareAgent")), "when": a.get("when")}
                for a in c2pa.get("actions") or ()]
     return {
@@ -50,7 +55,9 @@ def credentials(c2pa: dict[str, Any]) -> dict[str, Any]:
         "actions": actions,
         "source_types": sorted({a["source_type"] for a in actions if a["source_type"]}),
         "ingredients": list(c2pa.get("ingredients") or ()),
-        "training_mining": dict(c2pa.get("training_mining") or {}),
+        # cawg.ai_generative_training: notAllowed -> "AI generative training": "not allowed"
+        "training_mining": {k.split(".", 1)[-1].replace("_", " ").replace("ai ", "AI ", 1):
+                            _words(str(v)) for k, v in (c2pa.get("training_mining") or {}).items()},
         "consent": c2pa.get("consent"),
         "scores": c2pa.get("scores"),
     }
@@ -68,6 +75,7 @@ def _document(request: Request, asset_id: str) -> dict[str, Any]:
         doc = asset_document(session, app.runtime.store, aid, trust_anchors=anchors)
         doc["named_lineage"] = views.asset_lineage(session, doc["lineage"])
         doc["talent_names"] = views.talent_names(session, set(doc["lineage"]["talents"]))
+        doc["campaign"] = views.campaign_of(session, doc["request_id"])
     return doc
 
 
