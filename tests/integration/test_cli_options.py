@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 import castkeep
@@ -79,3 +80,30 @@ def test_verbose_lets_prefect_logs_through_and_keeps_telemetry_off(tmp_path):
         assert report["env"]["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] is None, flag
         assert report["env"]["DO_NOT_TRACK"] == "1"
         assert report["env"]["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+
+
+# What the everyday read commands must not load: no orchestration, ML, migration tooling or
+# vector maths (none of them touches a vector), and no signing stack except for `verify`.
+READ_HEAVY = ("prefect", "torch", "diffusers", "cv2", "dlib", "onnxruntime", "numpy", "alembic",
+              "PIL", "c2pa", "cryptography")
+
+
+@pytest.mark.parametrize("args, allowed", [
+    (("status",), ()),
+    (("talent", "list"), ()),
+    (("request", "show", "00000000-0000-4000-8000-000000000000"), ()),
+    (("verify", "{fixtures}/obama.jpg"), ("c2pa", "cryptography")),
+])
+def test_read_commands_load_nothing_heavy_and_no_prefect(runtime_env: Path, fixtures_dir: Path,
+                                                          args, allowed):
+    argv = [a.format(fixtures=fixtures_dir) for a in args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.pop("DO_NOT_TRACK", None)
+    proc = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(argv), json.dumps(READ_HEAVY)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert report["heavy"] == sorted(allowed), argv
+    # No Prefect environment either: these commands run no flow.
+    assert report["env"]["PREFECT_HOME"] is None
+    assert not (runtime_env / "prefect").exists()

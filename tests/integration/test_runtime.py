@@ -76,6 +76,23 @@ def test_open_runtime_starts_the_bundled_server_in_home(bundled_data_dir: Path):
         assert live is not None and rt.engine.url.port == live.port
         with rt.sessions() as s:
             assert s.execute(sa.text("SELECT count(*) FROM talent")).scalar_one() == 0
+    # The next command finds it running (postmaster.pid and one login as the owner role) without
+    # waiting for the start-up lock, which another process may hold while it starts a server.
+    import threading
+
+    from castkeep.flows.runtime import database_url
+    from castkeep.state_file import locked
+
+    found: dict = {}
+    with locked(bundled_data_dir / "pg" / ".lock"):
+        worker = threading.Thread(target=lambda: found.update(url=database_url(settings)),
+                                  daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        waited_for_the_lock = worker.is_alive()
+    worker.join()
+    assert not waited_for_the_lock
+    assert found["url"] == (live.url(), True)
 
 
 def test_build_store_s3_from_settings(s3_endpoint, tmp_path: Path):
