@@ -161,6 +161,7 @@ class OidcClient:
         return doc
 
     def _key_set(self, refresh: bool = False):
+        from joserfc.errors import JoseError
         from joserfc.jwk import KeySet
 
         with self._lock:
@@ -171,7 +172,7 @@ class OidcClient:
                 self._jwks = jwks
         try:
             return KeySet.import_key_set(jwks)
-        except Exception:  # joserfc raises several types for a malformed set
+        except (JoseError, ValueError, KeyError, TypeError):  # a malformed set, in several ways
             raise Problem(502, "the identity provider's key set cannot be read") from None
 
     # --- the flow --------------------------------------------------------------------------------

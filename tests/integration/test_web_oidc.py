@@ -172,7 +172,7 @@ def test_id_token_signature_nonce_audience_and_expiry_are_checked(oidc_sso):
     from castkeep.flows.web.oidc import LEEWAY_S, OidcClient, OidcConfig
     from castkeep.flows.web.problems import Problem
 
-    server, provider = oidc_sso(ACCOUNTS)
+    _, provider = oidc_sso(ACCOUNTS)
     settings = OidcSettings(issuer=provider.issuer, client_id="castkeep-web",
                             client_secret=CLIENT_SECRET)
     client = OidcClient(OidcConfig.from_settings(settings))
