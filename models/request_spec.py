@@ -69,6 +69,9 @@ class Thresholds(BaseModel):
     # Basic quality: the smallest face (shorter box side, px) and sharpness an output may have.
     min_face_px: int = Field(24, ge=1)
     min_sharpness: float = Field(5.0, ge=0.0)
+    # Seams and halos: new-edge strength around a head relative to the face's own texture
+    # (models/scoring/artefacts.py); the classical 1.0 engine's relight seam measured ~0.8-2.
+    max_seam_ratio: float = Field(0.6, gt=0.0)
     # New seeds tried for a variant that fails a threshold before it is recorded as rejected.
     max_retries: int = Field(2, ge=0, le=10)
 

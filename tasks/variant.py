@@ -89,6 +89,9 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
             camera=spec.camera,
             thresholds=spec.thresholds,
             allow_extra_faces=spec.allow_extra_faces,
+            # The ratio-against-reference lighting check only where the engine says the output
+            # is the reference under a similarity transform.
+            preserves_geometry=bool((gen.output.metadata or {}).get("preserves_geometry")),
         )
         p.stats.add("scoring", scores.seconds - scores.detect_seconds)
         p.stats.add("identity_model", scores.detect_seconds)

@@ -18,7 +18,14 @@ from castkeep.models.faces.assign import assign_faces
 from castkeep.models.faces.encoders import FaceEncoder
 from castkeep.models.faces.face_types import DetectedFace, box_iou
 from castkeep.models.request_spec import Thresholds
-from castkeep.models.scoring.adherence import detect_with_roll_hint, score_camera, score_lighting
+from castkeep.models.scoring import artefacts, light_sh
+from castkeep.models.scoring.adherence import (
+    AdherenceScore,
+    _angle_diff,
+    detect_with_roll_hint,
+    score_camera,
+    score_lighting,
+)
 from castkeep.models.scoring.records import ScoreRecord
 from castkeep.models.specs import CameraSpec, LightingSpec
 
@@ -66,11 +73,14 @@ def score_variant(
     camera: CameraSpec | None,
     thresholds: Thresholds,
     allow_extra_faces: bool,
+    preserves_geometry: bool = False,
 ) -> VariantScores:
     """Score one output image. `talent_labels` maps talent id -> the request's name for it (used in
     reasons only; pseudonymous). `reference_faces` / `reference_images` (talent id -> the face and
     RGB of the reference portrait the engine was given) let adherence be measured as a change
-    from the input photo: far more accurate than judging the output alone."""
+    from the input photo: far more accurate than judging the output alone, but only meaningful
+    when the engine declares `preserves_geometry` (its output is the reference under a
+    similarity transform); lighting is then judged by both methods, never by the ratio alone."""
     t0 = time.perf_counter()
     info = encoder.info
     faces, assignment = _detect_and_assign(
@@ -95,7 +105,8 @@ def score_variant(
                     passed=False,
                     talent_id=uuid.UUID(talent_id),
                     face_index=None,
-                    detail={"found": False, "faces_in_output": len(faces)},
+                    detail={"found": False, "faces_in_output": len(faces),
+                            "method": f"{info.name} {info.version}"},
                 )
             )
             reasons.append(
@@ -116,6 +127,7 @@ def score_variant(
                     "similarity": None if match.similarity is None else float(match.similarity),
                     "metric": info.metric,
                     "encoder": f"{info.name} {info.version}",
+                    "method": f"{info.name} {info.version}",
                 },
             )
         )
@@ -140,7 +152,7 @@ def score_variant(
             value=float(len(extra)),
             threshold=None if allow_extra_faces else 0.0,
             passed=allow_extra_faces or not extra,
-            detail={"faces": extra},
+            detail={"faces": extra, "method": "face detection + talent assignment"},
         )
     )
 
@@ -155,6 +167,7 @@ def score_variant(
                         reference=(reference_images or {}).get(t),
                         reference_face=(reference_faces or {}).get(t),
                         threshold=thresholds.lighting_azimuth_deg,
+                        preserves_geometry=preserves_geometry,
                     )
                     for f, t in zip(matched_faces, matched_talents)
                 ],
@@ -186,7 +199,11 @@ def score_variant(
         sharp = min(f.quality.sharpness for f in matched_faces)
     else:
         face_px, sharp = 0, 0.0
-    q_ok = face_px >= thresholds.min_face_px and sharp >= thresholds.min_sharpness and spread > 2.0
+    seams = _seams(rgb, matched_faces, matched_talents, reference_images, reference_faces)
+    seam = max((v["seam_ratio"] for v in seams), default=None)
+    seam_ok = seam is None or seam <= thresholds.max_seam_ratio
+    q_ok = (face_px >= thresholds.min_face_px and sharp >= thresholds.min_sharpness
+            and spread > 2.0 and seam_ok)
     records.append(
         ScoreRecord(
             kind="quality",
@@ -197,12 +214,21 @@ def score_variant(
                 "min_face_px": int(face_px),
                 "face_px_threshold": thresholds.min_face_px,
                 "grey_std": round(spread, 2),
+                "method": "laplacian-sharpness+" + (
+                    artefacts.METHOD if seam is not None else "no-reference-no-seam-check"),
+                "seam_ratio": None if seam is None else round(seam, 3),
+                "seam_threshold": thresholds.max_seam_ratio,
                 "width": int(rgb.shape[1]),
                 "height": int(rgb.shape[0]),
             },
         )
     )
-    if not q_ok and matched_faces:
+    if not seam_ok:
+        reasons.append(
+            f"quality: seam or halo around a head (new-edge ratio {seam:.2f} > "
+            f"{thresholds.max_seam_ratio:g})"
+        )
+    elif not q_ok and matched_faces:
         reasons.append(
             f"quality: smallest face {face_px} px (min {thresholds.min_face_px}), sharpness "
             f"{sharp:.1f} (min {thresholds.min_sharpness:g}), grey spread {spread:.1f}"
@@ -241,16 +267,52 @@ def _detect_and_assign(rgb, encoder: FaceEncoder, talent_embeddings, roll_hint: 
     return faces, assign_faces(talent_embeddings, faces, info)
 
 
-def _score_lighting(rgb, face, spec, *, reference, reference_face, threshold):
-    """Relative to the talent's input photo when it is known; judged on the output alone when it
-    is not, or when the two faces cannot be compared (the detail records which mode scored)."""
-    if reference is not None and reference_face is not None:
+def _seams(rgb, faces, talents, reference_images, reference_faces) -> list[dict]:
+    out = []
+    for f, t in zip(faces, talents):
+        ref, ref_face = (reference_images or {}).get(t), (reference_faces or {}).get(t)
+        if ref is None or ref_face is None:
+            continue
         try:
-            return score_lighting(rgb, face, spec, reference=reference,
-                                  reference_face=reference_face, threshold=threshold)
+            out.append(artefacts.seam_ratio(rgb, f, ref, ref_face))
+        except ValueError:
+            continue
+    return out
+
+
+def _score_lighting(rgb, face, spec, *, reference, reference_face, threshold,
+                    preserves_geometry=False) -> AdherenceScore:
+    """Always the independent estimate (light_sh: the output alone, a face model and a fit the
+    engine does not share). With the reference, and only when the engine preserves geometry,
+    also the ratio against the reference (more exact, but built on the engine family's head
+    model): both must pass, and the value is the ratio's error. Each method is in the detail."""
+    methods: dict[str, dict] = {}
+    try:
+        est = light_sh.estimate_light_sh(rgb, face)
+        err = abs(_angle_diff(est["azimuth"], spec.key_azimuth))
+        ok, rule = light_sh.judge_side(est["azimuth"], spec.key_azimuth, threshold)
+        methods[light_sh.METHOD] = {"estimated_azimuth": round(est["azimuth"], 2),
+                                    "error": round(err, 2), "passed": ok, "rule": rule,
+                                    "fit_residual": round(est["residual"], 4)}
+    except ValueError as exc:
+        err, ok = 180.0, False
+        methods[light_sh.METHOD] = {"error": None, "passed": False, "why": str(exc)}
+    value, detail = err, {}
+    if preserves_geometry and reference is not None and reference_face is not None:
+        try:
+            ratio = score_lighting(rgb, face, spec, reference=reference,
+                                   reference_face=reference_face, threshold=threshold)
+            methods["ratio-reference"] = {"error": ratio.error, "passed": ratio.passed}
+            value, detail, ok = ratio.error, dict(ratio.detail), ok and ratio.passed
         except ValueError:
             pass
-    return score_lighting(rgb, face, spec, threshold=threshold)
+    detail.update({
+        "method": "+".join(methods),
+        "methods": methods,
+        "spec_azimuth": spec.key_azimuth,
+    })
+    return AdherenceScore(kind="lighting", error=round(float(value), 2), threshold=threshold,
+                          passed=ok, detail=detail)
 
 
 def _adherence(kind: str, scores, threshold: float, reasons: list[str]) -> ScoreRecord:
@@ -265,6 +327,7 @@ def _adherence(kind: str, scores, threshold: float, reasons: list[str]) -> Score
     if not ok:
         reasons.append(f"{kind}: error {worst.error:.1f} > {threshold:g}")
     detail = dict(worst.detail or {})
+    detail.setdefault("method", "landmark-pose-5pt" if kind == "camera" else kind)
     detail.update({"measured": True, "faces": len(scores), "scorer_threshold": worst.threshold})
     return ScoreRecord(kind=kind, value=float(worst.error), threshold=threshold, passed=ok,
                        detail=jsonable(detail))
