@@ -97,17 +97,49 @@ def srgb_icc() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
+# JPEG segments kept before the image data: JFIF (APP0), ICC (APP2, replaced below), Adobe colour
+# transform (APP14, needed to decode), and the non-APP markers (tables, frame, restart interval).
+# Dropped: APP1 (EXIF, XMP), APP13 (Photoshop IRB: IPTC, slice names, thumbnails), COM and the rest.
+_KEEP_APP = {0xE0, 0xE2, 0xEE}
+
+
+def strip_jpeg_metadata(data: bytes) -> bytes:
+    """A JPEG without its metadata segments (the entropy-coded data is copied as it is)."""
+    if data[:2] != b"\xff\xd8":
+        return data
+    out, i = bytearray(b"\xff\xd8"), 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xDA:  # start of scan: the rest is image data
+            break
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if length < 2 or i + 2 + length > len(data):
+            raise SigningError("the JPEG's segment lengths are inconsistent; re-encode the image")
+        is_app = 0xE0 <= marker <= 0xEF or marker == 0xFE
+        if not is_app or marker in _KEEP_APP:
+            out += data[i:i + 2 + length]
+        i += 2 + length
+    return bytes(out + data[i:])
+
+
 # exiv2's XMP toolkit keeps process-wide namespace state; one writer at a time.
 _exiv2_lock = threading.Lock()
 
 
 def embed_rights(image_bytes: bytes, meta: RightsMetadata) -> bytes:
-    """The image with the rights XMP and an sRGB ICC profile embedded (pixels untouched)."""
+    """The image with the rights XMP and an sRGB ICC profile embedded (pixels untouched). Any
+    EXIF, IPTC, XMP or comment already in the bytes is dropped first: a source's caption, credit
+    or camera data may name the person, and the file should state only castkeep's terms."""
     import pyexiv2
 
+    image_bytes = strip_jpeg_metadata(image_bytes)
     with _exiv2_lock:
         try:
             with pyexiv2.ImageData(image_bytes) as image:
+                image.clear_exif()
+                image.clear_iptc()
+                image.clear_xmp()
+                image.clear_comment()
                 image.modify_xmp(xmp_fields(meta))
                 image.modify_icc(srgb_icc())
                 return image.get_bytes()

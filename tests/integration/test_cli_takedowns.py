@@ -147,7 +147,10 @@ def test_revocation_opens_takedowns_and_dry_run_changes_nothing(compliance_catal
     assert f"would take down asset {a} on web at {SHOP}" in human.stdout
     assert _state(cat) == before
 
+    signed_before = cat.runtime.store.get_bytes(cat.keys["a_obama"])
     result = _json(cli("consent", "revoke", consent, "--reason", "withdrawn", "--json"))
+    # Quarantine changes the catalogue, never the signed file.
+    assert cat.runtime.store.get_bytes(cat.keys["a_obama"]) == signed_before
     assert sorted((t["asset_id"], t["channel"], t["url"]) for t in result["takedowns"]) == [
         (a, "web", SHOP), (a, "web", SOCIAL)]
     assert cat.names(result["quarantined"]) == set(cat.names(preview["quarantined"]))

@@ -80,6 +80,21 @@ def test_pixels_are_untouched():
                           np.asarray(Image.open(io.BytesIO(written))))
 
 
+def test_metadata_already_in_the_source_is_dropped(fixtures_dir, tmp_path):
+    """The fixture portrait's own XMP/IPTC/EXIF name the person and carry other rights text; the
+    written file states only castkeep's fields."""
+    source = (fixtures_dir / "obama.jpg").read_bytes()
+    before = exiftool(source, tmp_path, "source.jpg")
+    assert "Obama" in json.dumps(before)  # the check below could fail
+    after = exiftool(embed_rights(source, _meta()), tmp_path)
+    assert "obama" not in json.dumps(after).lower()
+    assert "XMP-dc:Rights" not in after and "XMP-dc:Description" not in after
+    assert not any(k.startswith(("IPTC:", "IFD0:", "ExifIFD:", "GPS:")) for k in after)
+    assert after["XMP-plus:ModelReleaseID"] == [CONSENT_A, CONSENT_B]
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(source))),
+                          np.asarray(Image.open(io.BytesIO(embed_rights(source, _meta())))))
+
+
 def test_optional_fields_only_when_given(tmp_path):
     tags = exiftool(embed_rights(_jpeg(), _meta(creator=None, credit=None, instructions=None,
                                                 minor=True)), tmp_path)
@@ -114,8 +129,10 @@ def test_png_and_webp_carry_the_fields(fmt, media_type, name, tmp_path):
 def test_unreadable_image_is_a_signing_error():
     from castkeep.errors import SigningError
 
-    with pytest.raises(SigningError, match="complete JPEG, PNG or WebP"):
+    with pytest.raises(SigningError, match="JPEG"):
         embed_rights(b"\xff\xd8\xff\xe0 not really a jpeg", _meta())
+    with pytest.raises(SigningError, match="complete JPEG, PNG or WebP"):
+        embed_rights(b"GIF89a not an image castkeep writes", _meta())
 
 
 def test_signed_file_keeps_the_fields_and_verifies_trusted(manifest_input_factory, dev_signer,
