@@ -131,12 +131,13 @@ def talent_availability(session: Session, use: Use | None,
         entry: dict[str, Any] = {"id": str(summary.id), "display_name": summary.display_name,
                                  "external_ref": summary.external_ref}
         if use is None or publish_date is None:
-            entry.update(available=False,
-                         reasons=["choose the channel, territory, purpose and publish date"])
+            entry.update(available=False, pending=True,
+                         reasons=["describe the use first: channel, territory, purpose and "
+                                  "publish date"])
         else:
             gate = check_consent(session, [str(summary.id)], use, publish_date)
             prefix = f"talent {summary.id}: "
-            entry.update(available=gate.allowed,
+            entry.update(available=gate.allowed, pending=False,
                          reasons=[readable_clause(r.removeprefix(prefix)) for r in gate.refusals])
         out.append(entry)
     return out

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.plugins.browser import axe_violations, sign_in
+from tests.plugins.browser import PHONE, WINDOW, axe_violations, fits_width, sign_in
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -131,7 +131,8 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
     screenshot(browser, "04-dashboard-reviewer")
     browser.get(f"{url}/requests/{rid}")
     chosen = candidates[0]
-    browser.find_element(By.CSS_SELECTOR, f".variant[data-asset-id='{chosen}'] .variant__open").click()
+    opener = f".variant[data-asset-id='{chosen}'] .variant__open"
+    browser.find_element(By.CSS_SELECTOR, opener).click()
     _wait(browser, lambda d: d.execute_script(
         "const b = document.getElementById('lightbox'); const i = document.getElementById("
         "'lightbox-image'); return b.open && i.complete && i.naturalWidth > 256;"),
@@ -180,6 +181,17 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
     assert "2 of 2 variants" in browser.find_element(By.ID, "my-requests").text
     _no_serious_violations(browser, "dashboard (requester)")
     screenshot(browser, "07-dashboard-requester")
+
+    # On a 390 px phone screen nothing needs sideways scrolling.
+    browser.set_window_size(*PHONE)
+    try:
+        for path, name in ((f"/requests/{rid}", "10-phone-gallery"),
+                           ("/requests/new", "11-phone-form"), ("/", "12-phone-dashboard")):
+            browser.get(url + path)
+            assert fits_width(browser), f"{path} is wider than a phone screen"
+            screenshot(browser, name)
+    finally:
+        browser.set_window_size(*WINDOW)
 
     # Someone of another team sees no such request; reviewers cannot open the form.
     with httpx.Client(base_url=url, timeout=60) as other:

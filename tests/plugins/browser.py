@@ -27,8 +27,10 @@ import pytest
 
 CHROMIUM = Path(os.environ.get("CASTKEEP_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CASTKEEP_CHROMEDRIVER", "/usr/bin/chromedriver"))
-AXE_JS = Path(__file__).resolve().parents[1] / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_JS = (Path(__file__).resolve().parents[1] / "browser" / "node_modules" / "axe-core"
+          / "axe.min.js")
 WINDOW = (1280, 800)
+PHONE = (390, 844)
 SERIOUS = ("serious", "critical")
 
 
@@ -68,7 +70,9 @@ def screenshot(tmp_path: Path):
     def take(driver, name: str) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.png"
-        # The whole page, not only the window (Chromium's DevTools capture beyond the viewport).
+        # The whole page, not only the window (Chromium's DevTools capture beyond the viewport),
+        # from the top (sticky parts are drawn where the scroll position puts them).
+        driver.execute_script("window.scrollTo(0, 0);")
         size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
         shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
             "format": "png", "captureBeyondViewport": True,
@@ -82,6 +86,12 @@ def screenshot(tmp_path: Path):
         return path
 
     return take
+
+
+def fits_width(driver) -> bool:
+    """Whether the page needs no sideways scrolling (nothing wider than the window)."""
+    return driver.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth;")
 
 
 def sign_in(driver, base_url: str, user: Any, *, password: str | None = None) -> None:

@@ -51,7 +51,7 @@ def context(doc: dict[str, Any], who: Identity) -> dict[str, Any]:
             "rows": score_rows(a["scores"], names),
             "withdrawn": withdrawn,
             "reason": "; ".join(a["reasons"]) if a["reasons"] else (
-                "Passed every check" if a["passed"] else "Failed a check"),
+                "every score within its limit" if a["passed"] else "a score is outside its limit"),
             "filter": "rejected" if withdrawn or not a["passed"] else "passed",
         })
     reviewing = doc["status"] == RequestStatus.AWAITING_APPROVAL

@@ -62,7 +62,8 @@ def talents_for_use(request: Request, who: Identity = Depends(page_role(Role.REQ
     use, publish = request_form.use_of(values, state(request).settings)
     with state(request).runtime.sessions() as session:
         found = page_views.talent_availability(session, use, publish)
-    return SafeJSONResponse([{k: t[k] for k in ("id", "display_name", "available", "reasons")}
+    return SafeJSONResponse([{k: t[k] for k in ("id", "display_name", "available", "pending",
+                                                "reasons")}
                              for t in found])
 
 

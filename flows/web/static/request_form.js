@@ -94,7 +94,7 @@
   }
   function talentItem(t, checked) {
     const li = document.createElement("li");
-    li.className = "talent" + (t.available ? "" : " talent--unavailable");
+    li.className = "talent" + (t.pending ? " talent--pending" : t.available ? "" : " talent--unavailable");
     li.dataset.talentId = t.id;
     const box = document.createElement("input");
     box.type = "checkbox"; box.name = "talents"; box.value = t.id; box.id = "talent-" + t.id;
@@ -105,8 +105,8 @@
     const name = document.createElement("span");
     name.className = "talent__name"; name.textContent = t.display_name;
     const badge = document.createElement("span");
-    badge.className = "badge talent__state " + (t.available ? "badge--ok" : "badge--warn");
-    badge.textContent = t.available ? "Consent covers this use" : "Not available";
+    badge.className = "badge talent__state" + (t.available ? " badge--ok" : t.pending ? "" : " badge--warn");
+    badge.textContent = t.available ? "Consent covers this use" : t.pending ? "Use not described yet" : "Not available";
     label.append(name, " ", badge);
     const why = document.createElement("ul");
     why.className = "talent__why"; why.id = box.id + "-why"; why.hidden = t.available;
