@@ -111,6 +111,8 @@ def talent_page(session: Session, talent_id: str, *,
     detail = catalogue.show_talent(session, str(tid))
     refs = _consent_refs(session, [t.id for t in detail.consents])
     consents = [consent_view(t, external_ref=refs.get(t.id), now=now) for t in detail.consents]
+    for c in consents:
+        c["ended"] = _ended(session, c["id"]) if c["status"] != ConsentStatus.ACTIVE else None
     references = [{"id": str(r.id), "consent_id": str(r.consent_id), "source_name": r.source_name,
                    "width": r.width, "height": r.height, "created_at": r.created_at}
                   for r in detail.references]
@@ -128,6 +130,18 @@ def talent_page(session: Session, talent_id: str, *,
     return {"id": str(tid), "external_ref": talent.external_ref,
             "display_name": talent.display_name, "consents": consents,
             "references": references, "assets": list(assets.values())}
+
+
+def _ended(session: Session, consent_id: str) -> dict[str, Any] | None:
+    """Who ended a consent (revoked or expired), when and why: its newest such event."""
+    event = session.scalar(
+        select(schema.ConsentEvent)
+        .where(schema.ConsentEvent.consent_id == uuid.UUID(consent_id),
+               schema.ConsentEvent.kind.in_([ConsentStatus.REVOKED, ConsentStatus.EXPIRED]))
+        .order_by(schema.ConsentEvent.at.desc()).limit(1))
+    if event is None:
+        return None
+    return {"kind": event.kind, "at": event.at, "actor": event.actor, "reason": event.reason}
 
 
 def _asset_row(asset: schema.Asset, campaign: str | None) -> dict[str, Any]:
