@@ -19,6 +19,10 @@ from castkeep.tasks.catalogue_views import report_keys  # noqa: F401 - used by t
 log = logging.getLogger(__name__)
 REPORTS_PREFIX = "reports"
 THUMB_SIDE = 256
+# The contact sheet travels to the Prefect UI inside its image artifact, as a data: URL (the UI
+# shows it offline; a link to the store would not open in a browser elsewhere): a JPEG this size.
+PREVIEW_MAX_BYTES = 150_000
+PREVIEW_MAX_SIDE = 1600
 
 
 def _thumbnail(store, key: str):
@@ -123,12 +127,38 @@ def publish_report(runtime, request_id: uuid.UUID, *, artifacts: bool = True) ->
             payload=keys,
         )
     if artifacts:
-        _artifacts(runtime, view, table, keys)
+        _artifacts(runtime, view, table, keys, png)
     return keys
 
 
-def _artifacts(runtime, view, table, keys) -> None:
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+def sheet_preview(png: bytes, *, max_bytes: int = PREVIEW_MAX_BYTES) -> bytes:
+    """The contact sheet as a JPEG of at most `max_bytes`: scaled down (and compressed harder)
+    until it fits."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as src:
+        img = src.convert("RGB")
+    img.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
+    quality = 85
+    while True:
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=quality, optimize=True)
+        if buf.tell() <= max_bytes or min(img.size) < 64:
+            return buf.getvalue()
+        if quality > 60:
+            quality -= 10
+        else:
+            img = img.resize((max(1, img.width * 3 // 4), max(1, img.height * 3 // 4)))
+
+
+def _artifacts(runtime, view, table, keys, png: bytes) -> None:
+    import base64
+
+    from prefect.artifacts import (
+        create_image_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
     from prefect.context import FlowRunContext
 
     if FlowRunContext.get() is None:  # artifacts belong to a flow run
@@ -136,6 +166,11 @@ def _artifacts(runtime, view, table, keys) -> None:
     from castkeep.db.object_store import object_location
 
     key = f"request-{view.id}"
+    preview = base64.b64encode(sheet_preview(png)).decode("ascii")
+    create_image_artifact(
+        image_url=f"data:image/jpeg;base64,{preview}", key=f"{key}-contact-sheet",
+        description=f"Contact sheet of request {view.id} ({view.campaign}): {view.status}",
+    )
     if table:
         create_table_artifact(
             key=f"{key}-scores", table=table,

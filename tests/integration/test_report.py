@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import json
 import uuid
 
 import pytest
+from PIL import Image
 
 from tests.plugins.request import request_doc
 
@@ -34,9 +37,23 @@ def test_report_objects_and_artifacts(request_env, fulfil):
     assert len(identity) == 2 and all(r["passed"] == "False" for r in identity)
     assert all(r["status"] == "rejected" for r in rows)
 
+    keys = [f"request-{rid}-scores", f"request-{rid}-summary", f"request-{rid}-contact-sheet"]
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
-            any_=[f"request-{rid}-scores", f"request-{rid}-summary"])))
+            any_=keys)))
     by_key = {a.key: a for a in found}
-    assert set(by_key) == {f"request-{rid}-scores", f"request-{rid}-summary"}
+    assert set(by_key) == set(keys)
     assert "variant 1: rejected (fail)" in by_key[f"request-{rid}-summary"].data
+    # The contact sheet shows in the Prefect UI: an image artifact whose URL carries the image
+    # (a small JPEG of the stored sheet), so it renders without access to the object store.
+    image = by_key[f"request-{rid}-contact-sheet"]
+    assert image.type == "image" and image.flow_run_id is not None
+    prefix = "data:image/jpeg;base64,"
+    assert image.data.startswith(prefix)
+    jpeg = base64.b64decode(image.data[len(prefix):], validate=True)
+    assert jpeg[:3] == b"\xff\xd8\xff" and len(jpeg) <= 150_000
+    with Image.open(io.BytesIO(jpeg)) as shown, Image.open(io.BytesIO(sheet)) as stored:
+        assert shown.width / shown.height == pytest.approx(stored.width / stored.height, rel=0.02)
+    table = by_key[f"request-{rid}-scores"]
+    assert table.type == "table"
+    assert {row["variant"] for row in json.loads(table.data)} == {0, 1}
