@@ -155,6 +155,35 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
     approvals = [h for h in history if h["comment"] == "Best light on the terrace"]
     assert approvals and approvals[0]["actor"] == "reviewer"
 
+    # The rest are rejected, with a comment (not without one); the request is then complete.
+    rest = [c for c in candidates if c != chosen]
+    if rest:
+        for aid in rest:
+            browser.find_element(By.ID, f"select-{aid}").click()
+        browser.find_element(By.CSS_SELECTOR, "[data-action=reject]").click()
+        assert "comment" in browser.find_element(By.ID, "action-message").text
+        assert all(v.get_attribute("data-status") == "candidate"
+                   for v in _css(browser, ".variant") if v.get_attribute("data-asset-id") in rest)
+        browser.find_element(By.ID, "review-comment").send_keys("Key light too flat")
+        browser.find_element(By.CSS_SELECTOR, "[data-action=reject]").click()
+    _wait(browser, lambda d: d.find_element(By.ID, "request").get_attribute("data-status")
+          == "completed", timeout=120, what="the request to complete")
+    assert _css(browser, "[data-action]") == [], "review controls after the review ended"
+    for aid in rest:
+        card = browser.find_element(By.CSS_SELECTOR, f".variant[data-asset-id='{aid}']")
+        assert card.get_attribute("data-status") == "rejected"
+        assert "Image withheld" in card.text and card.find_elements(By.TAG_NAME, "img") == []
+
+    # The filter shows the rejected variants only, then all again.
+    browser.find_element(By.CSS_SELECTOR, "button[data-filter=rejected]").click()
+    shown = [v.get_attribute("data-asset-id") for v in _css(browser, ".variant")
+             if v.is_displayed()]
+    assert sorted(shown) == sorted(i for i in ids if i != chosen and (
+        i in rest or i not in candidates))
+    screenshot(browser, "06b-rejected-filter")
+    browser.find_element(By.CSS_SELECTOR, "button[data-filter=all]").click()
+    assert len([v for v in _css(browser, ".variant") if v.is_displayed()]) == len(ids)
+
     # Downloads: the file under its readable name, and a zip of the selection.
     link = browser.find_element(By.CSS_SELECTOR,
                                 f".variant[data-asset-id='{chosen}'] .variant__download")

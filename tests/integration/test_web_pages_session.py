@@ -88,6 +88,22 @@ def test_sign_in_sign_out_and_error_pages(web_server, web_users):
         assert client.get("/", follow_redirects=False).status_code == 303
 
 
+def test_sso_button_only_when_configured(web_server):
+    state = web_server.app.state.castkeep
+    original = state.settings
+    with web_server.client(follow_redirects=False) as client:
+        assert "Sign in with SSO" not in client.get("/login").text
+        oidc = original.web.oidc.model_copy(update={"issuer": "https://idp.example"})
+        state.settings = original.model_copy(
+            update={"web": original.web.model_copy(update={"oidc": oidc})})
+        try:
+            page = client.get("/login?next=/requests/new")
+        finally:
+            state.settings = original
+    assert 'href="/sso/login?next=/requests/new"' in page.text
+    assert "Sign in with SSO" in page.text
+
+
 def test_sign_in_form_is_rate_limited(web_server, web_users):
     limiter = web_server.app.state.castkeep.limiter
     with web_server.client(follow_redirects=False) as client:

@@ -44,8 +44,11 @@ def test_nav_per_role():
 
 def test_sso_shown_only_when_configured():
     assert not sso_configured(SimpleNamespace())
-    assert not sso_configured(SimpleNamespace(oidc=None))
-    assert not sso_configured(SimpleNamespace(oidc=SimpleNamespace(issuer=None, client_id="")))
+    assert not sso_configured(SimpleNamespace(web=SimpleNamespace()))
+    assert not sso_configured(SimpleNamespace(web=SimpleNamespace(
+        oidc=SimpleNamespace(issuer="", client_id="castkeep"))))
+    assert sso_configured(SimpleNamespace(web=SimpleNamespace(
+        oidc=SimpleNamespace(issuer="https://idp.example"))))
     assert sso_configured(SimpleNamespace(oidc=SimpleNamespace(issuer="https://idp.example")))
 
 

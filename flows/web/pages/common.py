@@ -77,12 +77,13 @@ def state(request: Request):
 
 
 def sso_configured(settings: Any) -> bool:
-    """Whether single sign-on is set up (the OIDC settings may not exist in this build)."""
-    oidc = getattr(settings, "oidc", None)
-    if oidc is None:
-        return False
-    return any(getattr(oidc, name, None) for name in ("issuer", "issuer_url", "discovery_url",
-                                                      "client_id", "enabled"))
+    """Whether single sign-on is set up: an OIDC issuer in the web settings (`web.oidc`, or a
+    top-level `oidc`); a build without OIDC settings has none."""
+    for holder in (getattr(settings, "web", None), settings):
+        oidc = getattr(holder, "oidc", None)
+        if oidc is not None:
+            return bool(getattr(oidc, "issuer", None))
+    return False
 
 
 def nav_for(who: Identity | None) -> list[tuple[str, str]]:
