@@ -1,8 +1,16 @@
-"""Adherence scorers validated on ground truth the classical engine makes.
+"""Adherence scorers validated on two sets: outputs the classical engine made, and photos it did
+not make.
 
-For a grid of lighting and camera specs applied to the fixture portraits, the classical engine
-renders the edit (so the true spec is known), the face is detected again, and the scorers
-estimate what was done. Prints per-axis mean/max errors as JSON (and a short table on stderr).
+1. Engine outputs: for a grid of lighting and camera specs applied to the fixture portraits, the
+   classical engine renders the edit (so the true spec is known), the face is detected again, and
+   the scorers estimate what was done.
+2. Independent set: the fixture photos and their mirror images, with the key side labelled by
+   eye (tests/fixtures/key_side.json). The independent lighting estimator (light_sh, which shares
+   nothing with the engine's shading model) is measured on side agreement, on mirror consistency
+   (a mirror must negate the azimuth: |est(photo) + est(mirror)|, an exact relation), and against
+   the rough by-eye azimuths.
+
+Prints per-axis mean/max errors as JSON (and a short table on stderr).
 
     python benchmarks/adherence.py [--quick]
 
@@ -30,6 +38,7 @@ from castkeep.models.scoring.adherence import (
 from castkeep.models.faces.encoders import get_encoder
 from castkeep.models.engines.base import EditInput, get_engine
 from castkeep.models.imaging import load_image
+from castkeep.models.scoring.light_sh import estimate_light_sh
 from castkeep.models.specs import CameraSpec, LightingSpec, ShotSize
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
@@ -55,7 +64,7 @@ def run(quick: bool = False) -> dict:
     shots = (ShotSize.close_up, ShotSize.medium, ShotSize.full)
     photos = PHOTOS[:2] if quick else PHOTOS
     errs: dict[str, list[float]] = {k: [] for k in (
-        "azimuth_relative", "azimuth_absolute", "elevation_relative", "roll", "roll_absolute",
+        "azimuth_relative", "azimuth_absolute", "azimuth_independent", "elevation_relative", "roll", "roll_absolute",
         "yaw", "pitch", "shot_bin")}
     refused = []
     t0 = time.perf_counter()
@@ -67,7 +76,8 @@ def run(quick: bool = False) -> dict:
                 for hardness, fill in styles:
                     spec = LightingSpec(key_azimuth=az, key_elevation=el, fill_ratio=fill,
                                         hardness=hardness)
-                    out = engine.predict(EditInput([rgb], [face], lighting=spec)).image
+                    out = engine.predict(EditInput([rgb], [face], lighting=spec,
+                                                   options={"variation": 0})).image
                     found = encoder.detect(out, embed=False)
                     if not found:
                         refused.append({"photo": name, "lighting": spec.model_dump(mode="json"),
@@ -77,13 +87,16 @@ def run(quick: bool = False) -> dict:
                     ab = score_lighting(out, found[0], spec)
                     errs["azimuth_relative"].append(rel.error)
                     errs["azimuth_absolute"].append(ab.error)
+                    sh = estimate_light_sh(out, found[0])["azimuth"]
+                    errs["azimuth_independent"].append(abs(sh - az))
                     errs["elevation_relative"].append(rel.detail["elevation_error"])
         cams = [CameraSpec(roll=r) for r in rolls]
         cams += [CameraSpec(yaw=y, pitch=p) for y, p in turns]
         cams += [CameraSpec(shot=s) for s in shots]
         for cam in cams:
             try:
-                out = engine.predict(EditInput([rgb], [face], camera=cam)).image
+                out = engine.predict(EditInput([rgb], [face], camera=cam,
+                                               options={"variation": 0})).image
             except SpecError as exc:
                 refused.append({"photo": name, "camera": cam.model_dump(mode="json"),
                                 "why": str(exc)[:120]})
@@ -107,11 +120,39 @@ def run(quick: bool = False) -> dict:
     return {
         "photos": list(photos),
         "errors_deg": summary,
+        "independent_set": independent_set(encoder, photos),
         "shot_bin_exact": round(float(np.mean([s == 0 for s in shot])), 3) if shot else None,
         "goals": {"roll_mean_deg": 3.0, "azimuth_mean_deg": 25.0, "shot_bin_exact": 1.0,
                   "head_pose_noise_floor_mae_deg": 3.0},
         "refused_or_missed": refused,
         "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def independent_set(encoder, photos) -> dict:
+    """The independent estimator on the photos themselves and their mirror images."""
+    labels = json.loads((FIXTURES / "key_side.json").read_text())
+    side_ok, mirror_err, by_eye = [], [], []
+    rows = []
+    for name in photos:
+        label = labels[name]
+        sign = -1.0 if label["key_side"] == "left" else 1.0
+        rgb = load_image(FIXTURES / name).rgb
+        mirror = np.ascontiguousarray(rgb[:, ::-1])
+        est = estimate_light_sh(rgb, encoder.detect(rgb, embed=False)[0])["azimuth"]
+        est_m = estimate_light_sh(mirror, encoder.detect(mirror, embed=False)[0])["azimuth"]
+        side_ok += [est * sign > 0, est_m * sign < 0]
+        mirror_err.append(abs(est + est_m))
+        by_eye += [abs(est - label["approx_azimuth"]), abs(est_m + label["approx_azimuth"])]
+        rows.append({"photo": name, "label": label["key_side"], "estimated": round(est, 1),
+                     "estimated_mirror": round(est_m, 1)})
+    return {
+        "method": "sh1-generic-face",
+        "pictures": len(side_ok),
+        "key_side_agreement": round(float(np.mean(side_ok)), 3),
+        "mirror_consistency_deg": _summary(mirror_err),
+        "vs_by_eye_azimuth_deg": _summary(by_eye),
+        "photos": rows,
     }
 
 
@@ -124,6 +165,12 @@ def main() -> None:
         if s.get("n"):
             print(f"{axis:20s} n={s['n']:3d} mean={s['mean']:6.2f} max={s['max']:6.2f}",
                   file=sys.stderr)
+    ind = result["independent_set"]
+    print(f"independent set: side agreement {ind['key_side_agreement']:.2f} over "
+          f"{ind['pictures']} pictures; mirror consistency mean "
+          f"{ind['mirror_consistency_deg']['mean']} max {ind['mirror_consistency_deg']['max']}; "
+          f"vs by-eye mean {ind['vs_by_eye_azimuth_deg']['mean']} "
+          f"max {ind['vs_by_eye_azimuth_deg']['max']}", file=sys.stderr)
     print(json.dumps(result, indent=2))
 
 

@@ -64,3 +64,20 @@ def test_the_ratio_method_needs_the_engines_word_on_geometry(dlib_encoder, portr
     assert rec.detail["method"] == METHOD
     assert set(rec.detail["methods"]) == {METHOD}
     assert rec.passed, rec.detail
+
+
+def test_key_side_matches_the_hand_labels_on_photos_and_mirrors(dlib_encoder, portrait_rgb,
+                                                               portrait_faces, fixtures_dir):
+    import json
+
+    labels = json.loads((fixtures_dir / "key_side.json").read_text())
+    for file, label in labels.items():
+        if file.startswith("_"):
+            continue
+        name = file.removesuffix(".jpg")
+        rgb = portrait_rgb[name]
+        sign = -1.0 if label["key_side"] == "left" else 1.0
+        assert estimate_light_sh(rgb, portrait_faces[name][0])["azimuth"] * sign > 0, name
+        mirror = np.ascontiguousarray(rgb[:, ::-1])
+        est_m = estimate_light_sh(mirror, dlib_encoder.detect(mirror, embed=False)[0])["azimuth"]
+        assert est_m * sign < 0, f"{name} mirrored"

@@ -78,6 +78,7 @@ def _relit(portrait_rgb, portrait_faces, names, azimuth):
         faces=[portrait_faces[n][0] for n in names],
         lighting=parse_lighting(f"azimuth={azimuth},fill=0.2"),
         seed=3,
+        options={"variation": 0},  # the spec exactly: these tests judge the scorer, not the jitter
     )).image
 
 
@@ -92,21 +93,25 @@ def test_lighting_is_scored_against_the_reference_photo(dlib_encoder, portrait_f
     common = dict(encoder=dlib_encoder, talent_embeddings=_refs(portrait_faces, (A, "obama")),
                   talent_labels={A: "a"}, camera=None, allow_extra_faces=False)
     refs = dict(reference_faces={A: portrait_faces["obama"][0]},
-                reference_images={A: portrait_rgb["obama"]})
+                reference_images={A: portrait_rgb["obama"]}, preserves_geometry=True)
     right = score_variant(out, lighting=parse_lighting(f"azimuth={azimuth}"),
                           thresholds=Thresholds(lighting_azimuth_deg=15), **refs, **common)
     light = _lighting(right)
     assert right.passed, right.reasons
     assert light.detail["relative_to_reference"] is True and light.value <= 15
+    # Never the ratio alone: the independent estimator measured too, and both passed.
+    assert light.detail["method"] == "sh1-generic-face+ratio-reference"
+    assert all(m["passed"] for m in light.detail["methods"].values())
     # The key on the other side is told apart: a clear failure, not a near miss.
     wrong = score_variant(out, lighting=parse_lighting(f"azimuth={-azimuth}"),
                           thresholds=Thresholds(), **refs, **common)
     assert not wrong.passed and _lighting(wrong).value > 60
     assert any(r.startswith("lighting: error") for r in wrong.reasons)
-    # Without the reference the output alone is judged (and recorded as such).
+    # Without the reference the output alone is judged, by the independent method only.
     alone = score_variant(out, lighting=parse_lighting(f"azimuth={azimuth}"),
                           thresholds=Thresholds(), **common)
-    assert _lighting(alone).detail["relative_to_reference"] is False
+    assert _lighting(alone).detail["method"] == "sh1-generic-face"
+    assert _lighting(alone).passed
 
 
 def test_group_lighting_uses_each_talents_own_reference(dlib_encoder, portrait_faces,
@@ -120,6 +125,7 @@ def test_group_lighting_uses_each_talents_own_reference(dlib_encoder, portrait_f
         reference_images={A: portrait_rgb["obama"], B: portrait_rgb["biden"]},
         lighting=parse_lighting("azimuth=-45"), camera=None,
         thresholds=Thresholds(lighting_azimuth_deg=15), allow_extra_faces=False,
+        preserves_geometry=True,
     )
     light = _lighting(s)
     assert s.passed, s.reasons
