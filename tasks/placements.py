@@ -62,17 +62,15 @@ def _end_of(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.timezone.utc)
 
 
-def _consent_refusals(session, asset, use, until: dt.date | None,
-                      now: dt.datetime) -> list[str]:
+def _consent_refusals(rows, asset_id, use, until: dt.date | None, now: dt.datetime) -> list[str]:
     """Every failing clause of the asset's lineage consents for `use`, now and at `until`."""
     from castkeep.provenance.consent import ConsentTerms
     from castkeep.provenance.policy import evaluate
 
-    lineage = compliance.lineage_consent_ids(session, [asset.id]).get(asset.id, set())
-    if not lineage:
-        return [f"asset {asset.id} has no consent in its lineage; it cannot be placed"]
+    if not rows:
+        return [f"asset {asset_id} has no consent in its lineage; it cannot be placed"]
     refusals = []
-    for row in compliance.lock_consents(session, sorted(lineage)):  # FOR SHARE, like a publish
+    for row in rows:
         terms = ConsentTerms.from_row(row)
         for at in (now, _end_of(until)) if until else (now,):
             refusals += [r for r in evaluate(terms, use, at).reasons if r not in refusals]
@@ -93,6 +91,10 @@ def publish(runtime, *, asset_id: str, channel: str, url: str, territory: str | 
         raise SpecError(f"--until {until.isoformat()} is in the past; give the last day the "
                         "asset stays live")
     with runtime.sessions.begin() as session:
+        # Consents first (FOR SHARE), then the asset: the order a revocation takes them in
+        # (consent FOR UPDATE, then its assets), so the two never deadlock.
+        lineage = compliance.lineage_consent_ids(session, [aid]).get(aid, set())
+        consents = compliance.lock_consents(session, sorted(lineage))
         asset = get_asset(session, aid, lock=True)
         if asset.status in ("quarantined", "rejected"):
             raise WithdrawnError(f"asset {aid} is {asset.status} and must not be used; it cannot "
@@ -108,7 +110,7 @@ def publish(runtime, *, asset_id: str, channel: str, url: str, territory: str | 
         use = Use(channel=channel, territory=where, purpose=str(recorded.get("purpose", "")),
                   edits=tuple(recorded.get("edits") or ()),
                   synthetic_likeness=bool(recorded.get("synthetic_likeness", False)))
-        refusals = _consent_refusals(session, asset, use, until, now)
+        refusals = _consent_refusals(consents, aid, use, until, now)
         if refusals:
             raise ConsentError("placement refused: " + "; ".join(refusals))
         view = placements.add_placement(session, aid, channel=channel, url=url, territory=where,

@@ -87,17 +87,16 @@ def cascade(
     quarantined = compliance.quarantine_assets(
         session, [*derived, *matched], actor=actor, reason=f"consent {consent.id} {status}: {reason}", detail=detail
     )
+    rows = compliance.assets_by_id(session, [*derived, *matched])
     # Every placement of every asset this cascade reaches that is quarantined (now or by an
     # earlier run) gets a takedown task, once.
-    reached = compliance.assets_by_id(session, [*derived, *matched])
     takedowns = placements.open_takedowns(
-        session, [r.id for r in reached if r.status == "quarantined"], actor=actor,
+        session, [r.id for r in rows if r.status == "quarantined"], actor=actor,
         reason=f"consent {consent.id} {status}: {reason}")
     held = []
     # Holds for everything this consent's cascade has quarantined, so a run that crashed after
     # its commit but before a hold is completed by the next run.
     # Progress: the assets reached, each with its hold checked (the slow part on S3).
-    rows = compliance.assets_by_id(session, [*derived, *matched])
     for i, row in enumerate(rows):
         if row.status == "quarantined" and not store.legal_hold(row.object_key):
             store.set_legal_hold(row.object_key, True)
@@ -147,15 +146,8 @@ def _targets(session, consent: schema.Consent,
 
 
 def preview(runtime, *, consent_id: str, face: EncoderInfo | None) -> list[str]:
-    """The assets a revocation of this consent would quarantine now (a dry run: nothing is
-    locked, changed or held)."""
-    from castkeep.db.catalogue import get_consent
-
-    with runtime.sessions() as session:
-        consent = get_consent(session, consent_id)
-        derived, matched = _targets(session, consent, face)
-        return sorted(str(r.id) for r in compliance.assets_by_id(session, [*derived, *matched])
-                      if r.status != "quarantined")
+    """The assets a revocation of this consent would quarantine now (see `dry_run`)."""
+    return dry_run(runtime, consent_id=consent_id, face=face)["quarantined"]
 
 
 def dry_run(runtime, *, consent_id: str, face: EncoderInfo | None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """`castkeep request submit FILE` (shorthand `castkeep request FILE`), `castkeep request
-show|resume ID`, `castkeep request list`, `castkeep approve`, `castkeep asset show|export`."""
+show|resume ID`, `castkeep request list`, `castkeep approve`, `castkeep asset show|export`, and
+the publication register: `castkeep asset publish|placements`."""
 
 from __future__ import annotations
 
@@ -48,25 +49,39 @@ def _public(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != "stats"}
 
 
-def _print(result: dict[str, Any], as_json: bool) -> None:
+def _document(request_id: str) -> dict[str, Any]:
+    """The request document the web API answers with (tasks/api_views.request_document), with
+    each asset's local `path` and the `contact_sheet`."""
+    from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.api_views import request_document
+    from castkeep.tasks.catalogue_views import parse_request_id
+
+    rid = parse_request_id(request_id)
+    with open_runtime() as runtime, runtime.sessions() as session:
+        return request_document(session, rid, store=runtime.store)
+
+
+def _print(doc: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(_public(result), default=str))
+        typer.echo(json.dumps(doc, default=str))
         return
-    typer.echo(f"request {result['request_id']}: {result['status']}")
-    for r in result["refusals"]:
+    progress = doc["progress"]
+    typer.echo(f"request {doc['id']}: {doc['status']} ({progress['done']}/{progress['total']} "
+               "variants done)")
+    for r in doc["refusals"]:
         typer.echo(f"  refused: {r}")
-    for a in result["assets"]:
+    for a in doc["assets"]:
         verdict = "PASS" if a["passed"] else "REJECTED"
-        typer.echo(f"  variant {a.get('variant', '?')}: {verdict} {a['status']}  asset {a['id']}")
+        typer.echo(f"  variant {a['variant']}: {verdict} {a['status']}  asset {a['id']}")
         typer.echo(f"    file: {a['path']}")
         typer.echo(f"    scores: {_compact(a['scores'])}")
-        if not a["passed"] and a.get("reason"):
-            typer.echo(f"    reason: {a['reason']}")
-    if result.get("contact_sheet"):
-        typer.echo(f"  contact sheet: {result['contact_sheet']}")
-    if result["status"] == "awaiting_approval":
+        for reason in a["reasons"] if not a["passed"] else ():
+            typer.echo(f"    reason: {reason}")
+    if doc.get("contact_sheet"):
+        typer.echo(f"  contact sheet: {doc['contact_sheet']}")
+    if doc["status"] == "awaiting_approval":
         typer.echo(
-            f"  approve with: castkeep approve {result['request_id']} --assets ID[,ID...] "
+            f"  approve with: castkeep approve {doc['id']} --assets ID[,ID...] "
             "--reviewer NAME"
         )
 
@@ -87,8 +102,9 @@ def submit(
     file: Path = typer.Argument(..., help="Request file (YAML or JSON)."),
     as_json: bool = typer.Option(
         False, "--json",
-        help='Print only JSON: {"request_id", "status", "assets": [{"id", "path", "passed", '
-        '"scores"}], "refusals"}.',
+        help='Print only JSON, the document of `castkeep request show ID --json`: {"id", '
+        '"status", "progress", "assets": [{"id", "variant", "status", "passed", "scores", '
+        '"reasons", "path"}], "refusals", ...}.',
     ),
     detach: bool = typer.Option(
         False, "--detach",
@@ -116,9 +132,10 @@ def submit(
     from castkeep.flows.progress_display import showing_progress
 
     with local_prefect(), showing_progress(as_json):
-        result = fulfil_request(str(request_id))
-    _print(result, as_json)
-    raise typer.Exit(exit_code_for(result))
+        fulfil_request(str(request_id))
+    doc = _document(str(request_id))
+    _print(doc, as_json)
+    raise typer.Exit(exit_code_for(doc))
 
 
 def _submit_detached(settings, spec, as_json: bool) -> None:
@@ -145,14 +162,9 @@ def show(
     request_id: str = typer.Argument(..., help="Request id."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
-    """A request's status, assets, scores and refusals."""
-    from castkeep.flows.runtime import open_runtime
-    from castkeep.tasks.catalogue_views import parse_request_id, request_summary
-
-    rid = parse_request_id(request_id)
-    with open_runtime() as runtime, runtime.sessions() as session:
-        result = request_summary(session, runtime.store, rid)
-    _print(result, as_json)
+    """A request's status, progress, assets, scores and refusals; with --json the web API's
+    document (GET /api/v1/requests/ID), each asset with its local `path`."""
+    _print(_document(request_id), as_json)
 
 
 @request_app.command("list")
@@ -181,10 +193,12 @@ def resume(
     from castkeep.flows.progress_display import showing_progress
     from castkeep.tasks.catalogue_views import parse_request_id
 
+    rid = str(parse_request_id(request_id))
     with local_prefect(), showing_progress(as_json):
-        result = fulfil_request(str(parse_request_id(request_id)))
-    _print(result, as_json)
-    raise typer.Exit(exit_code_for(result))
+        fulfil_request(rid)
+    doc = _document(rid)
+    _print(doc, as_json)
+    raise typer.Exit(exit_code_for(doc))
 
 
 def approve(
@@ -282,13 +296,59 @@ def asset_export(
     typer.echo(str(output))
 
 
-# The publication register's commands belong to this `asset` group; they live in their own module
-# (small: typer only, everything else imported when a command runs).
-def _add_placement_commands() -> None:
-    from castkeep.flows.cli import placements
+@asset_app.command("publish")
+def asset_publish(
+    asset_id: str = typer.Argument(..., help="Asset id (a published asset)."),
+    channel: str = typer.Option(..., "--channel", help="Where it went live: web, social, print, ..."),
+    url: str = typer.Option(..., "--url", help="The page it is live at (http or https)."),
+    territory: str = typer.Option(
+        None, "--territory", help="ISO 3166-1 alpha-2 code (default: the asset's recorded territory)."),
+    until: str = typer.Option(None, "--until", help="Last day it stays live (YYYY-MM-DD)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+) -> None:
+    """Record where a published asset went live. The consent of every depicted talent is checked
+    again for this channel and territory now (and until --until); refused: exit 3, withdrawn
+    asset: exit 4. Recorded in the audit log with the acting user."""
+    import datetime as dt
 
-    asset_app.command("publish")(placements.publish)
-    asset_app.command("placements")(placements.placements)
+    from castkeep.errors import SpecError
+    from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.placements import publish as record
+
+    last_day = None
+    if until is not None:
+        try:
+            last_day = dt.date.fromisoformat(until.strip())
+        except ValueError:
+            raise SpecError(f"--until {until!r} is not a date; use YYYY-MM-DD") from None
+    with open_runtime() as runtime:
+        placed = record(runtime, asset_id=asset_id, channel=channel, url=url, territory=territory,
+                        until=last_day, actor=runtime.settings.acting_user)
+    if as_json:
+        typer.echo(json.dumps(placed))
+        return
+    state = "recorded" if placed["recorded"] else "already recorded"
+    typer.echo(f"placement {placed['id']} {state}: asset {placed['asset_id']} on "
+               f"{placed['channel']} in {placed['territory']} at {placed['url']}"
+               + (f" until {placed['until']}" if placed["until"] else ""))
 
 
-_add_placement_commands()
+@asset_app.command("placements")
+def asset_placements(
+    asset_id: str = typer.Argument(..., help="Asset id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+) -> None:
+    """Where an asset went live (the publication register), oldest first."""
+    from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.placements import asset_placements as placements_of
+
+    with open_runtime() as runtime:
+        rows = placements_of(runtime, asset_id)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    if not rows:
+        typer.echo(f"asset {asset_id} has no recorded placements")
+    for p in rows:
+        typer.echo(f"{p['id']}  {p['channel']:<9} {p['territory']:<5} {p['url']}"
+                   + (f" (until {p['until']})" if p["until"] else ""))
