@@ -30,14 +30,18 @@ def request_owner(session: Session, request_id: uuid.UUID) -> tuple[str | None, 
     return row.submitted_by, row.team
 
 
-def request_document(session: Session, request_id: uuid.UUID) -> dict[str, Any]:
+def request_document(session: Session, request_id: uuid.UUID, *,
+                     store: ObjectStore | None = None) -> dict[str, Any]:
     """{"id", "status", "campaign", "submitted_by", "progress": {"done", "total"}, "assets":
-    [{"id", "variant", "status", "passed", "scores", "reasons"}], "refusals"}."""
+    [{"id", "variant", "status", "passed", "scores", "reasons"}], "refusals"}: what the API
+    answers and `castkeep request show --json` prints. The CLI passes the object `store` (it runs
+    where the objects are): each asset then also has its `path` and the document the request's
+    `contact_sheet` (None before its report). The API never sends store locations."""
     view = assets_repo.request_view(session, request_id)
     row = assets_repo.get_request(session, request_id)
     done = len(assets_repo.variant_progress(session, request_id).finished)
     total = int(view.spec.get("variants") or 0)
-    return {
+    document = {
         "id": view.id,
         "status": view.status,
         "campaign": view.campaign,
@@ -59,6 +63,15 @@ def request_document(session: Session, request_id: uuid.UUID) -> dict[str, Any]:
         ],
         "refusals": list(view.refusals),
     }
+    if store is not None:
+        from castkeep.db.object_store import object_location
+        from castkeep.tasks.catalogue_views import report_keys
+
+        for doc, a in zip(document["assets"], view.assets):
+            doc["path"] = object_location(store, a.object_key)
+        sheet = (report_keys(session, request_id) or {}).get("contact_sheet")
+        document["contact_sheet"] = object_location(store, sheet) if sheet else None
+    return document
 
 
 def visible_request_ids(session: Session, *, username: str, team: str | None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -36,16 +38,27 @@ def test_request_json_show_and_export(request_env, cli, tmp_path):
     res = cli("request", str(path), "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)  # stdout is exactly the JSON
-    assert set(out) >= {"request_id", "status", "assets", "refusals"}
     assert out["status"] == "completed" and out["refusals"] == []
+    assert out["progress"] == {"done": 1, "total": 1}
     (asset,) = out["assets"]
-    assert set(asset) >= {"id", "path", "passed", "scores"} and asset["passed"] is True
+    assert asset["passed"] is True and asset["reasons"] == [] and asset["variant"] == 0
     talent = request_env.talent_ids["demo-talent-a"]
     assert asset["scores"]["identity"][talent]["passed"] is True
 
-    shown = cli("request", "show", out["request_id"], "--json")
+    shown = cli("request", "show", out["id"], "--json")
     assert shown.exit_code == 0
-    assert json.loads(shown.stdout)["assets"] == out["assets"]
+    assert json.loads(shown.stdout) == out
+    # The web API's document (GET /api/v1/requests/ID), field for field, plus local paths.
+    from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.api_views import request_document
+
+    with open_runtime() as rt, rt.sessions() as session:
+        api = request_document(session, uuid.UUID(out["id"]))
+    local_only = {"contact_sheet"}
+    assert {k: v for k, v in out.items() if k not in local_only} == {
+        **api, "assets": [{**a, "path": asset["path"]} for a in api["assets"]]}
+    assert "path" not in api["assets"][0] and "contact_sheet" not in api
+    assert Path(asset["path"]).is_file() and Path(out["contact_sheet"]).is_file()
 
     target = tmp_path / "out" / "asset.jpg"
     exported = cli("asset", "export", asset["id"], "-o", str(target))
@@ -55,8 +68,9 @@ def test_request_json_show_and_export(request_env, cli, tmp_path):
     assert hashlib.sha256(data).hexdigest() == info["sha256"]
     assert info["status"] == "published" and info["talents"] == [talent]
 
-    human = cli("request", "show", out["request_id"])
-    assert f"request {out['request_id']}: completed" in human.stdout
+    human = cli("request", "show", out["id"])
+    assert f"request {out['id']}: completed (1/1 variants done)" in human.stdout
+    assert f"file: {asset['path']}" in human.stdout
     assert "contact sheet:" in human.stdout
 
 
@@ -126,7 +140,11 @@ def test_rejected_variant_exits_1(request_env, cli, tmp_path):
     res = cli("request", str(path), "--json")
     assert res.exit_code == 1
     (asset,) = json.loads(res.stdout)["assets"]
-    assert asset["passed"] is False
+    assert asset["passed"] is False and asset["status"] == "rejected"
+    assert len(asset["reasons"]) == 1 and "identity" in asset["reasons"][0]
+    human = cli("request", "show", json.loads(res.stdout)["id"])
+    assert ": REJECTED rejected" in human.stdout
+    assert f"    reason: {asset['reasons'][0]}" in human.stdout
 
 
 def test_bad_request_file_names_the_field(request_env, cli, tmp_path):
@@ -143,7 +161,7 @@ def test_approve_command_publishes(request_env, cli, tmp_path):
     out = json.loads(cli("request", str(path), "--json").stdout)
     assert out["status"] == "awaiting_approval"
     ids = [a["id"] for a in out["assets"]]
-    res = cli("approve", out["request_id"], "--assets", ",".join(ids), "--reviewer", "Rev", "--json")
+    res = cli("approve", out["id"], "--assets", ",".join(ids), "--reviewer", "Rev", "--json")
     assert res.exit_code == 0, res.output
     done = json.loads(res.stdout)
     assert done["status"] == "completed" and sorted(done["published"]) == sorted(ids)
@@ -234,11 +252,11 @@ def test_user_errors_inside_flows_are_one_line_without_traceback(request_env, cl
     assert resumed.stderr.splitlines() == [
         f"error: no request {unknown}; `castkeep request list` lists request ids"]
 
-    approved = run_castkeep("approve", done["request_id"], "--assets", done["assets"][0]["id"],
+    approved = run_castkeep("approve", done["id"], "--assets", done["assets"][0]["id"],
                          "--reviewer", "r", home=request_env.home)
     assert approved.returncode == 2 and approved.stdout == ""
     (line,) = approved.stderr.splitlines()
-    assert line.startswith(f"error: request {done['request_id']} is completed, not awaiting")
+    assert line.startswith(f"error: request {done['id']} is completed, not awaiting")
 
     debug = run_castkeep("--debug", "request", "resume", unknown, home=request_env.home)
     assert debug.returncode != 0
