@@ -66,6 +66,16 @@ def _consent_status(consent_id: str) -> str:
     return _sql("SELECT status FROM consent WHERE id = :i", i=consent_id)[0][0]
 
 
+def _place(asset_id: str, url: str) -> None:
+    """Record where the asset went live (as `castkeep asset publish` does)."""
+    from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.placements import publish
+
+    with open_runtime() as runtime:
+        publish(runtime, asset_id=asset_id, channel="social", url=url, territory="FR",
+                actor="tests")
+
+
 @contextlib.contextmanager
 def _signed_in(url: str, username: str):
     with httpx.Client(base_url=url, timeout=60) as client:
@@ -82,6 +92,7 @@ def test_compliance_journey(browser, web_server, web_users, request_env, fulfil,
     summary = fulfil(request_doc(campaign="Harbour light", variants=1))
     asset = summary["assets"][0]["id"]
     assert _status(asset) == "published", summary
+    _place(asset, "https://social.example/harbour-light")
     # Talent B's name is hostile data; its consent ends in 10 days.
     _sql("UPDATE talent SET display_name = :n WHERE id = :t", n=HOSTILE, t=talent_b)
     _sql("UPDATE consent SET valid_until = now() + interval '10 days' WHERE talent_id = :t",
@@ -143,6 +154,8 @@ def test_compliance_journey(browser, web_server, web_users, request_env, fulfil,
           what="the revocation preview")
     listed = [e.get_attribute("data-asset-id") for e in _css(browser, "#would-quarantine li")]
     assert listed == [asset]
+    takedowns = [r.text for r in _css(browser, "#would-take-down tbody tr")]
+    assert len(takedowns) == 1 and "https://social.example/harbour-light" in takedowns[0]
     assert _one(browser, "#reason").get_attribute("value") == "Talent withdrew consent by letter"
     assert _status(asset) == "published" and _consent_status(consent_a) == "active"
     _clean(browser, "revoke preview")

@@ -48,7 +48,8 @@ def talent(talent_id: str, request: Request, revoked: str | None = None,
 
 
 def _preview(request: Request, consent_id: str) -> dict[str, Any]:
-    """The consent, its talent and the assets a revocation would quarantine now (read only)."""
+    """The consent, its talent, the assets a revocation would quarantine now and the takedowns
+    it would open (one per placement of those assets): the cascade's dry run, read only."""
     from castkeep.flows.components import encoder_profile
     from castkeep.tasks import page_views_compliance as views
     from castkeep.tasks import revoke as cascade
@@ -57,10 +58,10 @@ def _preview(request: Request, consent_id: str) -> dict[str, Any]:
     cid = str(parse_id(consent_id, "consent"))
     with app.runtime.sessions() as session:
         consent = views.consent_page(session, cid)
-    would = cascade.preview(app.runtime, consent_id=cid, face=encoder_profile(app.settings.faces))
+    plan = cascade.dry_run(app.runtime, consent_id=cid, face=encoder_profile(app.settings.faces))
     with app.runtime.sessions() as session:
-        assets = views.assets_by_ids(session, would)
-    return {"consent": consent, "assets": assets}
+        assets = views.assets_by_ids(session, plan["quarantined"])
+    return {"consent": consent, "assets": assets, "takedowns": plan.get("takedowns", [])}
 
 
 def _revoke_page(request: Request, consent_id: str, *, reason: str = "", error: str = "",
