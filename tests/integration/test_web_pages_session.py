@@ -47,6 +47,20 @@ def test_sign_in_sign_out_and_error_pages(web_server, web_users):
             assert answer.headers["location"] == "/", hostile
             client.cookies.clear()
 
+        # Pages carry a strict content security policy and are not framed.
+        policy = login.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert login.headers["x-frame-options"] == "DENY"
+        # A sign-in posted from another site is refused (login CSRF); this site's is accepted.
+        forged = client.post("/login", data={"username": "requester", "password": PASSWORD},
+                             headers={"Origin": "https://evil.example"})
+        assert forged.status_code == 403 and "castkeep_session" not in forged.headers.get(
+            "set-cookie", "")
+        own = client.post("/login", data={"username": "requester", "password": PASSWORD},
+                          headers={"Origin": web_server.url})
+        assert own.status_code == 303
+        client.cookies.clear()
+
         wrong = _login(client, "requester", password="not-the-password")
         assert wrong.status_code == 401
         assert "Wrong username or password" in wrong.text

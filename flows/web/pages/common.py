@@ -118,7 +118,7 @@ def error_page(request: Request, status: int, detail: str,
                headers: dict[str, str] | None = None) -> HTMLResponse:
     if not hasattr(request.state, "identity"):
         try:
-            _try_identity(request)
+            try_identity(request)
         except Exception:  # the catalogue may be what failed: the page still renders
             request.state.identity, request.state.csrf_token = None, ""
     return render(request, "error.html", status_code=status, headers=headers,
@@ -142,7 +142,7 @@ def _session(request: Request) -> dict | None:
     return state(request).sessions.read(cookie) if cookie else None
 
 
-def _try_identity(request: Request) -> Identity | None:
+def try_identity(request: Request) -> Identity | None:
     data = _session(request)
     who = identity_for_user(state(request).runtime, str(data.get("u"))) if data else None
     request.state.identity = who
@@ -152,7 +152,7 @@ def _try_identity(request: Request) -> Identity | None:
 
 def signed_in(request: Request) -> Identity:
     """A dependency: the identity of the session cookie; anonymous visitors go to sign-in."""
-    who = _try_identity(request)
+    who = try_identity(request)
     if who is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(safe_next(target))

@@ -4,12 +4,15 @@ and session cookie as POST /api/v1/session; "Sign in with SSO" when OIDC is conf
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from castkeep.flows.web.auth import SESSION_COOKIE
-from castkeep.flows.web.pages.common import (csrf_form, first, read_form, render, safe_next,
-                                             signed_in, sso_configured, state, _try_identity)
+from castkeep.flows.web.pages.common import (PageError, csrf_form, first, read_form, render,
+                                             safe_next, signed_in, sso_configured, state,
+                                             try_identity)
 from castkeep.tasks.accounts import Identity, identity_for_password
 
 router = APIRouter(include_in_schema=False)
@@ -25,13 +28,18 @@ def _login_page(request: Request, next_path: str, *, username: str = "", error: 
 @router.get("/login")
 def login_form(request: Request, next: str = "/") -> HTMLResponse:
     target = safe_next(next)
-    if _try_identity(request) is not None:
+    if try_identity(request) is not None:
         return RedirectResponse(target, status_code=303)
     return _login_page(request, target)
 
 
 @router.post("/login")
 async def login(request: Request) -> HTMLResponse:
+    # Sign-in has no session to hold a CSRF token yet: a browser's Origin must be this site,
+    # so another site cannot sign a visitor in to an account of its choosing.
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise PageError(403, "Sign in from this site's own sign-in page.")
     form = await read_form(request)
     username = first(form, "username").strip()[:100]
     password = first(form, "password")[:1024]
