@@ -61,7 +61,7 @@ def _root(
 # Read commands that run no flow and never import Prefect: the Prefect environment (settings
 # read at start-up) is not set up for them. Anything else gets it, so a new command is safe.
 PREFECT_FREE = {"status": None, "verify": None, "talent": {"list", "show"},
-                "request": {"show", "list"}, "asset": {"show", "export"}}
+                "request": {"show", "list"}, "asset": {"list", "show", "export"}}
 
 
 def _needs_prefect(argv: list[str]) -> bool:
@@ -89,6 +89,7 @@ def _register() -> None:
         ingest,
         keys,
         request,
+        score,
         serve,
         status,
         stop,
@@ -104,6 +105,7 @@ def _register() -> None:
     app.command("edit")(edit.edit)
     app.command("ingest")(ingest.ingest)
     app.command("approve")(request.approve)
+    app.command("score")(score.score)
     app.command("serve")(serve.serve)
     app.command("status")(status.status)
     app.command("stop")(stop.stop)

@@ -103,11 +103,14 @@ def estimate_light_sh(rgb: np.ndarray, face: DetectedFace) -> dict[str, float]:
             "pixels": int(ok.sum())}
 
 
-def judge_side(estimated: float, spec_azimuth: float, threshold: float) -> tuple[bool, str]:
-    """Pass/fail of the independent estimate: for a key 45 degrees or more off-axis the light
-    must come from the spec's side; nearer the axis only a gross error (twice the threshold)
-    fails, as the photo's own light moves the estimate by tens of degrees."""
+def judge_side(estimated: float, spec_azimuth: float, threshold: float) -> tuple[bool, str, float]:
+    """(passed, rule, effective threshold on |estimated - spec|) of the independent estimate.
+    For a key 45 degrees or more off-axis the light must come from the spec's side, at least 5
+    degrees off-axis (error <= |spec| - 5); nearer the axis only a gross error (over twice the
+    threshold) fails, as the photo's own light moves the estimate by tens of degrees."""
+    error = abs(estimated - spec_azimuth)
     if abs(spec_azimuth) >= SIDE_DECIDED_FROM:
-        ok = estimated * spec_azimuth > 0 and abs(estimated) >= 5.0
-        return ok, "key side"
-    return abs(estimated - spec_azimuth) <= 2.0 * threshold, "gross error"
+        limit = abs(spec_azimuth) - 5.0
+        return error <= limit, "key side", limit
+    limit = 2.0 * threshold
+    return error <= limit, "gross error", limit

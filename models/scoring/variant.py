@@ -199,7 +199,10 @@ def score_variant(
         sharp = min(f.quality.sharpness for f in matched_faces)
     else:
         face_px, sharp = 0, 0.0
-    seams = _seams(rgb, matched_faces, matched_talents, reference_images, reference_faces)
+    # The seam check compares with the reference pixel for pixel: only meaningful when the
+    # output is the reference's own pixels re-lit or re-composed (not a re-shoot or a re-render).
+    seams = _seams(rgb, matched_faces, matched_talents, reference_images,
+                   reference_faces) if preserves_geometry else []
     seam = max((v["seam_ratio"] for v in seams), default=None)
     seam_ok = seam is None or seam <= thresholds.max_seam_ratio
     q_ok = (face_px >= thresholds.min_face_px and sharp >= thresholds.min_sharpness
@@ -215,7 +218,7 @@ def score_variant(
                 "face_px_threshold": thresholds.min_face_px,
                 "grey_std": round(spread, 2),
                 "method": "laplacian-sharpness+" + (
-                    artefacts.METHOD if seam is not None else "no-reference-no-seam-check"),
+                    artefacts.METHOD if seam is not None else "no-seam-check"),
                 "seam_ratio": None if seam is None else round(seam, 3),
                 "seam_threshold": thresholds.max_seam_ratio,
                 "width": int(rgb.shape[1]),
@@ -290,20 +293,24 @@ def _score_lighting(rgb, face, spec, *, reference, reference_face, threshold,
     try:
         est = light_sh.estimate_light_sh(rgb, face)
         err = abs(_angle_diff(est["azimuth"], spec.key_azimuth))
-        ok, rule = light_sh.judge_side(est["azimuth"], spec.key_azimuth, threshold)
+        ok, rule, limit = light_sh.judge_side(est["azimuth"], spec.key_azimuth, threshold)
         methods[light_sh.METHOD] = {"estimated_azimuth": round(est["azimuth"], 2),
-                                    "error": round(err, 2), "passed": ok, "rule": rule,
-                                    "fit_residual": round(est["residual"], 4)}
+                                    "error": round(err, 2), "threshold": limit, "passed": ok,
+                                    "rule": rule, "fit_residual": round(est["residual"], 4)}
     except ValueError as exc:
-        err, ok = 180.0, False
+        err, ok, limit = 180.0, False, threshold
         methods[light_sh.METHOD] = {"error": None, "passed": False, "why": str(exc)}
-    value, detail = err, {}
+    # Alone, the independent estimate is the record (with its own rule's threshold); with the
+    # ratio, the ratio's error against the request's threshold, and both must pass.
+    value, used_threshold, detail = err, limit, {}
     if preserves_geometry and reference is not None and reference_face is not None:
         try:
             ratio = score_lighting(rgb, face, spec, reference=reference,
                                    reference_face=reference_face, threshold=threshold)
-            methods["ratio-reference"] = {"error": ratio.error, "passed": ratio.passed}
+            methods["ratio-reference"] = {"error": ratio.error, "threshold": threshold,
+                                          "passed": ratio.passed}
             value, detail, ok = ratio.error, dict(ratio.detail), ok and ratio.passed
+            used_threshold = threshold
         except ValueError:
             pass
     detail.update({
@@ -311,8 +318,8 @@ def _score_lighting(rgb, face, spec, *, reference, reference_face, threshold,
         "methods": methods,
         "spec_azimuth": spec.key_azimuth,
     })
-    return AdherenceScore(kind="lighting", error=round(float(value), 2), threshold=threshold,
-                          passed=ok, detail=detail)
+    return AdherenceScore(kind="lighting", error=round(float(value), 2),
+                          threshold=used_threshold, passed=ok, detail=detail)
 
 
 def _adherence(kind: str, scores, threshold: float, reasons: list[str]) -> ScoreRecord:
@@ -322,10 +329,21 @@ def _adherence(kind: str, scores, threshold: float, reasons: list[str]) -> Score
             kind=kind, value=-1.0, threshold=threshold, passed=False,
             detail={"measured": False},
         )
-    worst = max(scores, key=lambda s: s.error)
-    ok = all(s.passed for s in scores)
+    failed = [s for s in scores if not s.passed]
+    worst = max(failed or scores, key=lambda s: s.error)
+    ok = not failed
+    # The scorer's own threshold where it set one (lighting judged by the independent estimator
+    # alone applies that method's rule); else the request's.
+    threshold = worst.threshold if kind == "lighting" else threshold
     if not ok:
-        reasons.append(f"{kind}: error {worst.error:.1f} > {threshold:g}")
+        methods = (worst.detail or {}).get("methods") or {}
+        bad = [f"{name} error {m['error']:.1f} > {m['threshold']:g}"
+               for name, m in methods.items()
+               if not m.get("passed") and m.get("error") is not None and "threshold" in m]
+        if kind == "lighting" and bad and worst.error <= threshold:
+            reasons.append(f"{kind}: " + "; ".join(bad))
+        else:
+            reasons.append(f"{kind}: error {worst.error:.1f} > {threshold:g}")
     detail = dict(worst.detail or {})
     detail.setdefault("method", "landmark-pose-5pt" if kind == "camera" else kind)
     detail.update({"measured": True, "faces": len(scores), "scorer_threshold": worst.threshold})
