@@ -11,11 +11,11 @@ from castkeep.errors import NotFoundError
 # Where a user finds the ids of each kind of catalogued thing (every hint names a real command).
 LISTED_BY = {
     "request": "`castkeep request list` lists request ids",
-    "asset": "`castkeep request show REQUEST_ID` lists a request's asset ids",
+    "asset": "`castkeep asset list` lists asset ids",
     "talent": "`castkeep talent list` lists talents",
     "consent": "`castkeep talent show TALENT` lists a talent's consents",
     "user": "`castkeep users list` lists users",
-    "API token": "`castkeep tokens create` prints a new token's id",
+    "API token": "`castkeep tokens list USER` lists a user's token ids",
 }
 
 

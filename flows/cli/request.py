@@ -33,8 +33,8 @@ request_app = typer.Typer(
     "`castkeep request FILE`); then `castkeep request show ID` or `castkeep request resume ID`; "
     "`castkeep request list` lists request ids.",
 )
-asset_app = typer.Typer(no_args_is_help=True, help="Catalogued assets: show one, export its file, "
-                        "record where it went live (publish, placements).")
+asset_app = typer.Typer(no_args_is_help=True, help="Catalogued assets: list them, show one, "
+                        "export its file, record where it went live (publish, placements).")
 
 
 def exit_code_for(result: dict[str, Any]) -> int:
@@ -228,6 +228,34 @@ def approve(
                f"{len(result['published'])} asset(s), reviewer {result['reviewer']}")
     for aid in result["published"]:
         typer.echo(f"  published {aid}")
+
+
+@asset_app.command("list")
+def asset_list(
+    status: str = typer.Option(None, "--status",
+                               help="Only assets with this status: candidate, approved, "
+                               "rejected, published or quarantined."),
+    limit: int = typer.Option(100, "--limit", help="At most this many (newest first)."),
+    as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
+) -> None:
+    """Catalogued assets, newest first: id, status, request and variant, and file."""
+    from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.asset_list import list_assets
+
+    with open_runtime() as runtime, runtime.sessions() as session:
+        rows = list_assets(session, runtime.store, status=status, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    if not rows:
+        typer.echo("no assets" + (f" with status {status}" if status else "")
+                   + "; `castkeep request submit FILE` makes some")
+        return
+    for r in rows:
+        variant = "-" if r["variant"] is None else r["variant"]
+        typer.echo(f"{r['id']}  {r['status']:<11}  {r['created_at'][:19]}  request "
+                   f"{r['request_id'] or '-'} variant {variant}")
+        typer.echo(f"    file: {r['path']}")
 
 
 @asset_app.command("show")

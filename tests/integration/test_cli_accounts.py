@@ -1,4 +1,4 @@
-"""`castkeep users add|list|disable` and `castkeep tokens create|revoke` against a real catalogue:
+"""`castkeep users add|list|disable` and `castkeep tokens create|list|revoke` against a real catalogue:
 argon2 hashes and token sha256 only are stored, audit events name the OS user, nothing secret
 is printed by list or logged."""
 
@@ -12,6 +12,8 @@ import logging
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
+
+from castkeep.errors import AccountError
 
 PASSWORD = "correct horse battery staple"
 
@@ -95,9 +97,22 @@ def test_tokens_create_and_revoke(app, runtime_env, clean_db, caplog):
     with _runtime() as rt:
         assert identity_for_token(rt, token).username == "cora"
         assert identity_for_token(rt, token + "x") is None
+    (listed,) = json.loads(runner.invoke(app, ["tokens", "list", "cora", "--json"]).stdout)
+    assert listed["id"] == info["id"] and listed["label"] == "ci"
+    assert (listed["live"], listed["revoked"]) == (True, False)
     assert runner.invoke(app, ["tokens", "revoke", info["id"]]).exit_code == 0
     with _runtime() as rt:
         assert identity_for_token(rt, token) is None
+    shown = runner.invoke(app, ["tokens", "list", "cora"])
+    assert f"{info['id']}  revoked" in shown.stdout and "ci" in shown.stdout
+    # Neither the token nor its sha256 is ever listed.
+    assert token not in shown.stdout and row["token_sha256"] not in shown.stdout
+    (listed,) = json.loads(runner.invoke(app, ["tokens", "list", "cora", "--json"]).stdout)
+    assert (listed["live"], listed["revoked"]) == (False, True)
+    assert set(listed) == {"id", "label", "created_at", "expires_at", "revoked", "live"}
+    unknown = runner.invoke(app, ["tokens", "list", "nobody"])
+    assert isinstance(unknown.exception, AccountError) and unknown.exception.exit_code == 2
+    assert "`castkeep users list`" in str(unknown.exception)
     kinds = [r["kind"] for r in _rows(clean_db, "SELECT kind FROM audit_event WHERE kind LIKE "
                                                 "'token.%' ORDER BY seq")]
     assert kinds == ["token.created", "token.revoked"]
@@ -120,3 +135,5 @@ def test_expired_token_signs_in_nobody(app, runtime_env, clean_db):
     engine.dispose()
     with _runtime() as rt:
         assert identity_for_token(rt, token) is None
+    (listed,) = json.loads(CliRunner().invoke(app, ["tokens", "list", "eve", "--json"]).stdout)
+    assert (listed["live"], listed["revoked"]) == (False, False) and listed["expires_at"]

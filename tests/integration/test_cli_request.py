@@ -146,6 +146,16 @@ def test_rejected_variant_exits_1(request_env, cli, tmp_path):
     assert ": REJECTED rejected" in human.stdout
     assert f"    reason: {asset['reasons'][0]}" in human.stdout
 
+    # `asset list`: newest first, filtered by status; an unknown status is refused by name.
+    (listed,) = json.loads(cli("asset", "list", "--status", "rejected", "--json").stdout)
+    assert listed["id"] == asset["id"] and listed["request_id"] == json.loads(res.stdout)["id"]
+    assert (listed["variant"], listed["status"]) == (0, "rejected")
+    assert listed["reason"] == asset["reasons"][0] and listed["path"] == asset["path"]
+    assert json.loads(cli("asset", "list", "--status", "published", "--json").stdout) == []
+    assert asset["id"] in cli("asset", "list").stdout
+    bad = cli("asset", "list", "--status", "gone")
+    assert bad.exit_code != 0 and "candidate, approved, rejected" in str(bad.exception)
+
 
 def test_bad_request_file_names_the_field(request_env, cli, tmp_path):
     path = write_request(tmp_path, request_doc(varients=2))
