@@ -109,6 +109,7 @@ def edit_portraits(
         camera=camera,
         thresholds=thresholds,
         allow_extra_faces=allow_extra_faces,
+        preserves_geometry=bool((out.metadata or {}).get("preserves_geometry")),
     )
     return SingleEdit(image=out.image, engine=engine.info, edit_kinds=tuple(out.edit_kinds),
                       scores=scores, encoder_name=encoder.info.name)

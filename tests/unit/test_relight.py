@@ -104,3 +104,28 @@ def test_deterministic(portrait):
     rgb, face = portrait
     spec = parse_lighting("azimuth=30,elevation=20,fill=0.3,temp=4000")
     assert np.array_equal(relight(rgb, face, spec).image, relight(rgb, face, spec).image)
+
+
+def test_scene_relight_stays_inside_the_person_matte(portrait):
+    """The head model's gain is confined to the matte: with no person matte the background gets
+    only the smooth wall gain (no ellipse drawn round the head), with one the face is relit."""
+    from castkeep.models.engines.relight import backdrop_gain, relight_scene
+
+    rgb, face = portrait
+    spec = parse_lighting("azimuth=-90,fill=0,hardness=hard")
+    small = rgb[::4, ::4].copy()
+    from castkeep.models.engines.composite import map_face
+
+    f4 = map_face(face, 0.25, (0.0, 0.0))
+    none = np.zeros(small.shape[:2], np.float32)
+    wall_only = relight_scene(small, [f4], [none], spec).astype(np.float32)
+    # Per column the wall gain is constant down the image: no head-shaped step anywhere.
+    ratio = (wall_only.mean(axis=-1) + 1.0) / (small.astype(np.float32).mean(axis=-1) + 1.0)
+    assert np.median(np.abs(np.diff(ratio, axis=0))) < 0.01
+    g = backdrop_gain(small.shape, spec)
+    assert g.min() >= 0.35  # a side key still lights the wall (never near-black)
+    person = np.ones(small.shape[:2], np.float32)
+    lit = relight_scene(small, [f4], [person], spec)
+    left, right = _halves(lit, HeadModel.from_face(f4))
+    left0, right0 = _halves(small, HeadModel.from_face(f4))
+    assert left / left0 > 1.3 * (right / right0)  # camera-left key: the image-left cheek gained
