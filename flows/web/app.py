@@ -50,7 +50,7 @@ def create_app(settings: Settings, *, tls: bool | None = None, dispatch: str = "
     if dispatch not in ("thread", "deployment"):
         raise ValueError(f"dispatch is thread or deployment, not {dispatch!r}")
     from castkeep.flows.web import (routes_assets, routes_compliance, routes_requests,
-                                    routes_session, routes_sso)
+                                    routes_rights, routes_session, routes_sso)
 
     state = WebState(settings, tls=bool(settings.web.tls_cert) if tls is None else tls,
                      dispatch=dispatch,
@@ -82,7 +82,8 @@ def create_app(settings: Settings, *, tls: bool | None = None, dispatch: str = "
     )
     app.state.castkeep = state
     problems.install(app)
-    for module in (routes_session, routes_requests, routes_assets, routes_compliance):
+    for module in (routes_session, routes_requests, routes_assets, routes_compliance,
+                   routes_rights):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(routes_sso.router)  # /sso/login, /sso/callback: browser redirects
     # The server-rendered pages, after the API: their routes, /static and HTML error pages.

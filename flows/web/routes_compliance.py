@@ -1,5 +1,5 @@
 """Compliance: talents and their consents, restricted release documents (each read audited),
-revocation (with a dry run), audit reports."""
+revocation (with a dry run) and the takedowns it opens, audit reports."""
 
 from __future__ import annotations
 
@@ -94,8 +94,10 @@ def release_document(consent_id: str, request: Request,
 @router.post("/consents/{consent_id}/revoke")
 def revoke(consent_id: str, body: Revoke, request: Request,
            who: Identity = Depends(require(Role.COMPLIANCE))) -> dict[str, Any]:
-    """Revoke a consent and quarantine what it covered; `dry_run` lists what would be
-    quarantined and changes nothing."""
+    """Revoke a consent, quarantine what it covered and open a takedown for every placement of
+    those assets (`takedowns`, as `castkeep consent revoke --json` lists them); `dry_run` lists
+    the assets that would be quarantined and the takedowns that would open, and changes
+    nothing."""
     from castkeep.flows.components import encoder_profile
     from castkeep.tasks import revoke as cascade
 
@@ -103,12 +105,13 @@ def revoke(consent_id: str, body: Revoke, request: Request,
     state = _state(request)
     face = encoder_profile(state.settings.faces)
     if body.dry_run:
-        return {"quarantined": cascade.preview(state.runtime, consent_id=cid, face=face),
+        would = cascade.dry_run(state.runtime, consent_id=cid, face=face)
+        return {"quarantined": would["quarantined"], "takedowns": would["takedowns"],
                 "dry_run": True}
     result = cascade.revoke(state.runtime, consent_id=cid, reason=body.reason, face=face,
                             actor=who.username)
-    return {"quarantined": result.quarantined, "dry_run": False, "changed": result.changed,
-            "status": result.status}
+    return {"quarantined": result.quarantined, "takedowns": result.takedowns, "dry_run": False,
+            "changed": result.changed, "status": result.status}
 
 
 @router.get("/audit")

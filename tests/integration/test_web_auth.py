@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -36,6 +37,10 @@ ROLES: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/assets/{asset_id}"): ANY,
     ("GET", "/api/v1/assets/{asset_id}/file"): READERS,
     ("GET", "/api/v1/assets/{asset_id}/thumbnail"): READERS,
+    ("POST", "/api/v1/assets/{asset_id}/placements"): frozenset({"reviewer", "compliance"}),
+    ("GET", "/api/v1/assets/{asset_id}/placements"): READERS,
+    ("GET", "/api/v1/takedowns"): frozenset({"compliance"}),
+    ("POST", "/api/v1/takedowns/{takedown_id}/done"): frozenset({"compliance"}),
     ("GET", "/api/v1/talents"): frozenset({"requester", "compliance"}),
     ("GET", "/api/v1/talents/{talent_id}"): frozenset({"compliance"}),
     ("POST", "/api/v1/consents/{consent_id}/revoke"): frozenset({"compliance"}),
@@ -49,8 +54,11 @@ ROLES: dict[tuple[str, str], frozenset[str] | str] = {
 
 # What the right role gets with the bodies below on a completed request: reads and dry runs
 # succeed; decisions on a request that no longer awaits approval are refused as conflicts (409,
-# past authorisation); an empty request document is invalid (422).
+# past authorisation); an empty request document and a javascript: placement URL are invalid
+# (422); an unknown takedown is not found (404).
 EXPECTED_OK = {
+    ("POST", "/api/v1/assets/{asset_id}/placements"): 422,
+    ("POST", "/api/v1/takedowns/{takedown_id}/done"): 404,
     ("POST", "/api/v1/requests"): 422,
     ("POST", "/api/v1/requests/{request_id}/approve"): 409,
     ("POST", "/api/v1/requests/{request_id}/reject"): 409,
@@ -94,7 +102,8 @@ def test_route_role_table(web_server, web_users, request_env):
     doc = _completed_request(web_server, web_users)
     ids = {"request_id": doc["id"], "asset_id": doc["assets"][0]["id"],
            "talent_id": request_env.talent_ids["demo-talent-a"],
-           "consent_id": next(iter(request_env.consent_ids.values()))}
+           "consent_id": next(iter(request_env.consent_ids.values())),
+           "takedown_id": str(uuid.uuid4())}
     bodies = {
         ("POST", "/api/v1/requests"): {},
         ("POST", "/api/v1/requests/{request_id}/approve"): {"assets": [ids["asset_id"]],
@@ -103,6 +112,9 @@ def test_route_role_table(web_server, web_users, request_env):
                                                            "comment": "no"},
         ("POST", "/api/v1/requests/{request_id}/close"): {"comment": "done"},
         ("POST", "/api/v1/consents/{consent_id}/revoke"): {"reason": "table", "dry_run": True},
+        ("POST", "/api/v1/assets/{asset_id}/placements"): {"channel": "social",
+                                                          "url": "javascript:alert(1)"},
+        ("POST", "/api/v1/takedowns/{takedown_id}/done"): {"note": "table"},
     }
     # An audit report exists before GET /audit is called by the right role.
     with web_server.client(web_users["compliance"].token) as client:
