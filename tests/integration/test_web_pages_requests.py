@@ -123,6 +123,11 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
     candidates = [v.get_attribute("data-asset-id") for v in variants
                   if v.get_attribute("data-status") == "candidate"]
     assert candidates, "no variant passed the checks"
+    # As the API's files: a requester sees a candidate small, in full once it is published.
+    assert _css(browser, ".variant__open") == []
+    with _cookie_client(browser, web_server) as client:
+        refused = client.get(f"/requests/{rid}/images/{candidates[0]}")
+        assert refused.status_code == 403 and "requesters see published" in refused.text
 
     # The reviewer's dashboard lists it; the gallery has the controls.
     sign_in(browser, url, web_users["reviewer"])
@@ -198,6 +203,9 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
         names = zipfile.ZipFile(io.BytesIO(archive.content)).namelist()
         assert names == [single.headers["content-disposition"].split('"')[1]]
         assert zipfile.ZipFile(io.BytesIO(archive.content)).read(names[0]) == single.content
+        full = client.get(f"/requests/{rid}/images/{chosen}")
+        assert full.status_code == 200 and full.content == single.content
+        assert full.headers["content-disposition"].startswith("inline")
         others = [i for i in ids if i != chosen]
         refused = client.get(f"/requests/{rid}/download.zip",
                              params={"asset": [chosen, *others]})
@@ -208,6 +216,8 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
     row = _css(browser, f"#my-requests a[href='/requests/{rid}']")
     assert [r.text for r in row] == ["Spring terrace"]
     assert "2 of 2 variants" in browser.find_element(By.ID, "my-requests").text
+    with _cookie_client(browser, web_server) as client:
+        assert client.get(f"/requests/{rid}/images/{chosen}").status_code == 200
     _no_serious_violations(browser, "dashboard (requester)")
     screenshot(browser, "07-dashboard-requester")
 

@@ -61,6 +61,10 @@ def test_only_reviewers_of_a_request_awaiting_approval_may_decide():
     assert view["variants"][0]["withdrawn"] and view["variants"][0]["reason"] == (
         "camera: error 7.2 > 5")
     assert (view["passed_count"], view["rejected_count"], view["published"]) == (2, 1, 1)
+    # Full size as the API serves files: requesters only published ones, nobody withdrawn ones.
+    assert [v["full"] for v in view["variants"]] == [False, True, True]
+    assert [v["full"] for v in context(_doc("completed"), requester)["variants"]] == [
+        False, False, True]
 
 
 def test_zip_is_streamed_member_by_member():

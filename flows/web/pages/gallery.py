@@ -45,11 +45,15 @@ def context(doc: dict[str, Any], who: Identity) -> dict[str, Any]:
     variants = []
     for a in sorted(doc["assets"], key=lambda a: a["variant"]):
         withdrawn = a["status"] in WITHDRAWN_ASSET_STATUSES
+        # Full size as the API serves files: requesters see published variants only.
+        full = not withdrawn and (a["status"] == AssetStatus.PUBLISHED
+                                  or who.has(Role.REVIEWER, Role.COMPLIANCE))
         variants.append({
             **a,
             "number": a["variant"] + 1,
             "rows": score_rows(a["scores"], names),
             "withdrawn": withdrawn,
+            "full": full,
             "reason": "; ".join(a["reasons"]) if a["reasons"] else (
                 "every score within its limit" if a["passed"] else "a score is outside its limit"),
             "filter": "rejected" if withdrawn or not a["passed"] else "passed",

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from castkeep import errors
 from castkeep.flows.web.pages import request_form
-from castkeep.flows.web.pages.common import (PageError, csrf_form, page_role, render, state)
+from castkeep.flows.web.pages.common import PageError, csrf_form, page_role, render, state
 from castkeep.flows.web.problems import SafeJSONResponse
 from castkeep.tasks.accounts import Identity
 from castkeep.tasks.api_views import parse_id
@@ -74,10 +74,8 @@ async def submit_form(request: Request, who: Identity = Depends(page_role(Role.R
     try:
         doc = request_form.document(values, requester=who.username)
         rid = await run_in_threadpool(_submit, request, values, doc, who)
-    except request_form.FormError as exc:
-        return await run_in_threadpool(_form_page, request, values, error=str(exc),
-                                       status_code=422)
-    except errors.CastkeepError as exc:
+    except (request_form.FormError, errors.CastkeepError) as exc:
+        # The form again, as typed, with the one-line reason on top.
         return await run_in_threadpool(_form_page, request, values, error=str(exc),
                                        status_code=422)
     return RedirectResponse(f"/requests/{rid}", status_code=303)
@@ -143,11 +141,14 @@ def gallery_fragment(request_id: str, request: Request,
     return render(request, "_gallery.html", doc=doc, **_gallery_context(doc, who))
 
 
-def _request_asset(request: Request, request_id: str, asset_id: str,
-                   who: Identity) -> dict[str, Any]:
+def _asset_file(request: Request, doc: dict[str, Any], asset_id: str,
+                who: Identity) -> dict[str, Any]:
+    """A variant's signed file, checked as the API's download checks it: part of this request,
+    not withdrawn, its bytes the catalogued ones; requesters get published variants only."""
+    import hashlib
+
     from castkeep.tasks.api_views import asset_download
 
-    doc = _visible_request(request, request_id, who)
     aid = str(parse_id(asset_id, "asset"))
     if aid not in {a["id"] for a in doc["assets"]}:
         raise PageError(404, f"Request {doc['id']} has no asset {aid}.")
@@ -155,6 +156,12 @@ def _request_asset(request: Request, request_id: str, asset_id: str,
         found = asset_download(session, state(request).runtime.store, aid)
     if found["withdrawn"]:
         raise PageError(410, f"Asset {aid} is {found['status']} and must not be used.")
+    if hashlib.sha256(found["data"]).hexdigest() != found["sha256"]:
+        raise PageError(500, f"The stored file of asset {aid} does not match the catalogue; "
+                        "ask compliance to run an audit.")
+    if found["status"] != AssetStatus.PUBLISHED and not who.has(Role.REVIEWER, Role.COMPLIANCE):
+        raise PageError(403, f"Asset {aid} is {found['status']}: requesters see published "
+                        "variants in full (a reviewer approves them first).")
     return found
 
 
@@ -162,7 +169,7 @@ def _request_asset(request: Request, request_id: str, asset_id: str,
 def full_image(request_id: str, asset_id: str, request: Request,
                who: Identity = Depends(page_role(*VIEWERS))) -> Response:
     """A variant at full size, shown in the browser (downloads go through the API's file)."""
-    found = _request_asset(request, request_id, asset_id, who)
+    found = _asset_file(request, _visible_request(request, request_id, who), asset_id, who)
     return Response(found["data"], media_type=found["media_type"], headers={
         "Content-Disposition": f'inline; filename="{found["filename"]}"',
         "Cache-Control": "private, max-age=600"})
@@ -185,7 +192,7 @@ def download_zip(request_id: str, request: Request,
         raise PageError(409, f"Only published variants can be downloaded; {len(unusable)} of "
                         "the selected are not published.")
     # Read one asset at a time as the archive is sent (each checked again when it is read).
-    files = (_request_asset(request, request_id, aid, who) for aid in wanted)
+    files = (_asset_file(request, doc, aid, who) for aid in wanted)
     name = _zip_name(doc)
     return StreamingResponse(zip_chunks((f["filename"], f["data"]) for f in files),
                              media_type="application/zip",
