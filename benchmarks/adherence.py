@@ -38,7 +38,7 @@ from castkeep.models.scoring.adherence import (
 from castkeep.models.faces.encoders import get_encoder
 from castkeep.models.engines.base import EditInput, get_engine
 from castkeep.models.imaging import load_image
-from castkeep.models.scoring.light_sh import estimate_light_sh
+from castkeep.models.scoring.light_sh import SIDE_DECIDED_FROM, estimate_light_sh
 from castkeep.models.specs import CameraSpec, LightingSpec, ShotSize
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
@@ -67,6 +67,7 @@ def run(quick: bool = False) -> dict:
         "azimuth_relative", "azimuth_absolute", "azimuth_independent", "elevation_relative", "roll", "roll_absolute",
         "yaw", "pitch", "shot_bin")}
     refused = []
+    side_agree: list[bool] = []  # independent estimate on the spec's side (keys >= 45 deg)
     t0 = time.perf_counter()
     for name in photos:
         rgb = load_image(FIXTURES / name).rgb
@@ -89,6 +90,8 @@ def run(quick: bool = False) -> dict:
                     errs["azimuth_absolute"].append(ab.error)
                     sh = estimate_light_sh(out, found[0])["azimuth"]
                     errs["azimuth_independent"].append(abs(sh - az))
+                    if abs(az) >= SIDE_DECIDED_FROM:
+                        side_agree.append(sh * az > 0 and abs(sh) >= 5.0)
                     errs["elevation_relative"].append(rel.detail["elevation_error"])
         cams = [CameraSpec(roll=r) for r in rolls]
         cams += [CameraSpec(yaw=y, pitch=p) for y, p in turns]
@@ -120,6 +123,8 @@ def run(quick: bool = False) -> dict:
     return {
         "photos": list(photos),
         "errors_deg": summary,
+        "independent_key_side_agreement_on_outputs": (
+            round(float(np.mean(side_agree)), 3) if side_agree else None),
         "independent_set": independent_set(encoder, photos),
         "shot_bin_exact": round(float(np.mean([s == 0 for s in shot])), 3) if shot else None,
         "goals": {"roll_mean_deg": 3.0, "azimuth_mean_deg": 25.0, "shot_bin_exact": 1.0,
