@@ -20,6 +20,7 @@ SCORES_LABEL = "com.castkeep.scores"
 SCORES_SCHEMA = "https://castkeep.dev/schemas/scores/v1"
 TRAINING_MINING_LABEL = "cawg.training-mining"
 METADATA_LABEL = "c2pa.metadata"
+SOFT_BINDING_LABEL = "c2pa.soft-binding"
 
 TRAINING_MINING_USES = (
     "cawg.ai_generative_training",
@@ -141,6 +142,14 @@ class ScoresAssertion(_Spec):
     camera: AdherenceEntry | None = None
 
 
+class SoftBinding(_Spec):
+    """A soft binding of the signed pixels: the algorithm and its value (for castkeep's
+    watermark, the asset key as 12 hex digits; the key leads to the catalogue, not to a person)."""
+
+    alg: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{2,99}$")
+    value: str = Field(pattern=r"^[0-9a-f]{1,256}$")
+
+
 def _iso(value: dt.date | dt.datetime | None) -> str | None:
     if value is None:
         return None
@@ -204,3 +213,13 @@ def model_release_assertion(consent: ConsentAssertion, forbidden_edits: tuple[st
     if constraints:
         data["plus:ImageAlterationConstraints"] = constraints
     return {"label": METADATA_LABEL, "data": data}
+
+
+def soft_binding_assertion(binding: SoftBinding) -> dict:
+    """C2PA 2.x soft-binding assertion: `alg` and one block over the whole image (an empty
+    scope); `pad` is the spec's (empty) filler."""
+    return {
+        "label": SOFT_BINDING_LABEL,
+        "data": {"alg": binding.alg, "blocks": [{"scope": {}, "value": binding.value}],
+                 "pad": []},
+    }

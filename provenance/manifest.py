@@ -28,9 +28,11 @@ from castkeep.provenance.assertions import (
     IdentityScore,
     ScopeSummary,
     ScoresAssertion,
+    SoftBinding,
     consent_assertion,
     model_release_assertion,
     scores_assertion,
+    soft_binding_assertion,
     training_mining_assertion,
 )
 from castkeep.provenance.signing import Signer
@@ -45,6 +47,7 @@ __all__ = [
     "RightsMetadata",
     "ScopeSummary",
     "ScoresAssertion",
+    "SoftBinding",
     "SUPPORTED_MEDIA_TYPES",
     "build_manifest_json",
     "sign_image",
@@ -115,6 +118,8 @@ class ManifestInput(_Spec):
     created_at: dt.datetime | None = None
     # XMP/IPTC rights metadata embedded before signing (None: the image's own metadata only).
     rights: RightsMetadata | None = None
+    # The watermark (or fingerprint) in the pixels that leads a stripped copy back here.
+    soft_binding: SoftBinding | None = None
 
     @field_validator("digital_source_type")
     @classmethod
@@ -178,6 +183,8 @@ def build_manifest_json(m: ManifestInput) -> dict:
     ]
     if m.scores is not None:
         assertions.append(scores_assertion(m.scores))
+    if m.soft_binding is not None:
+        assertions.append(soft_binding_assertion(m.soft_binding))
     return {
         "claim_generator_info": [{"name": "castkeep", "version": castkeep_version}],
         "title": m.title,

@@ -149,3 +149,26 @@ def test_ingredient_sha256_is_checked(fixtures_dir, manifest_input_factory, dev_
                    manifest_input_factory(ingredients=(bad,)), dev_signer)
     with pytest.raises(pydantic.ValidationError, match="exactly one"):
         IngredientRef(media_type="image/jpeg", title="ref")
+
+
+def test_soft_binding_assertion_is_signed_and_trusted(manifest_input_factory, dev_signer,
+                                                      dev_ca, fixtures_dir):
+    from castkeep.provenance.manifest import SoftBinding
+    from castkeep.provenance.verify import verify_bytes
+
+    m = manifest_input_factory(soft_binding=SoftBinding(alg="com.castkeep.tiled-ss.1",
+                                                        value="5a17c0de2bad"))
+    signed = sign_image((fixtures_dir / "obama3.jpg").read_bytes(), "image/jpeg", m, dev_signer)
+    manifest = _read_store(signed, "image/jpeg")
+    binding = next(a["data"] for a in manifest["assertions"] if a["label"] == "c2pa.soft-binding")
+    assert binding["alg"] == "com.castkeep.tiled-ss.1"
+    assert binding["blocks"][0]["value"] == "5a17c0de2bad"
+    assert "scope" in binding["blocks"][0]
+    assert verify_bytes(signed, "image/jpeg", trust_anchors=[dev_ca.root_cert]).state == "Trusted"
+
+
+def test_soft_binding_refuses_a_non_hex_value():
+    from castkeep.provenance.manifest import SoftBinding
+
+    with pytest.raises(pydantic.ValidationError):
+        SoftBinding(alg="com.castkeep.tiled-ss.1", value="Jane Doe")
