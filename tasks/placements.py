@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from castkeep.db import compliance, placements
 from castkeep.db.assets_repo import get_asset
 from castkeep.db.ids import parse_id
-from castkeep.errors import ApprovalError, ConsentError, SpecError, WithdrawnError
+from castkeep.errors import ApprovalError, Refused, SpecError, WithdrawnError
 from castkeep.provenance.consent import CHANNELS, ISO_3166_ALPHA2, WORLD
 
 MAX_URL = 2000
@@ -112,7 +112,7 @@ def publish(runtime, *, asset_id: str, channel: str, url: str, territory: str | 
                   synthetic_likeness=bool(recorded.get("synthetic_likeness", False)))
         refusals = _consent_refusals(consents, aid, use, until, now)
         if refusals:
-            raise ConsentError("placement refused: " + "; ".join(refusals))
+            raise Refused(refusals, "consent")
         view = placements.add_placement(session, aid, channel=channel, url=url, territory=where,
                                         until=until, actor=actor)
     return {**view.as_dict(), "recorded": True}

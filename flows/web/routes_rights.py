@@ -30,7 +30,6 @@ router = APIRouter(tags=["rights"])
 PLACERS = (Role.REVIEWER, Role.COMPLIANCE)
 READERS = (Role.REQUESTER, Role.REVIEWER, Role.COMPLIANCE)
 # tasks/placements.publish refuses with "placement refused: <reason>; <reason>".
-_REFUSED = "placement refused: "
 
 
 class Placement(BaseModel):
@@ -63,12 +62,10 @@ def publish(asset_id: str, body: Placement, request: Request, response: Response
     try:
         placed = record(_runtime(request), asset_id=aid, channel=body.channel, url=body.url,
                         territory=body.territory, until=body.until, actor=who.username)
-    except errors.ConsentError as exc:
-        message = str(exc)
-        reasons = message.removeprefix(_REFUSED).split("; ") if message.startswith(_REFUSED) \
-            else [message]
-        raise Problem(409, message, title="Refused by consent",
-                      type_="urn:castkeep:problem:consent", extra={"reasons": reasons}) from None
+    except errors.Refused as exc:
+        raise Problem(409, "placement refused: " + str(exc), title="Refused by consent",
+                      type_="urn:castkeep:problem:consent",
+                      extra={"reasons": exc.refusals}) from None
     if not placed["recorded"]:
         response.status_code = 200
     return placed

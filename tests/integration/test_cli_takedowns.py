@@ -69,7 +69,7 @@ def _placements(cat) -> int:
 
 def test_publish_checks_status_consent_and_url(compliance_catalogue, cli, officer):
     from castkeep.db import schema
-    from castkeep.errors import ApprovalError, ConsentError, NotFoundError, SpecError
+    from castkeep.errors import ApprovalError, NotFoundError, Refused, SpecError
 
     cat = compliance_catalogue(untracked=True)
     a = str(cat.assets["a_obama"])
@@ -97,7 +97,7 @@ def test_publish_checks_status_consent_and_url(compliance_catalogue, cli, office
     for (flag, value), reason in refusals.items():
         args = {"--channel": "web", "--url": "https://x.example.com/new", flag: value}
         res = cli("asset", "publish", a, *[v for kv in args.items() for v in kv])
-        assert isinstance(res.exception, ConsentError), (flag, res.output)
+        assert isinstance(res.exception, Refused), (flag, res.output)
         assert res.exception.exit_code == 3 and reason in str(res.exception)
     hostile = ["javascript:alert(1)", "ftp://files.example.com/a.jpg", "https://user:pw@x.example.com/",
                "https://x.example.com/a b", "https://x.example.com/\nSet-Cookie: a", "//no-scheme",
