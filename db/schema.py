@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -400,3 +401,24 @@ class Takedown(Base):
     done_by: Mapped[str | None] = mapped_column(String(200))
     done_at: Mapped[dt.datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
+
+
+# ---- soft bindings (0004) -------------------------------------------------------------------
+
+
+class SoftBinding(Base):
+    """The key an asset's invisible watermark carries (provenance/watermark.py), declared in its
+    manifest's c2pa.soft-binding assertion: it leads a stripped or recompressed copy back here.
+    The key is random and unique per algorithm, so a copy names one asset only."""
+
+    __tablename__ = "soft_binding"
+    __table_args__ = (
+        UniqueConstraint("alg", "value", name="uq_soft_binding_alg_value"),
+        CheckConstraint("value >= 0", name="value_unsigned"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("asset.id"), index=True)
+    alg: Mapped[str] = mapped_column(String(100))
+    value: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 
 from castkeep.db import compliance
+from castkeep.db.soft_bindings import add_soft_binding
 from castkeep.db.catalogue import ASSETS_PREFIX, stored_at_stamp
 from castkeep.db.assets_repo import (
     AssetRecord,
@@ -35,6 +36,7 @@ from castkeep.provenance.manifest import (
     RightsMetadata,
     ScopeSummary,
     ScoresAssertion,
+    SoftBinding,
     sign_image,
 )
 from castkeep.provenance.policy import PHOTOGRAPHIC_ENGINES
@@ -226,12 +228,30 @@ class SignedAsset:
     height: int
     sign_seconds: float
     store_seconds: float
+    watermark_key: int | None = None  # the soft binding in the pixels (provenance/watermark.py)
 
 
-def sign_and_store(rgb, manifest: ManifestInput, signer, store) -> SignedAsset:
+def new_watermark_key() -> int:
+    import secrets
+
+    from castkeep.provenance.watermark import KEY_BITS
+
+    return secrets.randbits(KEY_BITS)
+
+
+def sign_and_store(rgb, manifest: ManifestInput, signer, store, *,
+                   watermark_key: int | None = None) -> SignedAsset:
+    """Watermark (a fresh random key unless given), encode, embed XMP, sign, store. The mark goes
+    in first so the XMP and the C2PA hard binding cover the marked pixels."""
     import time
 
+    from castkeep.provenance import watermark
+
     t0 = time.perf_counter()
+    key = new_watermark_key() if watermark_key is None else watermark_key
+    rgb = watermark.embed(rgb, key)
+    manifest = manifest.model_copy(update={"soft_binding": SoftBinding(
+        alg=watermark.ALG, value=f"{key:0{watermark.KEY_BITS // 4}x}")})
     image = encode_image(rgb, fmt="JPEG", quality=92)
     signed = sign_image(image, OUTPUT_MEDIA_TYPE, manifest, signer)
     t1 = time.perf_counter()
@@ -248,6 +268,7 @@ def sign_and_store(rgb, manifest: ManifestInput, signer, store) -> SignedAsset:
         height=int(rgb.shape[0]),
         sign_seconds=t1 - t0,
         store_seconds=t2 - t1,
+        watermark_key=key,
     )
 
 
@@ -314,6 +335,10 @@ def catalogue_variant(
             faces=faces,
             actor=actor,
         )
+        if signed.watermark_key is not None:
+            from castkeep.provenance.watermark import ALG
+
+            add_soft_binding(session, asset_id, alg=ALG, value=signed.watermark_key)
     return CataloguedVariant(asset_id=asset_id, status=status)
 
 

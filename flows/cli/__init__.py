@@ -86,6 +86,7 @@ def _register() -> None:
         demo,
         edit,
         faces,
+        identify,
         ingest,
         keys,
         request,
@@ -103,6 +104,7 @@ def _register() -> None:
 
     app.command("demo")(demo.demo)
     app.command("edit")(edit.edit)
+    app.command("identify")(identify.identify)
     app.command("ingest")(ingest.ingest)
     app.command("approve")(request.approve)
     app.command("score")(score.score)

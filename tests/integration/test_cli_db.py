@@ -52,19 +52,19 @@ def _env(**extra: str) -> dict[str, str]:
 def test_upgrade_then_current(runner: CliRunner, empty_db: str):
     result = runner.invoke(cli.app, ["db", "current", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"current": None, "head": "0003", "up_to_date": False,
+    assert json.loads(result.stdout) == {"current": None, "head": "0004", "up_to_date": False,
                                          "bundled": False}
 
     result = runner.invoke(cli.app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "upgraded from empty to 0003" in result.stdout
+    assert "upgraded from empty to 0004" in result.stdout
     assert make_url(empty_db).password not in result.stdout
-    assert migrate.current(empty_db) == "0003"
+    assert migrate.current(empty_db) == "0004"
 
     result = runner.invoke(cli.app, ["db", "upgrade"])
-    assert "already at 0003" in result.stdout
+    assert "already at 0004" in result.stdout
     result = runner.invoke(cli.app, ["db", "current"])
-    assert result.stdout.strip() == "0003 (head 0003; up to date)"
+    assert result.stdout.strip() == "0004 (head 0004; up to date)"
 
 
 def test_stop_with_an_external_database_does_nothing(runner: CliRunner, runtime_env: Path):
