@@ -96,6 +96,9 @@ READ_HEAVY = ("prefect", "torch", "diffusers", "cv2", "dlib", "onnxruntime", "nu
 ])
 def test_read_commands_load_nothing_heavy_and_no_prefect(runtime_env: Path, fixtures_dir: Path,
                                                           args, allowed):
+    from castkeep.flows.runtime import open_runtime
+
+    open_runtime().close()  # the catalogue is current, as after any earlier command
     argv = [a.format(fixtures=fixtures_dir) for a in args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.pop("DO_NOT_TRACK", None)
