@@ -48,7 +48,7 @@ def test_upgrade_creates_every_table_and_is_idempotent(empty_db_url):
     expected = {
         "alembic_version", "talent", "consent", "consent_event", "reference_portrait", "face",
         "asset_request", "generation", "asset", "lineage", "score", "audit_event", "app_user",
-        "api_token", "placement", "takedown",
+        "api_token", "placement", "takedown", "soft_binding",
     }
     assert _tables(empty_db_url) == expected
     # A second run finds nothing to do and keeps the revision.
