@@ -169,20 +169,20 @@ def request_references(session: Session, request_id: uuid.UUID) -> list[dict[str
     variant exists, the portraits of the request's talents. [{"id", "talent_id",
     "display_name"}], by talent in request order."""
     row = assets_repo.get_request(session, request_id)
-    used: dict[str, None] = {}
-    for view in assets_repo.request_assets(session, request_id):
-        used.update(dict.fromkeys(view.reference_ids))
-    refs: list[schema.ReferencePortrait] = []
-    if used:
-        refs = [r for r in (session.get(schema.ReferencePortrait, uuid.UUID(i)) for i in used)
-                if r is not None]
-    else:
-        for ident in (row.spec or {}).get("talents", ()):
-            talent = catalogue.find_talent(session, ident)
-            if talent is not None:
-                refs += session.scalars(select(schema.ReferencePortrait)
-                                        .where(schema.ReferencePortrait.talent_id == talent.id)
-                                        .order_by(schema.ReferencePortrait.created_at)).all()
+    talents = [t for t in (catalogue.find_talent(session, ident)
+                           for ident in (row.spec or {}).get("talents", ())) if t is not None]
+    order = {t.id: i for i, t in enumerate(talents)}
+    # One query over the lineage (the asset views would load every score and generation).
+    refs = list(session.scalars(
+        select(schema.ReferencePortrait)
+        .where(schema.ReferencePortrait.id.in_(
+            select(schema.Lineage.reference_portrait_id)
+            .join(schema.Asset, schema.Asset.id == schema.Lineage.asset_id)
+            .where(schema.Asset.request_id == row.id)))))
+    if not refs:
+        refs = list(session.scalars(select(schema.ReferencePortrait).where(
+            schema.ReferencePortrait.talent_id.in_(list(order)))))
+    refs.sort(key=lambda r: (order.get(r.talent_id, len(order)), r.created_at))
     names = talent_names(session, sorted({str(r.talent_id) for r in refs}))
     return [{"id": str(r.id), "talent_id": str(r.talent_id),
              "display_name": names[str(r.talent_id)]} for r in refs]
