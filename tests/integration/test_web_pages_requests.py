@@ -9,11 +9,9 @@ from __future__ import annotations
 import io
 import os
 import re
-import time
 import zipfile
 
 import httpx
-import pytest
 import sqlalchemy as sa
 
 from tests.plugins.browser import PHONE, WINDOW, axe_violations, fits_width, sign_in
