@@ -212,13 +212,15 @@ def configured_api_url() -> str | None:
 # --- lifecycle --------------------------------------------------------------------------------
 
 
-def _server_env(p: dict[str, Path]) -> dict[str, str]:
+def _server_env(p: dict[str, Path], port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in {"PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"}}
     env.update(
         PREFECT_HOME=str(p["root"]),
         PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{p['db']}",
         PREFECT_UI_ENABLED="true",
+        # The UI in the browser calls this API; Prefect's default is port 4200, not ours.
+        PREFECT_UI_API_URL=LocalServer(p["root"], 0, port).api_url,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT="false",
         DO_NOT_TRACK="1",
@@ -264,7 +266,7 @@ def _start(p: dict[str, Path], port: int, timeout: float) -> LocalServer:
         proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start",
              "--host", "127.0.0.1", "--port", str(port)],
-            env=_server_env(p),
+            env=_server_env(p, port),
             cwd=p["root"],
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -157,6 +157,9 @@ def test_flow_commands_share_one_long_lived_local_server(runtime_env: Path, tmp_
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
             assert page.status == 200
             assert b"<html" in page.read(4096).lower()
+        # The UI in a browser is told to call this server's API (not Prefect's default port).
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui-settings", timeout=10) as page:
+            assert json.loads(page.read())["api_url"] == api_url
 
         # Everything Prefect wrote is in the data dir, nothing under the user's home.
         assert (home / "prefect" / "prefect.db").is_file()
