@@ -226,6 +226,12 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
                            ("/requests/new", "11-phone-form"), ("/", "12-phone-dashboard")):
             browser.get(url + path)
             assert fits_width(browser), f"{path} is wider than a phone screen"
+            wide = browser.execute_script(
+                "return Array.from(document.querySelectorAll('.table-scroll'))"
+                ".filter(t => t.scrollWidth > t.clientWidth).map(t => [t.scrollWidth, "
+                "t.clientWidth, Array.from(t.querySelectorAll('tr:first-child > *'))"
+                ".map(c => c.offsetWidth)]);")
+            assert wide == [], f"{path}: a table scrolls sideways {wide}"
             screenshot(browser, name)
     finally:
         browser.set_window_size(*WINDOW)
