@@ -155,6 +155,9 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
     with httpx.Client(base_url=url, timeout=60,
                       headers={"Authorization": f"Bearer {web_users['reviewer'].token}"}) as api:
         history = api.get(f"/api/v1/assets/{chosen}").json()["history"]
+        submitted = api.get(f"/api/v1/requests/{rid}").json()
+    # The form submitted through the API's own path, as the signed-in requester.
+    assert (submitted["submitted_by"], submitted["team"]) == ("requester", "north")
     approvals = [h for h in history if h["comment"] == "Best light on the terrace"]
     assert approvals and approvals[0]["actor"] == "reviewer"
 
