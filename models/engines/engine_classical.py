@@ -19,7 +19,6 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Annotated, Any
 
-import cv2
 import numpy as np
 from pydantic import Field
 

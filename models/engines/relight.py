@@ -244,7 +244,7 @@ def relight_scene(
     confined to the person's matte, so its edge never draws an ellipse on the background: the
     only gain step left is at the person's own silhouette, where the photo already has an edge."""
     shape = rgb.shape
-    h, w = shape[:2]
+    w = shape[1]
     gain = backdrop_gain(shape, spec).copy()
     xs = np.arange(w, dtype=np.float32)
     for face, alpha in zip(faces, alphas):

@@ -50,6 +50,6 @@ def test_todays_engine_renders_the_extreme_spec_without_a_seam(dlib_encoder, por
     rgb, face = portrait_rgb["biden"], portrait_faces["biden"][0]
     out = get_engine("classical").predict(
         EditInput([rgb], [face], lighting=parse_lighting(EXTREME), seed=0)).image
-    s, q = _quality(dlib_encoder, out, rgb, face, EXTREME)
+    _, q = _quality(dlib_encoder, out, rgb, face, EXTREME)
     assert q.passed, q.detail
     assert q.detail["seam_ratio"] < 0.5 * Thresholds().max_seam_ratio
