@@ -23,9 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from castkeep.provenance import watermark
+from PIL import Image
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 Transform = Callable[[np.ndarray], np.ndarray]

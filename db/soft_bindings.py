@@ -7,10 +7,9 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 
+from castkeep.db import schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-
-from castkeep.db import schema
 
 
 def add_soft_binding(session: Session, asset_id: uuid.UUID, *, alg: str, value: int) -> None:
@@ -67,7 +66,7 @@ def asset_standing(session: Session, asset: schema.Asset, *, now: dt.datetime) -
             consents.setdefault(str(consent.id), {
                 "id": str(consent.id), "talent_id": str(consent.talent_id),
                 "status": _consent_state(consent, now),
-                "valid_until": consent.valid_until.astimezone(dt.timezone.utc).isoformat()})
+                "valid_until": consent.valid_until.astimezone(dt.UTC).isoformat()})
     return AssetStanding(asset_id=str(asset.id), status=asset.status,
                          status_reason=asset.status_reason, talents=list(talents.values()),
                          consents=list(consents.values()))

@@ -70,7 +70,7 @@ def _found(session: Session, asset, method: str, confidence: float,
            detail: dict[str, Any]) -> Identification:
     from castkeep.db.soft_bindings import asset_standing
 
-    standing = asset_standing(session, asset, now=dt.datetime.now(dt.timezone.utc))
+    standing = asset_standing(session, asset, now=dt.datetime.now(dt.UTC))
     return Identification(
         asset_id=standing.asset_id, method=method, confidence=confidence, status=standing.status,
         talents=standing.talents, consent_status=overall_consent_status(standing.consents),

@@ -10,12 +10,11 @@ import json
 import uuid
 
 import pytest
+from castkeep.db import schema
 from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
-
-from castkeep.db import schema
 
 # Each fulfils a real request (about a minute on two cores).
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
@@ -91,7 +90,6 @@ def _check_soft_binding(asset_id: str, data: bytes) -> None:
     """The manifest declares the algorithm and key the catalogue holds for the asset, and no
     second asset can claim that key (a copy would then name two assets)."""
     import c2pa
-
     from castkeep.flows.runtime import open_runtime
     from castkeep.provenance.watermark import ALG
 

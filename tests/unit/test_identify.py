@@ -4,9 +4,9 @@ file is refused (one clear line) when it is not a regular, reasonably sized file
 from __future__ import annotations
 
 import pytest
+from castkeep.tasks import identify
 
 from castkeep.errors import UnsupportedImageError
-from castkeep.tasks import identify
 
 
 @pytest.mark.parametrize(("states", "expected"), [

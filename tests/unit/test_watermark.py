@@ -7,9 +7,8 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from castkeep.provenance import watermark
+from PIL import Image
 
 KEY = 0x5A17_C0DE_2BAD
 
