@@ -95,8 +95,14 @@ def test_sign_in_sign_out_and_error_pages(web_server, web_users):
         refused = client.post("/logout", data={"csrf_token": "forged"})
         assert refused.status_code == 403 and "text/html" in refused.headers["content-type"]
         assert client.get("/api/v1/session").status_code == 200
+        kept = client.cookies.get("castkeep_session")
         done = client.post("/logout", data={"csrf_token": token})
         assert done.status_code == 303 and done.headers["location"] == "/login"
+        # The session ended server side: a copy of the cookie kept from before is refused too.
+        with web_server.client(follow_redirects=False) as replay:
+            replay.cookies.set("castkeep_session", kept)
+            assert replay.get("/api/v1/session").status_code == 401
+            assert replay.get("/").status_code == 303
         client.cookies.clear()
         client.cookies.update({k: v for k, v in done.cookies.items()})
         assert client.get("/", follow_redirects=False).status_code == 303

@@ -16,8 +16,8 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from castkeep.flows.web.auth import CSRF_HEADER, SESSION_COOKIE
-from castkeep.tasks.accounts import Identity, identity_for_user
+from castkeep.flows.web.auth import CSRF_HEADER, SESSION_COOKIE, cookie_identity
+from castkeep.tasks.accounts import Identity
 from castkeep.vocab import Role
 
 MAX_FORM_BYTES = 256 * 1024
@@ -137,14 +137,12 @@ def safe_next(value: str | None, default: str = "/") -> str:
     return value
 
 
-def _session(request: Request) -> dict | None:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    return state(request).sessions.read(cookie) if cookie else None
-
-
 def try_identity(request: Request) -> Identity | None:
-    data = _session(request)
-    who = identity_for_user(state(request).runtime, str(data.get("u"))) if data else None
+    """The session cookie's identity (signed, not expired, user enabled, not signed out) or None;
+    the same check as the API's (flows/web/auth.py)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    found = cookie_identity(state(request), cookie) if cookie else None
+    who, data = found if found else (None, {})
     request.state.identity = who
     request.state.csrf_token = str(data.get("c", "")) if who else ""
     return who

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from castkeep.flows.web.auth import SESSION_COOKIE
+from castkeep.flows.web.auth import SESSION_COOKIE, end_cookie_session, issue_session
 from castkeep.flows.web.pages.common import (PageError, csrf_form, first, read_form, render,
                                              safe_next, signed_in, sso_configured, state,
                                              try_identity)
@@ -62,7 +62,7 @@ async def login(request: Request) -> HTMLResponse:
         return _login_page(request, target, username=username, status_code=401,
                            error="Wrong username or password, or the account is disabled.")
     app.limiter.succeeded(key)
-    cookie, _csrf = app.sessions.issue(who.username)
+    cookie, _csrf = issue_session(app, who)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(SESSION_COOKIE, cookie, max_age=app.sessions.minutes * 60,
                         httponly=True, samesite="lax", secure=app.tls, path="/")
@@ -77,6 +77,7 @@ def logout_confirm(request: Request, who: Identity = Depends(signed_in)) -> HTML
 @router.post("/logout")
 async def logout(request: Request, who: Identity = Depends(signed_in)) -> RedirectResponse:
     await csrf_form(request)
+    end_cookie_session(state(request), request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
                            secure=state(request).tls)
