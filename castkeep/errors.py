@@ -144,3 +144,13 @@ class Refused(CastkeepError):
 
 class AccountError(CastkeepError):
     """A user or token command does not fit the accounts (unknown user, duplicate name, bad role)."""
+
+
+class SignInRefused(AccountError):
+    """The identity provider signed the person in, but castkeep will not (disabled, unknown,
+    no mapped role)."""
+
+
+class RequestFormError(SpecError):
+    """A value of the web request form cannot make a request; the message names the field and
+    what to enter."""

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from castkeep.db import accounts
 from castkeep.db.audit_log import append_event
-from castkeep.errors import AccountError
+from castkeep.errors import SignInRefused
 from castkeep.tasks.accounts import USERNAME_MAX, Identity, parse_roles
 
 SSO_ACTOR = "sso"
 
-
-class SignInRefused(AccountError):
-    """The provider signed the person in, but castkeep will not (disabled, unknown, no role)."""
 
 
 def check_username(username: object) -> str:

@@ -23,7 +23,8 @@ def castkeep_imports(path: Path) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("path", sorted(WEB.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(WEB.rglob("*.py")),
+                         ids=lambda p: p.relative_to(WEB).as_posix())
 def test_web_modules_import_only_flows_and_tasks(path):
     imports = castkeep_imports(path)
     bad = [m for m in imports if m.startswith(FORBIDDEN) or not m.startswith(ALLOWED)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from castkeep.flows.web.pages import request_form
-from castkeep.flows.web.pages.request_form import FormError, document, edits_of, from_form
+from castkeep.flows.web.pages.request_form import RequestFormError, document, edits_of, from_form
 from castkeep.models.request_spec import request_from_mapping
 
 
@@ -57,7 +57,7 @@ def test_switched_off_sections_are_left_out():
      "Camera roll: 91 is outside -90 to 90"),
 ])
 def test_form_errors_name_the_field(overrides, message):
-    with pytest.raises(FormError, match=message):
+    with pytest.raises(RequestFormError, match=message):
         document(from_form(_form(**overrides)), requester="ana")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from castkeep.flows.web.pages.common import PageError, page_role, render, state
+from castkeep.flows.web.pages.common import PageProblem, page_role, render, state
 from castkeep.tasks.accounts import Identity
 from castkeep.tasks.api_views import parse_id
 from castkeep.vocab import AssetStatus, Role
@@ -42,7 +42,8 @@ def credentials(c2pa: dict[str, Any]) -> dict[str, Any]:
     ingredients, training-and-mining entries, consent and score assertions."""
     signer = c2pa.get("signer") or {}
     actions = [{"action": str(a.get("action", "")).removeprefix("c2pa."),
-                "source_type": _words(str(a.get("digitalSourceType") or "").removeprefix(IPTC_PREFIX)),
+                "source_type": _words(
+                    str(a.get("digitalSourceType") or "").removeprefix(IPTC_PREFIX)),
                 "agent": _agent(a.get("softwareAgent")), "when": a.get("when")}
                for a in c2pa.get("actions") or ()]
     return {
@@ -108,7 +109,7 @@ def full_image(asset_id: str, request: Request,
     with state(request).runtime.sessions() as session:
         found = asset_download(session, state(request).runtime.store, aid)
     if found["withdrawn"]:
-        raise PageError(410, f"Asset {aid} is {found['status']} and must not be used.")
+        raise PageProblem(410, f"Asset {aid} is {found['status']} and must not be used.")
     return Response(found["data"], media_type=found["media_type"], headers={
         "Content-Disposition": f'inline; filename="{found["filename"]}"',
         "Cache-Control": "private, max-age=600", "X-Content-Type-Options": "nosniff"})

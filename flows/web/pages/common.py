@@ -23,7 +23,7 @@ from castkeep.vocab import Role
 MAX_FORM_BYTES = 256 * 1024
 
 
-class PageError(Exception):
+class PageProblem(Exception):
     """Raise to answer with an error page (`status`, a one-line `detail` saying what to do)."""
 
     def __init__(self, status: int, detail: str) -> None:
@@ -163,7 +163,7 @@ def page_role(*roles: Role) -> Callable[[Request], Identity]:
     def dependency(request: Request) -> Identity:
         who = signed_in(request)
         if roles and not who.has(*roles):
-            raise PageError(403, "This page needs the role " + " or ".join(map(str, roles))
+            raise PageProblem(403, "This page needs the role " + " or ".join(map(str, roles))
                             + ". Ask an administrator if you need it.")
         return who
 
@@ -175,7 +175,7 @@ def check_csrf(request: Request, sent: str | None) -> None:
     expected = getattr(request.state, "csrf_token", "") or ""
     sent = sent or request.headers.get(CSRF_HEADER, "")
     if not expected or not sent or not hmac.compare_digest(sent, expected):
-        raise PageError(403, "The form had expired or came from another site. Reload the page "
+        raise PageProblem(403, "The form had expired or came from another site. Reload the page "
                         "and try again.")
 
 
@@ -183,14 +183,14 @@ async def read_form(request: Request) -> dict[str, list[str]]:
     """An application/x-www-form-urlencoded body as {name: [values]} (bounded in size)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
-        raise PageError(415, "Send the form as application/x-www-form-urlencoded.")
+        raise PageProblem(415, "Send the form as application/x-www-form-urlencoded.")
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
-        raise PageError(413, "The form is too large.")
+        raise PageProblem(413, "The form is too large.")
     try:
         return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=2000)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise PageError(400, "The form could not be read; reload the page and try again.") \
+        raise PageProblem(400, "The form could not be read; reload the page and try again.") \
             from exc
 
 

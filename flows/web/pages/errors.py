@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from castkeep import errors as ck_errors
-from castkeep.flows.web.pages.common import PageError, SignInRequired, error_page, login_url
+from castkeep.flows.web.pages.common import PageProblem, SignInRequired, error_page, login_url
 from castkeep.flows.web.problems import Problem, status_for
 
 logger = logging.getLogger(__name__)
@@ -38,11 +38,11 @@ def install(app: FastAPI, api_prefix: str) -> None:
     async def _sign_in(request: Request, exc: SignInRequired):
         return RedirectResponse(login_url(exc.next_path), status_code=303)
 
-    async def _page_error(request: Request, exc: PageError):
+    async def _page_error(request: Request, exc: PageProblem):
         return error_page(request, exc.status, exc.detail)
 
     app.add_exception_handler(SignInRequired, _sign_in)
-    app.add_exception_handler(PageError, _page_error)
+    app.add_exception_handler(PageProblem, _page_error)
     wrap(Problem, lambda r, e: error_page(r, e.status, e.detail, headers=_no_auth(e.headers)))
     wrap(StarletteHTTPException, lambda r, e: error_page(
         r, e.status_code, "There is no page at this address." if e.status_code == 404

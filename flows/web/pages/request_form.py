@@ -9,16 +9,14 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from castkeep.errors import RequestFormError
+
 MAX_VARIANTS_FORM = 50
 LIGHTING_FIELDS = ("key_azimuth", "key_elevation", "fill_ratio", "colour_temperature",
                    "key_intensity")
 CAMERA_FIELDS = ("roll", "yaw", "pitch", "focal_length")
 TEXT_LIMITS = {"campaign": 300, "brief": 4000, "scene": 2000, "channel": 50, "territory": 10,
                "purpose": 50, "publish_date": 10, "hardness": 10, "shot": 20}
-
-
-class FormError(ValueError):
-    """A form value that cannot make a request; the message says which and what to do."""
 
 
 @functools.cache
@@ -116,10 +114,10 @@ def _number(values: Mapping[str, Any], name: str, label: str) -> float:
     try:
         number = float(text)
     except ValueError:
-        raise FormError(f"{label}: enter a number") from None
+        raise RequestFormError(f"{label}: enter a number") from None
     lo, hi = ranges()[name]["min"], ranges()[name]["max"]
     if not lo <= number <= hi:
-        raise FormError(f"{label}: {text} is outside {lo:g} to {hi:g}")
+        raise RequestFormError(f"{label}: {text} is outside {lo:g} to {hi:g}")
     return number
 
 
@@ -130,23 +128,23 @@ LABELS = {"key_azimuth": "Key light azimuth", "key_elevation": "Key light elevat
 
 
 def document(values: Mapping[str, Any], *, requester: str) -> dict[str, Any]:
-    """The request document (what POST /api/v1/requests takes); FormError for what the form
+    """The request document (what POST /api/v1/requests takes); RequestFormError for what the form
     itself can tell is wrong. The spec's own validation runs on submit."""
     if not values.get("campaign"):
-        raise FormError("Campaign: give the request a name")
+        raise RequestFormError("Campaign: give the request a name")
     talents = list(dict.fromkeys(values.get("talents") or ()))
     if not talents:
-        raise FormError("Talents: choose at least one talent whose consent covers the use")
+        raise RequestFormError("Talents: choose at least one talent whose consent covers the use")
     for name, label in (("channel", "Channel"), ("territory", "Territory"),
                         ("purpose", "Purpose"), ("publish_date", "Publish date")):
         if not values.get(name):
-            raise FormError(f"{label}: this is required")
+            raise RequestFormError(f"{label}: this is required")
     try:
         variants = int(str(values.get("variants") or ""))
     except ValueError:
-        raise FormError("Variants: enter a whole number") from None
+        raise RequestFormError("Variants: enter a whole number") from None
     if not 1 <= variants <= MAX_VARIANTS_FORM:
-        raise FormError(f"Variants: choose 1 to {MAX_VARIANTS_FORM}")
+        raise RequestFormError(f"Variants: choose 1 to {MAX_VARIANTS_FORM}")
     doc: dict[str, Any] = {
         "campaign": values["campaign"], "requester": requester, "talents": talents,
         "channel": values["channel"], "territory": values["territory"],

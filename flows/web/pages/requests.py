@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from castkeep import errors
 from castkeep.flows.web.pages import request_form
-from castkeep.flows.web.pages.common import PageError, csrf_form, page_role, render, state
+from castkeep.flows.web.pages.common import PageProblem, csrf_form, page_role, render, state
 from castkeep.flows.web.problems import SafeJSONResponse
 from castkeep.tasks.accounts import Identity
 from castkeep.tasks.api_views import parse_id
@@ -74,7 +74,7 @@ async def submit_form(request: Request, who: Identity = Depends(page_role(Role.R
     try:
         doc = request_form.document(values, requester=who.username)
         rid = await run_in_threadpool(_submit, request, values, doc, who)
-    except (request_form.FormError, errors.CastkeepError) as exc:
+    except errors.CastkeepError as exc:
         # The form again, as typed, with the one-line reason on top.
         return await run_in_threadpool(_form_page, request, values, error=str(exc),
                                        status_code=422)
@@ -91,10 +91,10 @@ def _submit(request: Request, values: dict[str, Any], doc: dict[str, Any], who: 
     for tid in doc["talents"]:
         talent = known.get(tid)
         if talent is None:
-            raise request_form.FormError("a chosen talent is not in the catalogue; reload the "
+            raise errors.RequestFormError("a chosen talent is not in the catalogue; reload the "
                                          "form and choose again")
         if not talent["available"]:
-            raise request_form.FormError(f"{talent['display_name']} cannot be used for this: "
+            raise errors.RequestFormError(f"{talent['display_name']} cannot be used for this: "
                                          + "; ".join(talent["reasons"]))
     # The API's own submit: the same checks, catalogue row and background fulfilment.
     answer = routes_requests.submit(request, doc, who)
@@ -114,7 +114,7 @@ def _visible_request(request: Request, request_id: str, who: Identity) -> dict[s
         submitted_by, team = request_owner(session, rid)
         if not who.has(Role.REVIEWER, Role.COMPLIANCE) and submitted_by != who.username \
                 and (team is None or team != who.team):
-            raise PageError(404, f"There is no request {rid} that you can see.")
+            raise PageProblem(404, f"There is no request {rid} that you can see.")
         doc = request_document(session, rid)
         doc.update(page_views.gallery_extras(session, rid, doc))
     return doc
@@ -151,16 +151,16 @@ def _asset_file(request: Request, doc: dict[str, Any], asset_id: str,
 
     aid = str(parse_id(asset_id, "asset"))
     if aid not in {a["id"] for a in doc["assets"]}:
-        raise PageError(404, f"Request {doc['id']} has no asset {aid}.")
+        raise PageProblem(404, f"Request {doc['id']} has no asset {aid}.")
     with state(request).runtime.sessions() as session:
         found = asset_download(session, state(request).runtime.store, aid)
     if found["withdrawn"]:
-        raise PageError(410, f"Asset {aid} is {found['status']} and must not be used.")
+        raise PageProblem(410, f"Asset {aid} is {found['status']} and must not be used.")
     if hashlib.sha256(found["data"]).hexdigest() != found["sha256"]:
-        raise PageError(500, f"The stored file of asset {aid} does not match the catalogue; "
+        raise PageProblem(500, f"The stored file of asset {aid} does not match the catalogue; "
                         "ask compliance to run an audit.")
     if found["status"] != AssetStatus.PUBLISHED and not who.has(Role.REVIEWER, Role.COMPLIANCE):
-        raise PageError(403, f"Asset {aid} is {found['status']}: requesters see published "
+        raise PageProblem(403, f"Asset {aid} is {found['status']}: requesters see published "
                         "variants in full (a reviewer approves them first).")
     return found
 
@@ -186,10 +186,10 @@ def download_zip(request_id: str, request: Request,
     wanted = list(dict.fromkeys(str(parse_id(a, "asset")) for a in asset))
     published = {a["id"] for a in doc["assets"] if a["status"] == AssetStatus.PUBLISHED}
     if not wanted:
-        raise PageError(400, "Select one or more published variants to download.")
+        raise PageProblem(400, "Select one or more published variants to download.")
     unusable = [a for a in wanted if a not in published]
     if unusable:
-        raise PageError(409, f"Only published variants can be downloaded; {len(unusable)} of "
+        raise PageProblem(409, f"Only published variants can be downloaded; {len(unusable)} of "
                         "the selected are not published.")
     # Read one asset at a time as the archive is sent (each checked again when it is read).
     files = (_asset_file(request, doc, aid, who) for aid in wanted)

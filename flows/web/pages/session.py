@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from castkeep.flows.web.auth import SESSION_COOKIE, end_cookie_session, issue_session
-from castkeep.flows.web.pages.common import (PageError, csrf_form, first, read_form, render,
+from castkeep.flows.web.pages.common import (PageProblem, csrf_form, first, read_form, render,
                                              safe_next, signed_in, sso_configured, state,
                                              try_identity)
 from castkeep.tasks.accounts import Identity, identity_for_password
@@ -39,7 +39,7 @@ async def login(request: Request) -> HTMLResponse:
     # so another site cannot sign a visitor in to an account of its choosing.
     origin = request.headers.get("origin")
     if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
-        raise PageError(403, "Sign in from this site's own sign-in page.")
+        raise PageProblem(403, "Sign in from this site's own sign-in page.")
     form = await read_form(request)
     username = first(form, "username").strip()[:100]
     password = first(form, "password")[:1024]

@@ -88,9 +88,9 @@ async def revoke(consent_id: str, request: Request,
     form = await csrf_form(request)
     step, reason = first(form, "step", "preview"), first(form, "reason").strip()
     if len(reason) > MAX_REASON:
-        return await run_in_threadpool(_revoke_page, request, consent_id, reason=reason[:MAX_REASON],
-                                       error=f"Keep the reason under {MAX_REASON} characters.",
-                                       status_code=422)
+        return await run_in_threadpool(_revoke_page, request, consent_id,
+                                       reason=reason[:MAX_REASON], status_code=422,
+                                       error=f"Keep the reason under {MAX_REASON} characters.")
     if step != "confirm":
         return await run_in_threadpool(_revoke_page, request, consent_id, reason=reason)
     return await run_in_threadpool(_confirm, request, consent_id, reason,
@@ -109,7 +109,8 @@ def _confirm(request: Request, consent_id: str, reason: str, typed: str, who: Id
     expected = consent["talent_ref"] or cid
     if not reason:
         return _revoke_page(request, cid, reason=reason, status_code=422,
-                            error="Give the reason for the revocation (it goes into the audit log).")
+                            error="Give the reason for the revocation "
+                                  "(it goes into the audit log).")
     if not hmac.compare_digest(typed.encode(), expected.encode()):
         return _revoke_page(request, cid, reason=reason, status_code=422,
                             error="The confirmation did not match: type the talent's external "
