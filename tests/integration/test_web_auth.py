@@ -69,13 +69,27 @@ EXPECTED_OK = {
 
 
 def app_routes(app) -> set[tuple[str, str]]:
-    """Every (method, path) the app answers: its OpenAPI operations and its own routes."""
+    """Every (method, path) the app answers outside the pages (their own table is in
+    test_web_pages_roles.py): its OpenAPI operations and every route of every included router,
+    hidden from the OpenAPI document or not."""
+    from castkeep.flows.web.pages import routers
+
     found = {(m.upper(), path) for path, ops in app.openapi()["paths"].items() for m in ops}
-    for route in app.routes:
-        for method in getattr(route, "methods", None) or ():
-            if method != "HEAD" and getattr(route, "path", None):
-                found.add((method, route.path))
-    return found
+
+    def walk(routes, prefix: str) -> None:
+        for route in routes:
+            inner = getattr(route, "original_router", None)  # an included router
+            if inner is not None:
+                walk(inner.routes, prefix + route.include_context.prefix)
+                continue
+            for method in getattr(route, "methods", None) or ():
+                if method != "HEAD" and getattr(route, "path", None):
+                    found.add((method, prefix + route.path))
+
+    walk(app.routes, "")
+    pages = {(method, route.path) for router in routers() for route in router.routes
+             for method in route.methods if method != "HEAD"}
+    return found - pages
 
 
 def test_every_route_has_a_role_entry(web_server):
