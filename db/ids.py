@@ -16,6 +16,8 @@ LISTED_BY = {
     "consent": "`castkeep talent show TALENT` lists a talent's consents",
     "user": "`castkeep users list` lists users",
     "API token": "`castkeep tokens list USER` lists a user's token ids",
+    "reference portrait": "`castkeep talent show TALENT` lists a talent's reference portraits",
+    "takedown": "`castkeep takedowns list` lists takedown tasks",
 }
 
 
