@@ -2,7 +2,7 @@
 and does it stay silent on images castkeep never marked?
 
 Hosts are what castkeep signs: classical-engine outputs of the demo's requests (one person, two
-seeds; a group of two) plus two fixture photos. Each gets a random key, is marked and encoded as
+seeds; a group of two), at the engine's size and at a request's 640 px, plus two fixture photos. Each gets a random key, is marked and encoded as
 signing does (JPEG q92), then every transformation of the grid is applied and read back blind.
 True match: the key read is the key embedded. False match: any key at all (CRC-valid) read from a
 non-catalogued image: the fixture portraits (the sources the outputs were edited from, and
@@ -125,8 +125,11 @@ def _read(rgb: np.ndarray) -> tuple[watermark.Reading, float]:
 
 def run() -> dict:
     t_start = time.perf_counter()
-    hosts = engine_outputs() + [("photo obama2.jpg", photo("obama2.jpg")),
-                                ("photo biden.jpg", photo("biden.jpg"))]
+    renders = engine_outputs()
+    # A request's output is 512 x 640 (the renders scaled as the request pipeline scales them).
+    hosts = renders + [(f"{label} at 640 px", resize(rgb, 640 / max(rgb.shape[:2])))
+                       for label, rgb in renders]
+    hosts += [("photo obama2.jpg", photo("obama2.jpg")), ("photo biden.jpg", photo("biden.jpg"))]
     psnrs, rows = {}, {name: {"found": 0, "tried": 0, "sync": [], "seconds": []} for name in GRID}
     for label, rgb in hosts:
         key = secrets.randbits(watermark.KEY_BITS)

@@ -17,6 +17,11 @@ def add_soft_binding(session: Session, asset_id: uuid.UUID, *, alg: str, value: 
     session.flush()
 
 
+def soft_binding_in_use(session: Session, *, alg: str, value: int) -> bool:
+    return session.scalar(select(schema.SoftBinding.id).where(
+        schema.SoftBinding.alg == alg, schema.SoftBinding.value == value).limit(1)) is not None
+
+
 def asset_by_soft_binding(session: Session, *, alg: str, value: int) -> schema.Asset | None:
     return session.scalars(
         select(schema.Asset).join(schema.SoftBinding, schema.SoftBinding.asset_id == schema.Asset.id)

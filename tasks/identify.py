@@ -96,7 +96,9 @@ def identify_bytes(session: Session, data: bytes, *, trust_anchors: list[Path]) 
         asset = asset_by_sha256(session, sha256)
         if asset is not None:
             return _found(session, asset, "manifest", 1.0, {"manifest_state": report.state})
-    reading = watermark.read(decoded.rgb)
+    reading = watermark.read(
+        decoded.rgb,
+        is_known=lambda key: asset_by_soft_binding(session, alg=watermark.ALG, value=key) is not None)
     detail = {"manifest": report.has_manifest, "watermark_sync": round(reading.sync, 2),
               "watermark_scale": round(reading.scale, 3)}
     if reading.key is not None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 
 from castkeep.db import compliance
-from castkeep.db.soft_bindings import add_soft_binding
+from castkeep.errors import SigningError
+from castkeep.db.soft_bindings import add_soft_binding, soft_binding_in_use
 from castkeep.db.catalogue import ASSETS_PREFIX, stored_at_stamp
 from castkeep.db.assets_repo import (
     AssetRecord,
@@ -239,6 +240,20 @@ def new_watermark_key() -> int:
     return secrets.randbits(KEY_BITS)
 
 
+def unused_watermark_key(sessions, attempts: int = 16) -> int:
+    """A random key no catalogued asset carries (the soft_binding unique constraint still
+    guards the race between two signers drawing the same key)."""
+    from castkeep.provenance.watermark import ALG
+
+    with sessions() as session:
+        for _ in range(attempts):
+            key = new_watermark_key()
+            if not soft_binding_in_use(session, alg=ALG, value=key):
+                return key
+    raise SigningError("could not draw an unused watermark key; the soft_binding table is "
+                       "nearly full for this algorithm")
+
+
 def sign_and_store(rgb, manifest: ManifestInput, signer, store, *,
                    watermark_key: int | None = None) -> SignedAsset:
     """Watermark (a fresh random key unless given), encode, embed XMP, sign, store. The mark goes
@@ -355,7 +370,8 @@ def finish_variant(rgb, manifest: ManifestInput, signer, store, sessions, reques
     an orphan for gc; rows without their signed object never exist)."""
     import time
 
-    signed = sign_and_store(rgb, manifest, signer, store)
+    signed = sign_and_store(rgb, manifest, signer, store,
+                            watermark_key=unused_watermark_key(sessions))
     t0 = time.perf_counter()
     done = catalogue_variant(sessions, request_id, signed=signed, **catalogue_kwargs)
     if done.status == "quarantined" and not store.legal_hold(signed.object_key):

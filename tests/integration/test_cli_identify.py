@@ -91,7 +91,7 @@ def _check_soft_binding(asset_id: str, data: bytes) -> None:
     second asset can claim that key (a copy would then name two assets)."""
     import c2pa
     from castkeep.flows.runtime import open_runtime
-    from castkeep.provenance.watermark import ALG
+    from castkeep.provenance.watermark import ALG, KEY_BITS
 
     with c2pa.Reader("image/jpeg", io.BytesIO(data)) as reader:
         store = json.loads(reader.json())
@@ -100,9 +100,9 @@ def _check_soft_binding(asset_id: str, data: bytes) -> None:
     with open_runtime() as rt, rt.sessions() as s:
         (row,) = s.scalars(select(schema.SoftBinding)
                            .where(schema.SoftBinding.asset_id == uuid.UUID(asset_id))).all()
-        assert row.alg == ALG and 0 <= row.value < 2**48
+        assert row.alg == ALG and 0 <= row.value < 2**KEY_BITS
         assert binding["alg"] == ALG
-        assert [b["value"] for b in binding["blocks"]] == [f"{row.value:012x}"]
+        assert [b["value"] for b in binding["blocks"]] == [f"{row.value:0{KEY_BITS // 4}x}"]
         other = s.scalar(select(schema.Asset.id).where(schema.Asset.id != row.asset_id))
         s.add(schema.SoftBinding(asset_id=other or row.asset_id, alg=ALG, value=row.value))
         with pytest.raises(IntegrityError):

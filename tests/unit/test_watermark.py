@@ -10,7 +10,7 @@ import pytest
 from castkeep.provenance import watermark
 from PIL import Image
 
-KEY = 0x5A17_C0DE_2BAD
+KEY = 0x5A17_C0DE
 
 
 def _load(path, max_side: int = 1200) -> np.ndarray:
@@ -83,7 +83,23 @@ def test_a_different_key_reads_as_itself(fixtures_dir):
 
 
 def test_bad_inputs_are_refused():
-    with pytest.raises(ValueError, match="48-bit"):
-        watermark.tile_for(1 << 48)
+    with pytest.raises(ValueError, match=f"{watermark.KEY_BITS}-bit unsigned"):
+        watermark.tile_for(1 << watermark.KEY_BITS)
+    with pytest.raises(ValueError, match="unsigned"):
+        watermark.tile_for(-1)
     with pytest.raises(ValueError, match="uint8"):
         watermark.embed(np.zeros((8, 8), dtype=np.uint8), KEY)
+
+
+def test_request_sized_output_survives_halving_and_q60(fixtures_dir):
+    # A request's output is 512 x 640: halved and recompressed, a copy is 256 x 320.
+    src = _load(fixtures_dir / "obama.jpg", 640)
+    copy = _jpeg(_resize(_jpeg(watermark.embed(src, KEY), 92), 0.5), 60)
+    assert watermark.read(copy).key == KEY
+
+
+def test_a_key_the_catalogue_does_not_know_does_not_end_the_search(marked):
+    seen = []
+    reading = watermark.read(marked[1], is_known=lambda key: seen.append(key) or False)
+    assert reading.key is None
+    assert KEY in seen  # decoded, offered, refused: the search went on and found nothing else
