@@ -4,6 +4,7 @@ a variant as one Prefect task run (flows/fulfil_request.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -47,10 +48,14 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
 
     Idempotent, so a retry or a resume is safe: a finished variant returns its asset, an
     unfinished one continues after its last recorded attempt."""
-    with p.stats.stage("db"), p.runtime.sessions() as session:
-        progress = assets_repo.variant_progress(session, p.request_id)
-    if variant in progress.finished:
-        return progress.finished[variant]
+    # The progress read and the first attempt's consent check share one session (one pool
+    # checkout and one round trip to end it, instead of two).
+    with p.runtime.sessions() as session:
+        with p.stats.stage("db"):
+            progress = assets_repo.variant_progress(session, p.request_id)
+        if variant in progress.finished:
+            return progress.finished[variant]
+        recheck_consent(p, session)
     first_attempt = progress.next_attempt.get(variant, 0)
     spec = p.spec
     refs = p.refs.references
@@ -60,9 +65,12 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
     ]
     last = spec.thresholds.max_retries
     attempt = min(first_attempt, last)
+    consent_checked = True  # above, for the first attempt
     while True:
         # Consent may be revoked while the request runs: stop before spending the engine on it.
-        recheck_consent(p)
+        if not consent_checked:
+            recheck_consent(p)
+        consent_checked = False
         seed = spec.seed_for(variant, attempt)
         inp = EditInput(
             references=[r.rgb for r in refs],
@@ -174,9 +182,12 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
         return asset_id
 
 
-def recheck_consent(p: Prepared) -> None:
-    """Raises Refused when a talent's consent no longer covers the request."""
-    with p.stats.stage("consent"), p.runtime.sessions() as session:
+def recheck_consent(p: Prepared, session=None) -> None:
+    """Raises Refused when a talent's consent no longer covers the request. `session`: an open
+    session to read in (default: a new one)."""
+    with p.stats.stage("consent"), contextlib.ExitStack() as stack:
+        if session is None:
+            session = stack.enter_context(p.runtime.sessions())
         gate = check_consent(session, list(p.spec.talents), use_of(p.spec), p.spec.publish_date)
     if not gate.allowed:
         raise Refused(list(gate.refusals), "consent")

@@ -161,3 +161,20 @@ def test_smaller_extra_face_is_still_caught(dlib_encoder, portrait_faces, portra
     assert not s.passed and any("1 extra face(s)" in r for r in s.reasons)
     ident = next(r for r in s.records if r.kind == "identity")
     assert ident.passed and s.faces[ident.face_index].box[0] < big.shape[1]
+
+
+def test_blankness_is_the_grey_standard_deviation_exactly():
+    """The channel sum (cv2's uint16 adds) equals numpy's exact sum, saturated pixels included."""
+    import cv2
+    import numpy as np
+    from castkeep.models.scoring.variant import _blankness
+
+    rng = np.random.default_rng(7)
+    for rgb in (rng.integers(0, 256, (64, 48, 3), dtype=np.uint8),
+                np.full((32, 32, 3), 255, np.uint8),
+                np.dstack([np.full((8, 9), 255, np.uint8), rng.integers(0, 256, (8, 9), np.uint8),
+                           np.zeros((8, 9), np.uint8)])):
+        exact = float(cv2.meanStdDev(rgb.sum(axis=2, dtype=np.uint16))[1][0, 0]) / 3.0
+        assert _blankness(rgb) == exact
+        assert _blankness(rgb) == pytest.approx(rgb.astype(np.float64).mean(axis=2).std())
+    assert _blankness(np.full((16, 16, 3), 128, np.uint8)) == 0.0
