@@ -12,6 +12,7 @@ licensed for non-commercial use only. The 5-point model and the ResNet are CC0.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -171,6 +172,30 @@ class DlibResnetEncoder(FaceEncoder):
         scale = effective * (5.0 / 6.0) ** steps
         faces = self._detect(rgb, embed=embed, scale=scale, upsample=0)
         return sorted(faces, key=lambda f: f.area, reverse=True)
+
+    def embed_faces(self, rgb: np.ndarray, faces: list[DetectedFace]) -> list[DetectedFace]:
+        """`faces`, found in this same `rgb` with embed=False, with their descriptors: what the
+        same detection with embed=True returns, without running the detector again (the chip
+        depends on the 5 landmarks alone, which a face keeps exactly: dlib's integer points)."""
+        rgb = _check_rgb(rgb)
+        self.load()
+        dlib = self._dlib
+        with self._run_lock:
+            chips = [
+                dlib.get_face_chip(
+                    rgb,
+                    dlib.full_object_detection(
+                        dlib.rectangle(*(round(v) for v in f.box)),
+                        [dlib.point(round(x), round(y)) for x, y in f.landmarks],
+                    ),
+                    size=CHIP_SIZE, padding=CHIP_PADDING,
+                )
+                for f in faces
+            ]
+        if not chips:
+            return list(faces)
+        return [dataclasses.replace(f, embedding=d)
+                for f, d in zip(faces, self.compute_descriptors(chips))]
 
     def _detect(
         self, rgb: np.ndarray, *, embed: bool, scale: float | None = None,

@@ -180,3 +180,20 @@ def test_detect_min_face_finds_the_face_as_detect_does(dlib_encoder, portrait_rg
     assert dlib_encoder.detect_min_face(rgb, 4 * max(rgb.shape), embed=False) == []
     (fine,) = dlib_encoder.detect_min_face(rgb, 1.0, embed=False)
     assert fine.box == full.box
+
+
+def test_embed_faces_equals_detecting_again_with_embeddings(dlib_encoder, portrait_rgb):
+    """The scorer embeds its fine pass's faces instead of running that detection again: the
+    result must be exactly what the detection with embed=True returns."""
+    from tests.plugins.faces import side_by_side
+
+    group, _, _ = side_by_side(portrait_rgb["obama"], portrait_rgb["biden"], height=400)
+    for min_face, n in ((40.0, 2), (120.0, 1)):
+        bare = dlib_encoder.detect_min_face(group, min_face, embed=False)
+        full = dlib_encoder.detect_min_face(group, min_face, embed=True)
+        embedded = dlib_encoder.embed_faces(group, bare)
+        assert len(full) == n and embedded == full  # boxes, landmarks, quality
+        assert all(f.embedding is None for f in bare)
+        for a, b in zip(embedded, full):
+            assert np.array_equal(a.embedding, b.embedding)
+    assert dlib_encoder.embed_faces(group, []) == []
