@@ -60,8 +60,9 @@ def _root(
 
 # Read commands that run no flow and never import Prefect: the Prefect environment (settings
 # read at start-up) is not set up for them. Anything else gets it, so a new command is safe.
-PREFECT_FREE = {"status": None, "verify": None, "talent": {"list", "show"},
-                "request": {"show", "list"}, "asset": {"list", "show", "export"}}
+PREFECT_FREE = {"status": None, "verify": None, "identify": None, "score": None,
+                "talent": {"list", "show"}, "request": {"show", "list"},
+                "asset": {"list", "show", "export"}}
 
 
 def _needs_prefect(argv: list[str]) -> bool:
