@@ -90,12 +90,23 @@ def ensure_keys(settings: Settings) -> str:
     return "created"
 
 
+def _rgb(data: bytes):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 @flow(name="castkeep-demo", persist_result=False)
 def demo() -> dict[str, Any]:
     from castkeep.flows.fulfil_request import fulfil_request, submit_request
     from castkeep.flows.ingest_references import ingest_references
     from castkeep.flows.runtime import open_runtime
     from castkeep.models.request_spec import request_from_mapping
+    from castkeep.models.scoring.variety import mean_pairwise_difference
     from castkeep.progress import report as report_progress
     from castkeep.provenance.verify import verify_bytes
 
@@ -126,12 +137,16 @@ def demo() -> dict[str, Any]:
             refusals.extend(result["refusals"])
             if result.get("contact_sheet"):
                 sheets.append(result["contact_sheet"])
+            passing = []
             for a in result["assets"]:
                 from castkeep.db.assets_repo import get_asset
 
                 with runtime.sessions() as session:
                     key = get_asset(session, a["id"]).object_key
-                report = verify_bytes(runtime.store.get_bytes(key), trust_anchors=anchors)
+                data = runtime.store.get_bytes(key)
+                report = verify_bytes(data, trust_anchors=anchors)
+                if a["passed"]:
+                    passing.append(_rgb(data))
                 assets.append({
                     "id": a["id"],
                     "request": label,
@@ -144,6 +159,9 @@ def demo() -> dict[str, Any]:
                     "scores": a["scores"],
                     "reason": a.get("reason"),
                 })
+            # How different the passing variants look (grey levels at 256x320; the engine aims
+            # for at least MIN_MEAN_DIFFERENCE so ten variants are not one picture ten times).
+            requests[-1]["variety"] = mean_pairwise_difference(passing)
             report_progress("demo steps", step, steps)
     return {
         "home": str(settings.home),

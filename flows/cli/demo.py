@@ -34,6 +34,9 @@ def demo(
                f"catalogued, {len(ing['rejected'])} rejected")
     for req in result["requests"]:
         typer.echo(f"\n{req['label']} request {req['request_id']}: {req['status']}")
+        if req.get("variety") is not None:
+            typer.echo(f"  variants differ by {req['variety']:.1f} grey levels on average "
+                       "(mean pairwise, 256x320)")
         for r in req["refusals"]:
             typer.echo(f"  refused: {r}")
         for a in (x for x in result["assets"] if x["request"] == req["label"]):

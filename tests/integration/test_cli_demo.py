@@ -59,6 +59,9 @@ def test_demo_on_a_fresh_home_and_again(tmp_path):
             assert a["state"] == "Trusted" and Path(a["path"]).is_file()
             assert Path(a["path"]).resolve().is_relative_to(home.resolve())
         assert any(a["passed"] for a in assets)
+        # The single request's passing variants look different, not one picture twice.
+        assert labels["single"]["variety"] >= 8.0, labels["single"]
+        assert labels["group"]["variety"] is None  # one variant: nothing to compare
         assert len(first["contact_sheets"]) == 3
         assert all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in first["contact_sheets"])
         runs, artifacts = _history(home)
@@ -83,6 +86,7 @@ def test_demo_on_a_fresh_home_and_again(tmp_path):
         assert "portraits 3/3 (100%): accepted 0, duplicates 3, rejected 0" in lines
         assert any(line.startswith("variants 2/2 (100%): passed ") for line in lines)
         assert "castkeep demo (data dir" in human.stdout and "demo steps" not in human.stdout
+        assert "variants differ by " in human.stdout
     finally:
         from castkeep.db.server import stop_bundled_server
         from castkeep.flows.prefect_server import stop_server
