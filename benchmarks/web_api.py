@@ -13,24 +13,12 @@ it would for a reviewer polling progress) and `--polls` GETs of one request are 
 from __future__ import annotations
 
 import argparse
-import contextvars
 import datetime as dt
 import json
-import statistics
-import threading
 import time
 
 from sample_catalogue import sample_catalogue
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def _summary(ms: list[float]) -> dict[str, float]:
-    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 1),
-            "p95_ms": round(_pct(ms, 0.95), 1), "max_ms": round(max(ms), 1)}
+from web_bench import latency_summary, serve_app
 
 
 def main() -> None:
@@ -46,26 +34,15 @@ def main() -> None:
 
 def _measure(args, settings) -> None:
     import httpx
-    import uvicorn
 
     from castkeep.flows.runtime import open_runtime
-    from castkeep.flows.web import create_app
-    from castkeep.net import free_port
     from castkeep.tasks.accounts import add_user, create_token
 
-    server = thread = None
-    try:
-        with open_runtime(settings) as rt:
-            add_user(rt, "bench", ["requester"], password=None, actor="bench")
-            token = create_token(rt, "bench", actor="bench")["token"]
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        thread = threading.Thread(target=contextvars.copy_context().run, args=(server.run,),
-                                  daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
+    with open_runtime(settings) as rt:
+        add_user(rt, "bench", ["requester"], password=None, actor="bench")
+        token = create_token(rt, "bench", actor="bench")["token"]
+    # leaving serve_app waits for the fulfilments under way
+    with serve_app(settings) as base:
         doc = {
             "campaign": "benchmark", "requester": "bench", "talents": ["demo-talent-a"],
             "lighting": {"azimuth": 60, "fill": 0.2}, "camera": {"roll": 8},
@@ -73,7 +50,7 @@ def _measure(args, settings) -> None:
             "purpose": "advertising",
             "publish_date": (dt.date.today() + dt.timedelta(days=7)).isoformat(),
         }
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120,
+        client = httpx.Client(base_url=base, timeout=120,
                               headers={"Authorization": f"Bearer {token}"})
 
         def timed(method: str, path: str, **kw) -> tuple[float, httpx.Response]:
@@ -97,17 +74,13 @@ def _measure(args, settings) -> None:
             ms, answer = timed("GET", "/api/v1/session")
             assert answer.status_code == 200
             session_ms.append(ms)
-        get_s, ref_s = _summary(get_ms), _summary(session_ms)
+        get_s, ref_s = latency_summary(get_ms), latency_summary(session_ms)
         print(json.dumps({
-            "submit_post_to_202": _summary(submit_ms),
+            "submit_post_to_202": latency_summary(submit_ms),
             "get_request": get_s,
             "reference_get_session": ref_s,
             "get_request_p95_vs_reference_p95": round(get_s["p95_ms"] / max(ref_s["p95_ms"], 1e-9), 2),
         }, indent=2))
-    finally:
-        if server is not None:
-            server.should_exit = True  # its shutdown waits for the fulfilments under way
-            thread.join(timeout=900)
 
 
 if __name__ == "__main__":

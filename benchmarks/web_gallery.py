@@ -14,27 +14,15 @@ a reviewer signed in through the /login form (session cookie), as a browser woul
 from __future__ import annotations
 
 import argparse
-import contextvars
 import datetime as dt
 import json
 import re
-import statistics
-import threading
 import time
 
 from sample_catalogue import sample_catalogue
+from web_bench import latency_summary, serve_app
 
 PASSWORD = "benchmark-passphrase"
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def _summary(ms: list[float]) -> dict[str, float]:
-    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 1),
-            "p95_ms": round(_pct(ms, 0.95), 1), "max_ms": round(max(ms), 1)}
 
 
 def main() -> None:
@@ -49,27 +37,15 @@ def main() -> None:
 
 def _measure(args, settings) -> None:
     import httpx
-    import uvicorn
 
     from castkeep.flows.runtime import open_runtime
-    from castkeep.flows.web import create_app
-    from castkeep.net import free_port
     from castkeep.tasks.accounts import add_user, create_token
 
     with open_runtime(settings) as rt:
         add_user(rt, "bench", ["requester"], password=None, actor="bench")
         add_user(rt, "judge", ["reviewer"], password=PASSWORD, actor="bench")
         token = create_token(rt, "bench", actor="bench")["token"]
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(server.run,),
-                              daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with serve_app(settings) as base:
         doc = {
             "campaign": "gallery benchmark", "requester": "bench",
             "talents": ["demo-talent-a"], "lighting": {"azimuth": 45, "fill": 0.2},
@@ -112,12 +88,12 @@ def _measure(args, settings) -> None:
             full_bytes = sum(len(browser.get(f"/api/v1/assets/{aid}/file").content)
                              for aid in variant_ids
                              if f'/api/v1/assets/{aid}/thumbnail' in page.text)
-        page_s, ref_s = _summary(page_ms), _summary(session_ms)
+        page_s, ref_s = latency_summary(page_ms), latency_summary(session_ms)
         shown = len([i for i in images if "/api/v1/assets/" in i])
         print(json.dumps({
             "variants": args.variants, "variants_shown_with_thumbnail": shown,
             "fulfil_seconds": round(fulfil_s, 1),
-            "request_page": page_s, "gallery_fragment": _summary(fragment_ms),
+            "request_page": page_s, "gallery_fragment": latency_summary(fragment_ms),
             "reference_get_session": ref_s,
             "request_page_p95_vs_reference_p95": round(
                 page_s["p95_ms"] / max(ref_s["p95_ms"], 1e-9), 2),
@@ -127,9 +103,6 @@ def _measure(args, settings) -> None:
             "transfer_vs_full_files": round(
                 (len(page.content) + thumbnail_bytes) / max(full_bytes, 1), 3),
         }, indent=2))
-    finally:
-        server.should_exit = True
-        thread.join(timeout=900)
 
 
 if __name__ == "__main__":
