@@ -35,6 +35,15 @@ EDIT_KINDS = values(EditKind)
 IPTC_SOURCE = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 DIGITAL_SOURCE_TYPES = ("compositeWithTrainedAlgorithmicMedia", "trainedAlgorithmicMedia")
 
+
+def short_source_type(value: str) -> str:
+    """A digital source type by its short name (the IPTC URL prefix dropped); one of
+    DIGITAL_SOURCE_TYPES or ValueError (used as a pydantic validator)."""
+    short = value.removeprefix(IPTC_SOURCE)
+    if short not in DIGITAL_SOURCE_TYPES:
+        raise ValueError(f"digital_source_type must be one of {DIGITAL_SOURCE_TYPES}")
+    return short
+
 # How much of the consent a public file carries (CASTKEEP_SIGNING__CONSENT_DETAIL): `minimal`
 # (ids, status at signing, validity window, edit kinds used) or `full` (also the scope terms and
 # the release documents' sha256s).

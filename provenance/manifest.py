@@ -20,7 +20,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from castkeep import __version__ as castkeep_version
 from castkeep.errors import SigningError, UnsupportedImageError
 from castkeep.provenance.assertions import (
-    DIGITAL_SOURCE_TYPES,
     EDIT_KINDS,
     IPTC_SOURCE,
     AdherenceEntry,
@@ -32,6 +31,7 @@ from castkeep.provenance.assertions import (
     consent_assertion,
     model_release_assertion,
     scores_assertion,
+    short_source_type,
     soft_binding_assertion,
     training_mining_assertion,
 )
@@ -124,10 +124,7 @@ class ManifestInput(_Spec):
     @field_validator("digital_source_type")
     @classmethod
     def _source(cls, value: str) -> str:
-        short = value.removeprefix(IPTC_SOURCE)
-        if short not in DIGITAL_SOURCE_TYPES:
-            raise ValueError(f"digital_source_type must be one of {DIGITAL_SOURCE_TYPES}")
-        return short
+        return short_source_type(value)
 
     @field_validator("forbidden_edits")
     @classmethod

@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from castkeep.errors import SigningError
 from castkeep.provenance.assertions import (
-    DIGITAL_SOURCE_TYPES,
     IPTC_SOURCE,
     PLUS_VOCAB,
     PseudonymousId,
+    short_source_type,
 )
 
 # The catalogue records that a model is a minor, not an age: PLUS's "age unknown" term, with the
@@ -52,10 +52,7 @@ class RightsMetadata(BaseModel):
     @field_validator("digital_source_type")
     @classmethod
     def _source(cls, value: str) -> str:
-        short = value.removeprefix(IPTC_SOURCE)
-        if short not in DIGITAL_SOURCE_TYPES:
-            raise ValueError(f"digital_source_type must be one of {DIGITAL_SOURCE_TYPES}")
-        return short
+        return short_source_type(value)
 
     @field_validator("web_statement")
     @classmethod
