@@ -21,6 +21,7 @@ from castkeep.errors import NotFoundError
 from castkeep.provenance.consent import WORLD
 from castkeep.provenance.policy import Use
 from castkeep.tasks.consent_gate import check_consent
+from castkeep.tasks.page_views_compliance import talent_names as known_talent_names
 from castkeep.vocab import AssetStatus, RequestStatus
 
 EXPIRING_DAYS = 30
@@ -154,14 +155,8 @@ def readable_clause(reason: str) -> str:
 
 def talent_names(session: Session, talent_ids: list[str]) -> dict[str, str]:
     """talent id -> display name (ids that are not talents keep their short form)."""
-    out = {}
-    for tid in talent_ids:
-        try:
-            talent = session.get(schema.Talent, uuid.UUID(tid))
-        except ValueError:
-            talent = None
-        out[tid] = talent.display_name if talent else tid[:8]
-    return out
+    found = known_talent_names(session, set(talent_ids))
+    return {tid: found.get(tid, tid[:8]) for tid in talent_ids}
 
 
 def request_references(session: Session, request_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -16,9 +16,9 @@ from typing import Any
 from castkeep.models.faces.encoders import FaceEncoder
 from castkeep.models.imaging import load_image
 from castkeep.models.request_spec import Thresholds
-from castkeep.models.scoring.variant import jsonable, score_variant
+from castkeep.models.scoring.variant import jsonable
 from castkeep.models.specs import CameraSpec, LightingSpec
-from castkeep.tasks.single_edit import _input_id, load_portraits
+from castkeep.tasks.single_edit import load_portraits, score_against_portraits
 
 
 def score_image(
@@ -36,19 +36,10 @@ def score_image(
     "reasons"}`; identity is the worst reference (each is listed under "references")."""
     portraits = load_portraits(encoder, references)
     rgb = load_image(image).rgb
-    ids = [_input_id(i) for i in range(len(portraits))]
-    scores = score_variant(
-        rgb,
-        encoder=encoder,
-        talent_embeddings={t: [p.face.embedding] for t, p in zip(ids, portraits)},
-        talent_labels={t: p.path.name for t, p in zip(ids, portraits)},
-        reference_faces={t: p.face for t, p in zip(ids, portraits)},
-        reference_images={t: p.rgb for t, p in zip(ids, portraits)},
-        lighting=lighting,
-        camera=camera,
-        thresholds=thresholds,
-        allow_extra_faces=allow_extra_faces,
-        preserves_geometry=derived,
+    scores = score_against_portraits(
+        rgb, encoder, portraits, labels=[p.path.name for p in portraits],
+        lighting=lighting, camera=camera, thresholds=thresholds,
+        allow_extra_faces=allow_extra_faces, preserves_geometry=derived,
     )
     out: dict[str, Any] = {}
     identity = [r for r in scores.records if r.kind == "identity"]

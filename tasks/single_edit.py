@@ -97,22 +97,44 @@ def edit_portraits(
         references=[p.rgb for p in portraits], faces=[p.face for p in portraits],
         lighting=lighting, camera=camera, scene=scene, seed=seed, options=dict(options),
     ))
+    scores = score_against_portraits(
+        out.image, encoder, portraits, labels=[str(p.path) for p in portraits],
+        lighting=lighting, camera=camera, thresholds=thresholds,
+        allow_extra_faces=allow_extra_faces,
+        preserves_geometry=bool((out.metadata or {}).get("preserves_geometry")),
+    )
+    return SingleEdit(image=out.image, engine=engine.info, edit_kinds=tuple(out.edit_kinds),
+                      scores=scores, encoder_name=encoder.info.name)
+
+
+def score_against_portraits(
+    rgb: np.ndarray,
+    encoder: FaceEncoder,
+    portraits: list[Portrait],
+    *,
+    labels: list[str],
+    lighting: LightingSpec | None,
+    camera: CameraSpec | None,
+    thresholds: Thresholds,
+    allow_extra_faces: bool,
+    preserves_geometry: bool,
+) -> VariantScores:
+    """Score an image as a request variant is scored, the input photos standing in for the
+    talent (one person each, in order, shown under `labels`)."""
     ids = [_input_id(i) for i in range(len(portraits))]
-    scores = score_variant(
-        out.image,
+    return score_variant(
+        rgb,
         encoder=encoder,
         talent_embeddings={t: [p.face.embedding] for t, p in zip(ids, portraits)},
-        talent_labels={t: str(p.path) for t, p in zip(ids, portraits)},
+        talent_labels=dict(zip(ids, labels)),
         reference_faces={t: p.face for t, p in zip(ids, portraits)},
         reference_images={t: p.rgb for t, p in zip(ids, portraits)},
         lighting=lighting,
         camera=camera,
         thresholds=thresholds,
         allow_extra_faces=allow_extra_faces,
-        preserves_geometry=bool((out.metadata or {}).get("preserves_geometry")),
+        preserves_geometry=preserves_geometry,
     )
-    return SingleEdit(image=out.image, engine=engine.info, edit_kinds=tuple(out.edit_kinds),
-                      scores=scores, encoder_name=encoder.info.name)
 
 
 def _input_id(index: int) -> str:
