@@ -14,19 +14,9 @@ from castkeep.db import schema
 from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from typer.testing import CliRunner
 
 # Each fulfils a real request (about a minute on two cores).
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
-
-
-@pytest.fixture
-def cli():
-    from castkeep.flows.cli import _register, app
-
-    _register()
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, list(args))
 
 
 def _jpeg(im: Image.Image, quality: int) -> bytes:
@@ -70,15 +60,9 @@ def _png(im: Image.Image) -> bytes:
 
 @pytest.fixture
 def published(request_env, cli, tmp_path):
-    from tests.plugins.request import request_doc, write_request
+    from tests.plugins.request import published_export
 
-    path = write_request(tmp_path, request_doc(variants=1, lighting={"azimuth": 60}), "req.json")
-    res = cli("request", str(path), "--json")
-    assert res.exit_code == 0, res.output
-    (asset,) = json.loads(res.stdout)["assets"]
-    target = tmp_path / "published.jpg"
-    assert cli("asset", "export", asset["id"], "-o", str(target)).exit_code == 0
-    return asset["id"], target
+    return published_export(cli, tmp_path)
 
 
 def _identify(cli, path):

@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from castkeep.errors import ManifestError, NotFoundError
 from tests.plugins.prefect_harness import run_castkeep
@@ -18,19 +17,6 @@ from tests.plugins.request import request_doc, write_request
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 LIT = {"lighting": {"azimuth": 60}}
-
-
-@pytest.fixture(scope="module")
-def cli():
-    from castkeep.flows import cli
-
-    cli._register()
-    runner = CliRunner()
-
-    def run(*args: str):
-        return runner.invoke(cli.app, list(args))
-
-    return run
 
 
 def test_request_json_show_and_export(request_env, cli, tmp_path):

@@ -9,7 +9,6 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -17,27 +16,9 @@ SHOP = "https://shop.example.com/spring?utm=1"
 SOCIAL = "https://social.example.com/p/123"
 
 
-@pytest.fixture(scope="module")
-def cli():
-    from castkeep.flows import cli
-
-    cli._register()
-    runner = CliRunner()
-
-    def run(*args: str):
-        return runner.invoke(cli.app, list(args))
-
-    return run
-
-
 @pytest.fixture
-def officer(monkeypatch):
-    from castkeep.flows.settings import get_settings
-
-    monkeypatch.setenv("CASTKEEP_ACTOR", "rights-officer-3")
-    get_settings.cache_clear()
-    yield "rights-officer-3"
-    get_settings.cache_clear()
+def officer(acting_as):
+    return acting_as("rights-officer-3")
 
 
 def _json(res):

@@ -8,20 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
 from castkeep.provenance.keys import init_dev_ca
 from castkeep.provenance.manifest import sign_image
 from castkeep.provenance.signing import SignerConfig, make_signer
-
-
-@pytest.fixture
-def cli():
-    from castkeep.flows.cli import _register, app
-
-    _register()
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, list(args))
 
 
 @pytest.fixture
@@ -200,14 +190,9 @@ def test_unreachable_catalogue_still_verifies(cli, signed_file, monkeypatch):
 
 
 def test_asset_quarantined_after_a_real_request_exits_4(request_env, cli, tmp_path):
-    from tests.plugins.request import request_doc, write_request
+    from tests.plugins.request import published_export
 
-    path = write_request(tmp_path, request_doc(variants=1, lighting={"azimuth": 60}), "req.json")
-    res = cli("request", str(path), "--json")
-    assert res.exit_code == 0, res.output
-    (asset,) = json.loads(res.stdout)["assets"]
-    target = tmp_path / "published.jpg"
-    assert cli("asset", "export", asset["id"], "-o", str(target)).exit_code == 0
+    asset_id, target = published_export(cli, tmp_path)
     before = cli("verify", str(target), "--json")
     assert before.exit_code == 0, before.output
     assert json.loads(before.stdout)["catalogue_status"] == "published"
@@ -215,15 +200,15 @@ def test_asset_quarantined_after_a_real_request_exits_4(request_env, cli, tmp_pa
     revoked = cli("consent", "revoke", request_env.consent_ids["demo-talent-a"],
                   "--reason", "talent withdrew", "--json")
     assert revoked.exit_code == 0, revoked.output
-    assert asset["id"] in json.loads(revoked.stdout)["quarantined"]
+    assert asset_id in json.loads(revoked.stdout)["quarantined"]
 
     after = cli("verify", str(target), "--json")
     assert after.exit_code == 4, after.output
     out = json.loads(after.stdout)
     assert out["state"] == "Trusted"  # the signature is still good; the catalogue withdrew it
     assert out["catalogue_status"] == "quarantined" and out["withdrawn"] is True
-    assert out["catalogue"]["asset_id"] == asset["id"]
+    assert out["catalogue"]["asset_id"] == asset_id
     human = cli("verify", str(target))
     assert human.exit_code == 4
     assert f"{target}: Trusted" in human.stdout
-    assert f"WITHDRAWN: the catalogue marks asset {asset['id']} quarantined" in human.stdout
+    assert f"WITHDRAWN: the catalogue marks asset {asset_id} quarantined" in human.stdout

@@ -24,13 +24,8 @@ def _counts(cat) -> tuple[int, int]:
 
 
 @pytest.fixture
-def actor(monkeypatch):
-    from castkeep.flows.settings import get_settings
-
-    monkeypatch.setenv("CASTKEEP_ACTOR", "compliance-officer-7")
-    get_settings.cache_clear()
-    yield "compliance-officer-7"
-    get_settings.cache_clear()
+def actor(acting_as):
+    return acting_as("compliance-officer-7")
 
 
 def test_revoke_quarantines_exactly_derived_and_face_matched_assets(compliance_catalogue, actor):

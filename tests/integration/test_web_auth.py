@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import uuid
 
 import pytest
 import sqlalchemy as sa
 
 from tests.plugins.request import request_doc
-from tests.plugins.web import PASSWORD
+from tests.plugins.web import PASSWORD, completed_request
 
 PUBLIC = "public"
 ANY = frozenset({"requester", "reviewer", "compliance", "admin"})
@@ -98,22 +97,8 @@ def test_every_route_has_a_role_entry(web_server):
     assert set(ROLES) - routes == set(), "ROLES names routes the app does not have"
 
 
-def _completed_request(server, users) -> dict:
-    with server.client(users["requester"].token) as client:
-        answer = client.post("/api/v1/requests", json=request_doc(variants=1))
-        assert answer.status_code == 202, answer.text
-        rid = answer.json()["id"]
-        deadline = time.monotonic() + 600
-        while (doc := client.get(f"/api/v1/requests/{rid}").json())["status"] not in (
-                "completed", "refused", "failed"):
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-    assert doc["status"] == "completed", doc
-    return doc
-
-
 def test_route_role_table(web_server, web_users, request_env):
-    doc = _completed_request(web_server, web_users)
+    doc = completed_request(web_server, web_users["requester"].token, request_doc(variants=1))
     ids = {"request_id": doc["id"], "asset_id": doc["assets"][0]["id"],
            "talent_id": request_env.talent_ids["demo-talent-a"],
            "consent_id": next(iter(request_env.consent_ids.values())),

@@ -5,38 +5,11 @@ no serious or critical axe-core violations. Screenshots: asset-published, asset-
 
 from __future__ import annotations
 
-import os
-
 import httpx
-import sqlalchemy as sa
 
-from tests.plugins.browser import axe_violations, sign_in
+from tests.plugins.browser import HOSTILE, axe_violations, css, sign_in, wait_for
+from tests.plugins.db import catalogue_sql
 from tests.plugins.request import request_doc
-
-HOSTILE = "<script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\">"
-
-
-def _sql(statement: str, **params):
-    engine = sa.create_engine(os.environ["CASTKEEP_DATABASE__URL"])  # the test's catalogue
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(sa.text(statement), params)
-            return result.all() if result.returns_rows else None
-    finally:
-        engine.dispose()
-
-
-def _wait(driver, condition, timeout: float = 30, what: str = "the page"):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
-        condition, message=f"timed out waiting for {what}")
-
-
-def _css(driver, selector: str):
-    from selenium.webdriver.common.by import By
-
-    return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
 def _text(driver, selector: str) -> str:
@@ -57,14 +30,14 @@ def test_asset_page(browser, web_server, web_users, request_env, fulfil, screens
                           json={"assets": [chosen], "comment": "Warm light, approved"})
         assert answer.status_code == 200, answer.text
     # A talent's name is data from outside: it must stay text on the page.
-    _sql("UPDATE talent SET display_name = :n WHERE external_ref = 'demo-talent-a'", n=HOSTILE)
+    catalogue_sql("UPDATE talent SET display_name = :n WHERE external_ref = 'demo-talent-a'", n=HOSTILE)
 
     sign_in(browser, url, web_users["requester"])
     browser.get(f"{url}/assets/{chosen}")
     assert browser.find_element("id", "asset").get_attribute("data-status") == "published"
-    assert _css(browser, "#asset-status [data-status=published]")
+    assert css(browser, "#asset-status [data-status=published]")
     # Content Credentials: the stored file verifies against the deployment's trust anchor.
-    assert _css(browser, "#content-credentials [data-state=Trusted]")
+    assert css(browser, "#content-credentials [data-state=Trusted]")
     panel = _text(browser, "#content-credentials")
     assert "Signer\n—" not in panel and "AI source type" in panel
     assert "edited" in panel or "created" in panel, panel
@@ -72,13 +45,13 @@ def test_asset_page(browser, web_server, web_users, request_env, fulfil, screens
     lineage = _text(browser, "#lineage")
     assert HOSTILE in lineage
     assert browser.execute_script("return window.__xss === undefined;")
-    assert not _css(browser, "img[src=x]")
-    assert _css(browser, "#lineage img[src^='/references/']")
+    assert not css(browser, "img[src=x]")
+    assert css(browser, "#lineage img[src^='/references/']")
     # History: the reviewer's decision with the comment, newest first.
-    rows = [r.text for r in _css(browser, "#history tbody tr")]
+    rows = [r.text for r in css(browser, "#history tbody tr")]
     assert any("reviewer" in r and "Warm light, approved" in r for r in rows), rows
     # The thumbnail loads; a click opens the full-size file.
-    _wait(browser, lambda d: d.execute_script(
+    wait_for(browser, lambda d: d.execute_script(
         "const i = document.querySelector('.asset-image__open img');"
         "return i.complete && i.naturalWidth > 0 && i.naturalWidth <= 256;"),
         what="the thumbnail")
@@ -88,7 +61,7 @@ def test_asset_page(browser, web_server, web_users, request_env, fulfil, screens
     assert found == [], found
     screenshot(browser, "asset-published")
     browser.find_element("css selector", ".asset-image__open").click()
-    _wait(browser, lambda d: d.current_url.endswith(f"/assets/{chosen}/image")
+    wait_for(browser, lambda d: d.current_url.endswith(f"/assets/{chosen}/image")
           and d.execute_script("const i = document.images[0];"
                                "return i && i.complete && i.naturalWidth > 256;"),
           what="the full-size image")
@@ -96,14 +69,14 @@ def test_asset_page(browser, web_server, web_users, request_env, fulfil, screens
     # A candidate: a requester may not download it, so there is no button.
     browser.get(f"{url}/assets/{other}")
     assert browser.find_element("id", "asset").get_attribute("data-status") == "candidate"
-    assert not _css(browser, "#asset-download")
-    assert _css(browser, "#asset-no-download")
+    assert not css(browser, "#asset-download")
+    assert css(browser, "#asset-no-download")
     screenshot(browser, "asset-candidate")
 
     # Reviewers may download candidates (the API serves it to them): the button is there.
     sign_in(browser, url, web_users["reviewer"])
     browser.get(f"{url}/assets/{other}")
-    assert _css(browser, "#asset-download")
+    assert css(browser, "#asset-download")
 
 
 def test_asset_page_ids_and_sign_in(web_server, web_users, request_env):

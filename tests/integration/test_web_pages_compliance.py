@@ -10,39 +10,13 @@ asset-quarantined, audit."""
 from __future__ import annotations
 
 import contextlib
-import os
 
 import httpx
-import sqlalchemy as sa
 
-from tests.plugins.browser import axe_violations, sign_in
+from tests.plugins.browser import HOSTILE, axe_violations, css, sign_in, wait_for
+from tests.plugins.db import catalogue_sql
 from tests.plugins.request import request_doc
 from tests.plugins.web import PASSWORD
-
-HOSTILE = "<script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\">"
-
-
-def _sql(statement: str, **params):
-    engine = sa.create_engine(os.environ["CASTKEEP_DATABASE__URL"])  # the test's catalogue
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(sa.text(statement), params)
-            return result.all() if result.returns_rows else None
-    finally:
-        engine.dispose()
-
-
-def _wait(driver, condition, timeout: float = 30, what: str = "the page"):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
-        condition, message=f"timed out waiting for {what}")
-
-
-def _css(driver, selector: str):
-    from selenium.webdriver.common.by import By
-
-    return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
 def _one(driver, selector: str):
@@ -55,15 +29,15 @@ def _clean(driver, page: str) -> None:
     found = axe_violations(driver)
     assert found == [], f"{page}: {found}"
     assert driver.execute_script("return window.__xss === undefined;"), f"{page}: script ran"
-    assert not _css(driver, "img[src=x]"), f"{page}: markup from a name"
+    assert not css(driver, "img[src=x]"), f"{page}: markup from a name"
 
 
 def _status(asset_id: str) -> str:
-    return _sql("SELECT status FROM asset WHERE id = :i", i=asset_id)[0][0]
+    return catalogue_sql("SELECT status FROM asset WHERE id = :i", i=asset_id)[0][0]
 
 
 def _consent_status(consent_id: str) -> str:
-    return _sql("SELECT status FROM consent WHERE id = :i", i=consent_id)[0][0]
+    return catalogue_sql("SELECT status FROM consent WHERE id = :i", i=consent_id)[0][0]
 
 
 def _place(asset_id: str, url: str) -> None:
@@ -94,8 +68,8 @@ def test_compliance_journey(browser, web_server, web_users, request_env, fulfil,
     assert _status(asset) == "published", summary
     _place(asset, "https://social.example/harbour-light")
     # Talent B's name is hostile data; its consent ends in 10 days.
-    _sql("UPDATE talent SET display_name = :n WHERE id = :t", n=HOSTILE, t=talent_b)
-    _sql("UPDATE consent SET valid_until = now() + interval '10 days' WHERE talent_id = :t",
+    catalogue_sql("UPDATE talent SET display_name = :n WHERE id = :t", n=HOSTILE, t=talent_b)
+    catalogue_sql("UPDATE consent SET valid_until = now() + interval '10 days' WHERE talent_id = :t",
          t=talent_b)
 
     # The register: every talent, scope and validity; B's consent highlighted as ending soon.
@@ -114,11 +88,11 @@ def test_compliance_journey(browser, web_server, web_users, request_env, fulfil,
 
     # A talent: references from the catalogue, the asset with its status, the release document.
     browser.get(f"{url}/talents/{talent_a}")
-    _wait(browser, lambda d: d.execute_script(
+    wait_for(browser, lambda d: d.execute_script(
         "const i = Array.from(document.querySelectorAll('#references img'));"
         "return i.length > 0 && i.every(x => x.complete && x.naturalWidth > 0);"),
         what="the reference thumbnails")
-    assert len(_css(browser, "#references [data-role=reference]")) == 2  # obama.jpg, obama2.jpg
+    assert len(css(browser, "#references [data-role=reference]")) == 2  # obama.jpg, obama2.jpg
     assert _one(browser, f"#talent-assets tr[data-asset-id='{asset}']") \
         .get_attribute("data-status") == "published"
     link = _one(browser, f"[data-consent-id='{consent_a}'] [data-role=release-document]")
@@ -136,25 +110,25 @@ def test_compliance_journey(browser, web_server, web_users, request_env, fulfil,
         browser.set_window_size(1280, 800)
     browser.get(f"{url}/talents/{talent_a}")
     link = _one(browser, f"[data-consent-id='{consent_a}'] [data-role=release-document]")
-    reads_before = _sql("SELECT count(*) FROM audit_event WHERE kind = "
+    reads_before = catalogue_sql("SELECT count(*) FROM audit_event WHERE kind = "
                         "'consent.release_document_read'")[0][0]
     cookies = {c["name"]: c["value"] for c in browser.get_cookies()}
     with httpx.Client(base_url=url, cookies=cookies, timeout=60) as client:
         document = client.get(link.get_attribute("href"))
     assert document.status_code == 200 and document.content
     assert document.headers["cache-control"] == "no-store"
-    reads = _sql("SELECT actor, entity_id FROM audit_event WHERE kind = "
+    reads = catalogue_sql("SELECT actor, entity_id FROM audit_event WHERE kind = "
                  "'consent.release_document_read' ORDER BY seq")
     assert len(reads) == reads_before + 1 and tuple(reads[-1]) == ("compliance", consent_a)
 
     # Dry run: the preview lists the asset; nothing changes.
     _one(browser, f"#reason-{consent_a}").send_keys("Talent withdrew consent by letter")
     _one(browser, f"[data-consent-id='{consent_a}'] [data-action=preview-revoke]").click()
-    _wait(browser, lambda d: d.current_url.endswith(f"/consents/{consent_a}/revoke"),
+    wait_for(browser, lambda d: d.current_url.endswith(f"/consents/{consent_a}/revoke"),
           what="the revocation preview")
-    listed = [e.get_attribute("data-asset-id") for e in _css(browser, "#would-quarantine li")]
+    listed = [e.get_attribute("data-asset-id") for e in css(browser, "#would-quarantine li")]
     assert listed == [asset]
-    takedowns = [r.text for r in _css(browser, "#would-take-down tbody tr")]
+    takedowns = [r.text for r in css(browser, "#would-take-down tbody tr")]
     assert len(takedowns) == 1 and "https://social.example/harbour-light" in takedowns[0]
     assert _one(browser, "#reason").get_attribute("value") == "Talent withdrew consent by letter"
     assert _status(asset) == "published" and _consent_status(consent_a) == "active"
@@ -164,18 +138,18 @@ def test_compliance_journey(browser, web_server, web_users, request_env, fulfil,
     # A wrong confirmation is refused and changes nothing.
     _one(browser, "#confirm_ref").send_keys("demo-talent-b")
     _one(browser, "[data-action=revoke]").click()
-    _wait(browser, lambda d: _css(d, "#revoke-error"), what="the refusal")
+    wait_for(browser, lambda d: css(d, "#revoke-error"), what="the refusal")
     assert "did not match" in _one(browser, "#revoke-error").text
     assert _status(asset) == "published" and _consent_status(consent_a) == "active"
 
     # The real revocation: the consent is revoked, the asset quarantined.
     _one(browser, "#confirm_ref").send_keys("demo-talent-a")
     _one(browser, "[data-action=revoke]").click()
-    _wait(browser, lambda d: _css(d, "#revoked-message"), what="the talent page after revoking")
+    wait_for(browser, lambda d: css(d, "#revoked-message"), what="the talent page after revoking")
     assert _consent_status(consent_a) == "revoked" and _status(asset) == "quarantined"
     assert _one(browser, f"#talent-assets tr[data-asset-id='{asset}']") \
         .get_attribute("data-status") == "quarantined"
-    revoked = _sql("SELECT actor FROM audit_event WHERE kind = 'consent.revoked' "
+    revoked = catalogue_sql("SELECT actor FROM audit_event WHERE kind = 'consent.revoked' "
                    "AND entity_id = :c", c=consent_a)
     assert [tuple(r) for r in revoked] == [("compliance",)]
     ended = _one(browser, f"[data-consent-id='{consent_a}'] .consent__ended").text
@@ -184,7 +158,7 @@ def test_compliance_journey(browser, web_server, web_users, request_env, fulfil,
 
     browser.get(f"{url}/assets/{asset}")
     assert _one(browser, "#asset").get_attribute("data-status") == "quarantined"
-    assert _css(browser, "#asset-withdrawn") and not _css(browser, "#asset-download")
+    assert css(browser, "#asset-withdrawn") and not css(browser, "#asset-download")
     _clean(browser, "asset (quarantined)")
     screenshot(browser, "asset-quarantined")
     with httpx.Client(base_url=url, cookies=cookies, timeout=60) as client:
@@ -195,14 +169,14 @@ def test_compliance_journey(browser, web_server, web_users, request_env, fulfil,
     # quarantined asset checked) without a manual reload.
     browser.get(f"{url}/audit")
     assert _one(browser, "#audit-report").text.endswith("Use \"Run audit now\".")
-    expiring = [e.get_attribute("data-consent-id") for e in _css(browser, "#expiring-consents tr[data-consent-id]")]
+    expiring = [e.get_attribute("data-consent-id") for e in css(browser, "#expiring-consents tr[data-consent-id]")]
     assert expiring == [request_env.consent_ids["demo-talent-b"]]
     _one(browser, "#run-audit").click()
-    _wait(browser, lambda d: _css(d, "#audit-report [data-result]"), timeout=180,
+    wait_for(browser, lambda d: css(d, "#audit-report [data-result]"), timeout=180,
           what="the audit report")
     assert _one(browser, "#audit").get_attribute("data-job-state") == "done"
     assert "assets and" in _one(browser, "#audit-report").text
-    completed = _sql("SELECT actor FROM audit_event WHERE kind = 'audit.completed'")
+    completed = catalogue_sql("SELECT actor FROM audit_event WHERE kind = 'audit.completed'")
     assert [tuple(r) for r in completed] == [("compliance",)]
     _clean(browser, "audit")
     screenshot(browser, "audit")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import time
 import uuid
 
 import sqlalchemy as sa
 
 from tests.plugins.request import request_doc
+from tests.plugins.web import completed_request
 
 PROBLEM_JSON = "application/problem+json"
 URL = "https://shop.example.com/spring?utm=1"
@@ -21,16 +21,7 @@ URL = "https://shop.example.com/spring?utm=1"
 
 def _published_asset(server, users) -> str:
     """A published asset of a one-variant request submitted through the API (no approval)."""
-    with server.client(users["requester"].token) as client:
-        answer = client.post("/api/v1/requests", json=request_doc(variants=1))
-        assert answer.status_code == 202, answer.text
-        rid = answer.json()["id"]
-        deadline = time.monotonic() + 600
-        while (doc := client.get(f"/api/v1/requests/{rid}").json())["status"] not in (
-                "completed", "refused", "failed"):
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-    assert doc["status"] == "completed", doc
+    doc = completed_request(server, users["requester"].token, request_doc(variants=1))
     (asset,) = doc["assets"]
     assert asset["status"] == "published", asset
     return asset["id"]

@@ -10,6 +10,9 @@
   there too (a test-output folder to look at).
 - `axe_violations(driver)`: injects axe-core (npm, tests/browser/node_modules; `npm ci --prefix
   tests/browser` installs it) and returns the serious and critical violations of the page.
+- `wait_for(driver, condition, what=...)`, `css(driver, selector)`: a WebDriverWait with a clear
+  timeout message, and the elements a CSS selector finds.
+- `HOSTILE`: a name that runs script if a page renders it as HTML (pages must show it as text).
 
 A missing browser, driver or axe-core fails the test (it never skips): pages are tested in a
 real browser or not at all.
@@ -32,6 +35,7 @@ AXE_JS = (Path(__file__).resolve().parents[1] / "browser" / "node_modules" / "ax
 WINDOW = (1280, 800)
 PHONE = (390, 844)
 SERIOUS = ("serious", "critical")
+HOSTILE = "<script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\">"
 
 
 def _chrome(width: int = WINDOW[0], height: int = WINDOW[1]):
@@ -131,3 +135,16 @@ def axe_violations(driver, impacts: tuple[str, ...] = SERIOUS) -> list[dict[str,
     return [{"id": v["id"], "impact": v.get("impact"), "help": v.get("help"),
              "nodes": [n.get("target") for n in v.get("nodes", [])][:5]}
             for v in result if v.get("impact") in impacts]
+
+
+def wait_for(driver, condition, timeout: float = 30, what: str = "the page"):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
+        condition, message=f"timed out waiting for {what}")
+
+
+def css(driver, selector: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, selector)

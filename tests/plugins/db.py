@@ -14,6 +14,10 @@
 - `runtime_env` (function): CASTKEEP_HOME = a temp dir, CASTKEEP_DATABASE__URL = clean_db's URL,
   settings cache cleared; yields the home Path. When the suite runs with
   CASTKEEP_STORAGE__KIND=s3, it points the s3 settings at `s3_endpoint` with fresh buckets.
+- `acting_as` (function): `acting_as(name)` sets CASTKEEP_ACTOR (the user the commands and flows
+  record) for the test, settings cache cleared, and returns the name.
+- `catalogue_sql(statement, **params)`: runs one statement in its own transaction on the
+  catalogue the test's runtime uses (CASTKEEP_DATABASE__URL); returns its rows, or None.
 """
 
 from __future__ import annotations
@@ -163,6 +167,31 @@ def truncate_all(url: str) -> None:
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
+
+
+def catalogue_sql(statement: str, **params):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(os.environ["CASTKEEP_DATABASE__URL"])  # the test's catalogue
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(sa.text(statement), params)
+            return result.all() if result.returns_rows else None
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def acting_as(monkeypatch: pytest.MonkeyPatch):
+    from castkeep.flows.settings import get_settings
+
+    def act(name: str) -> str:
+        monkeypatch.setenv("CASTKEEP_ACTOR", name)
+        get_settings.cache_clear()
+        return name
+
+    yield act
+    get_settings.cache_clear()
 
 
 @pytest.fixture

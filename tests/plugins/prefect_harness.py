@@ -2,6 +2,8 @@
 
 - `run_castkeep(*args, home=)`: the real `castkeep` console script in a child process, on the
   test catalogue (the CASTKEEP_ environment) and this session's Prefect API.
+- `cli` (module): `cli(*args)` invokes the typer app in process (typer's CliRunner) and returns
+  its Result, for tests where the child process's stderr and exit code are not the point.
 - `stop_local_prefect_servers` (automatic, whole session): at the end of the session, stops every
   long-lived local Prefect server (flows/prefect_server.py) that a test started in a data dir
   under pytest's temporary directory, so no test leaves one running.
@@ -32,6 +34,17 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="module")
+def cli():
+    from typer.testing import CliRunner
+
+    from castkeep.flows.cli import _register, app
+
+    _register()
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
 
 
 def run_castkeep(*args: str, home: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:

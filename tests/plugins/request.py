@@ -4,6 +4,8 @@ runner that fulfils them through the real flow.
 - `request_doc(**overrides)` -> dict: a valid single-talent request (demo-talent-a, classical,
   key light 45 degrees, 8-degree Dutch angle, social/FR/advertising, 2 variants, publish in 30 days).
 - `write_request(tmp_path, doc, name)` -> Path (YAML or JSON by suffix).
+- `published_export(cli, tmp_path)` -> (asset id, Path): `castkeep request` of one variant lit
+  from 60 degrees, its asset exported with `castkeep asset export` to published.jpg.
 - `fulfil` (function fixture): submit a request document to the catalogue and run the
   fulfil_request flow on it; returns the flow's summary dict.
 - `asset_inserts_drop_the_connection` (function fixture): until its value is called, every INSERT
@@ -48,6 +50,16 @@ def write_request(folder: Path, doc: dict[str, Any], name: str = "request.yaml")
     else:
         path.write_text(yaml.safe_dump(doc))
     return path
+
+
+def published_export(cli, folder: Path) -> tuple[str, Path]:
+    path = write_request(folder, request_doc(variants=1, lighting={"azimuth": 60}), "req.json")
+    res = cli("request", str(path), "--json")
+    assert res.exit_code == 0, res.output
+    (asset,) = json.loads(res.stdout)["assets"]
+    target = folder / "published.jpg"
+    assert cli("asset", "export", asset["id"], "-o", str(target)).exit_code == 0
+    return asset["id"], target
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ signed-in users of every role.
   ssl_certfile/ssl_keyfile); stopped at the end of the test.
 - `tls_files` (function): (certificate, key) PEM paths of a self-signed certificate for
   127.0.0.1, valid for an hour.
+- `completed_request(server, token, doc)`: submits a request through the API as the token's
+  user, polls it until it ends (10 minutes at most) and returns its document, asserted completed.
 """
 
 from __future__ import annotations
@@ -38,6 +40,20 @@ class WebServer:
 
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kwargs)
+
+
+def completed_request(server: WebServer, token: str, doc: dict[str, Any]) -> dict[str, Any]:
+    with server.client(token) as client:
+        answer = client.post("/api/v1/requests", json=doc)
+        assert answer.status_code == 202, answer.text
+        rid = answer.json()["id"]
+        deadline = time.monotonic() + 600
+        while (found := client.get(f"/api/v1/requests/{rid}").json())["status"] not in (
+                "completed", "refused", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    assert found["status"] == "completed", found
+    return found
 
 
 @dataclass(frozen=True)
