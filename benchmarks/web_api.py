@@ -18,7 +18,7 @@ import json
 import time
 
 from sample_catalogue import sample_catalogue
-from web_bench import latency_summary, serve_app
+from web_bench import latency_summary, requester_token, serve_app
 
 
 def main() -> None:
@@ -35,12 +35,7 @@ def main() -> None:
 def _measure(args, settings) -> None:
     import httpx
 
-    from castkeep.flows.runtime import open_runtime
-    from castkeep.tasks.accounts import add_user, create_token
-
-    with open_runtime(settings) as rt:
-        add_user(rt, "bench", ["requester"], password=None, actor="bench")
-        token = create_token(rt, "bench", actor="bench")["token"]
+    token = requester_token(settings)
     # leaving serve_app waits for the fulfilments under way
     with serve_app(settings) as base:
         doc = {
