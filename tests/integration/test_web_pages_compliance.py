@@ -103,8 +103,11 @@ def test_compliance_journey(browser, web_server, web_users, request_env, fulfil,
     try:
         for path, name in ((f"/talents/{talent_a}", "talent-phone"), ("/talents", "register-phone")):
             browser.get(url + path)
-            assert browser.execute_script(
-                "return document.documentElement.scrollWidth <= window.innerWidth;"), name
+            # The resize settles asynchronously in headless Chromium: give layout a moment.
+            wait_for(browser, lambda d: d.execute_script(
+                "return window.innerWidth <= 400 && "
+                "document.documentElement.scrollWidth <= window.innerWidth;"),
+                timeout=10, what=f"{name} to fit a 390 px screen")
             screenshot(browser, name)
     finally:
         browser.set_window_size(1280, 800)
