@@ -21,10 +21,9 @@ from castkeep.errors import NotFoundError
 from castkeep.provenance.consent import WORLD
 from castkeep.provenance.policy import Use
 from castkeep.tasks.consent_gate import check_consent
+from castkeep.tasks.page_views_compliance import EXPIRING_DAYS as EXPIRING_DAYS  # one window
 from castkeep.tasks.page_views_compliance import talent_names as known_talent_names
 from castkeep.vocab import AssetStatus, RequestStatus
-
-EXPIRING_DAYS = 30
 
 
 def _progress(session: Session, request_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
@@ -159,13 +158,11 @@ def talent_names(session: Session, talent_ids: list[str]) -> dict[str, str]:
     return {tid: found.get(tid, tid[:8]) for tid in talent_ids}
 
 
-def request_references(session: Session, request_id: uuid.UUID) -> list[dict[str, Any]]:
+def _request_references(session: Session, row: schema.AssetRequest,
+                        talents: list[Any]) -> list[dict[str, Any]]:
     """The reference portraits a request's variants were made from (their lineage); before any
-    variant exists, the portraits of the request's talents. [{"id", "talent_id",
-    "display_name"}], by talent in request order."""
-    row = assets_repo.get_request(session, request_id)
-    talents = [t for t in (catalogue.find_talent(session, ident)
-                           for ident in (row.spec or {}).get("talents", ())) if t is not None]
+    variant exists, the portraits of the request's `talents` (those found, in request order).
+    [{"id", "talent_id", "display_name"}], by talent in request order."""
     order = {t.id: i for i, t in enumerate(talents)}
     # One query over the lineage (the asset views would load every score and generation).
     refs = list(session.scalars(
@@ -198,13 +195,14 @@ def gallery_extras(session: Session, request_id: uuid.UUID, doc: dict[str, Any])
     """What a request's page adds to its API document: the submitted spec, the display names of
     the talents scored, and the reference portraits."""
     talent_ids = sorted({t for a in doc["assets"] for t in a["scores"].get("identity", {})})
-    spec = dict(assets_repo.get_request(session, request_id).spec or {})
-    named = []
-    for ref in spec.get("talents", ()):
-        talent = catalogue.find_talent(session, ref)
-        named.append(talent.display_name if talent is not None else str(ref))
+    row = assets_repo.get_request(session, request_id)
+    spec = dict(row.spec or {})
+    refs = list(spec.get("talents", ()))
+    found = [catalogue.find_talent(session, ref) for ref in refs]
+    named = [t.display_name if t is not None else str(ref) for ref, t in zip(refs, found)]
+    references = _request_references(session, row, [t for t in found if t is not None])
     return {"spec": spec, "talent_names": talent_names(session, talent_ids),
-            "talent_list": named, "references": request_references(session, request_id)}
+            "talent_list": named, "references": references}
 
 
 def spec_ranges() -> dict[str, dict[str, Any]]:
