@@ -56,12 +56,10 @@ def _engine(url: str) -> sa.Engine:
 
 def current(url: str) -> str | None:
     """The revision the database at `url` is on (None: never migrated)."""
-    from alembic.runtime.migration import MigrationContext
-
     engine = _engine(url)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return _revision(conn)
     except DBAPIError as exc:
         raise DatabaseError(f"cannot read the schema revision of {redact(url)}: {exc.orig}") from exc
     finally:
@@ -110,13 +108,17 @@ def downgrade(url: str, revision: str) -> None:
         engine.dispose()
 
 
+def _revision(conn: sa.Connection) -> str | None:
+    if conn.execute(sa.text("SELECT to_regclass('alembic_version')")).scalar() is None:
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def revision_of(engine: sa.Engine) -> str | None:
-    """The schema revision through an open engine, in one query (None: never migrated)."""
+    """The schema revision through an open engine (None: never migrated)."""
     try:
         with engine.connect() as conn:
-            if conn.execute(sa.text("SELECT to_regclass('alembic_version')")).scalar() is None:
-                return None
-            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            return _revision(conn)
     except DBAPIError as exc:
         raise DatabaseError(f"cannot read the schema revision of {redact(str(engine.url))}: "
                             f"{exc.orig}") from exc
