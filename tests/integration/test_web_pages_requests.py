@@ -7,14 +7,13 @@ violations on each page; screenshots of each step are written (see tests/plugins
 from __future__ import annotations
 
 import io
-import os
 import re
 import zipfile
 
 import httpx
-import sqlalchemy as sa
 
-from tests.plugins.browser import PHONE, WINDOW, axe_violations, fits_width, sign_in
+from tests.plugins.browser import PHONE, WINDOW, axe_violations, css, fits_width, sign_in
+from tests.plugins.db import catalogue_sql
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -27,12 +26,6 @@ def _wait(driver, condition, timeout: float = 300, what: str = "the page"):
     return WebDriverWait(driver, timeout, poll_frequency=0.2,
                          ignored_exceptions=(StaleElementReferenceException,)).until(
         condition, message=f"timed out waiting for {what}")
-
-
-def _css(driver, selector: str):
-    from selenium.webdriver.common.by import By
-
-    return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
 def _set(driver, element_id: str, value: str) -> None:
@@ -54,12 +47,6 @@ def _cookie_client(driver, server) -> httpx.Client:
     return httpx.Client(base_url=server.url, cookies=cookies, timeout=60)
 
 
-def _sql(statement: str, **params) -> None:
-    engine = sa.create_engine(os.environ["CASTKEEP_DATABASE__URL"])  # the test's catalogue
-    with engine.begin() as conn:
-        conn.execute(sa.text(statement), params)
-    engine.dispose()
-
 
 def test_request_journey(browser, web_server, web_users, request_env, screenshot):
     from selenium.webdriver.common.by import By
@@ -75,7 +62,7 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
     _set(browser, "territory", "FR")
     _set(browser, "purpose", "advertising")
     box = _wait(browser, lambda d: next(
-        (b for b in _css(d, f"#talent-{talent_a}") if b.is_enabled()), False),
+        (b for b in css(d, f"#talent-{talent_a}") if b.is_enabled()), False),
         timeout=30, what="talent A to become available")
     box.click()
     _set(browser, "key_azimuth", "45")
@@ -96,15 +83,15 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
     browser.execute_script("window.__samePage = true;")
     screenshot(browser, "02-request-progress")
     _wait(browser, lambda d: d.find_element(By.ID, "request").get_attribute("data-status")
-          == "awaiting_approval" and len(_css(d, ".variant[data-asset-id]")) == 2,
+          == "awaiting_approval" and len(css(d, ".variant[data-asset-id]")) == 2,
           what="the gallery of 2 variants")
     assert browser.execute_script("return window.__samePage === true;"), "the page reloaded"
     assert browser.find_element(By.ID, "progress").get_attribute("hidden") is not None
 
     # The gallery: the reference beside the variants, thumbnails loaded, scores in order.
-    references = _css(browser, "[data-role=reference] img")
+    references = css(browser, "[data-role=reference] img")
     assert references, "no reference portrait"
-    variants = _css(browser, ".variant[data-asset-id]")
+    variants = css(browser, ".variant[data-asset-id]")
     ids = [v.get_attribute("data-asset-id") for v in variants]
     assert all(re.fullmatch(UUID, i) for i in ids)
     _wait(browser, lambda d: d.execute_script(
@@ -115,21 +102,21 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
     assert labels == ["Identity distance · Demo Talent A", "Lighting error",
                       "Quality (sharpness)"], labels
     assert variants[0].find_element(By.XPATH, ".//tr[2]/td[1]").text.endswith("°")
-    assert _css(browser, "[data-action]") == [], "a requester sees review controls"
+    assert css(browser, "[data-action]") == [], "a requester sees review controls"
     _no_serious_violations(browser, "request gallery (requester)")
     screenshot(browser, "03-gallery-requester")
     candidates = [v.get_attribute("data-asset-id") for v in variants
                   if v.get_attribute("data-status") == "candidate"]
     assert candidates, "no variant passed the checks"
     # As the API's files: a requester sees a candidate small, in full once it is published.
-    assert _css(browser, ".variant__open") == []
+    assert css(browser, ".variant__open") == []
     with _cookie_client(browser, web_server) as client:
         refused = client.get(f"/requests/{rid}/images/{candidates[0]}")
         assert refused.status_code == 403 and "requesters see published" in refused.text
 
     # The reviewer's dashboard lists it; the gallery has the controls.
     sign_in(browser, url, web_users["reviewer"])
-    row = _css(browser, f"#awaiting-review a[href='/requests/{rid}']")
+    row = css(browser, f"#awaiting-review a[href='/requests/{rid}']")
     assert [r.text for r in row] == ["Spring terrace"]
     screenshot(browser, "04-dashboard-reviewer")
     browser.get(f"{url}/requests/{rid}")
@@ -169,12 +156,12 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
         browser.find_element(By.CSS_SELECTOR, "[data-action=reject]").click()
         assert "comment" in browser.find_element(By.ID, "action-message").text
         assert all(v.get_attribute("data-status") == "candidate"
-                   for v in _css(browser, ".variant") if v.get_attribute("data-asset-id") in rest)
+                   for v in css(browser, ".variant") if v.get_attribute("data-asset-id") in rest)
         browser.find_element(By.ID, "review-comment").send_keys("Key light too flat")
         browser.find_element(By.CSS_SELECTOR, "[data-action=reject]").click()
     _wait(browser, lambda d: d.find_element(By.ID, "request").get_attribute("data-status")
           == "completed", timeout=120, what="the request to complete")
-    assert _css(browser, "[data-action]") == [], "review controls after the review ended"
+    assert css(browser, "[data-action]") == [], "review controls after the review ended"
     for aid in rest:
         card = browser.find_element(By.CSS_SELECTOR, f".variant[data-asset-id='{aid}']")
         assert card.get_attribute("data-status") == "rejected"
@@ -182,13 +169,13 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
 
     # The filter shows the rejected variants only, then all again.
     browser.find_element(By.CSS_SELECTOR, "button[data-filter=rejected]").click()
-    shown = [v.get_attribute("data-asset-id") for v in _css(browser, ".variant")
+    shown = [v.get_attribute("data-asset-id") for v in css(browser, ".variant")
              if v.is_displayed()]
     assert sorted(shown) == sorted(i for i in ids if i != chosen and (
         i in rest or i not in candidates))
     screenshot(browser, "06b-rejected-filter")
     browser.find_element(By.CSS_SELECTOR, "button[data-filter=all]").click()
-    assert len([v for v in _css(browser, ".variant") if v.is_displayed()]) == len(ids)
+    assert len([v for v in css(browser, ".variant") if v.is_displayed()]) == len(ids)
 
     # Downloads: the file under its readable name, and a zip of the selection.
     link = browser.find_element(By.CSS_SELECTOR,
@@ -214,7 +201,7 @@ def test_request_journey(browser, web_server, web_users, request_env, screenshot
 
     # The requester's dashboard shows the request and its progress.
     sign_in(browser, url, web_users["requester"])
-    row = _css(browser, f"#my-requests a[href='/requests/{rid}']")
+    row = css(browser, f"#my-requests a[href='/requests/{rid}']")
     assert [r.text for r in row] == ["Spring terrace"]
     assert "2 of 2 variants" in browser.find_element(By.ID, "my-requests").text
     with _cookie_client(browser, web_server) as client:
@@ -262,10 +249,10 @@ def test_form_offers_only_consented_talents(browser, web_server, web_users, requ
     talent_a = request_env.talent_ids["demo-talent-a"]
     talent_b = request_env.talent_ids["demo-talent-b"]
     hostile = "<script>window.__xss = 1</script><img src=x onerror=window.__xss=2>"
-    _sql("UPDATE talent SET display_name = :n WHERE external_ref = 'demo-talent-a'", n=hostile)
-    _sql("UPDATE consent SET scope = jsonb_set(scope::jsonb, '{channels}', '[\"print\"]') "
+    catalogue_sql("UPDATE talent SET display_name = :n WHERE external_ref = 'demo-talent-a'", n=hostile)
+    catalogue_sql("UPDATE consent SET scope = jsonb_set(scope::jsonb, '{channels}', '[\"print\"]') "
          "WHERE talent_id = :t", t=talent_b)
-    _sql("UPDATE consent SET valid_until = now() + interval '20 days' WHERE talent_id = :t",
+    catalogue_sql("UPDATE consent SET valid_until = now() + interval '20 days' WHERE talent_id = :t",
          t=talent_a)
 
     sign_in(browser, url, web_users["requester"])
@@ -277,7 +264,7 @@ def test_form_offers_only_consented_talents(browser, web_server, web_users, requ
     name = browser.find_element(By.CSS_SELECTOR, f"[data-talent-id='{talent_a}'] .talent__name")
     assert name.text == hostile
     assert browser.execute_script("return window.__xss === undefined;")
-    assert _css(browser, "#talent-list script, #talent-list img") == []
+    assert css(browser, "#talent-list script, #talent-list img") == []
     _no_serious_violations(browser, "request form with an unavailable talent")
     screenshot(browser, "08-form-unavailable-talent")
 
@@ -288,7 +275,7 @@ def test_form_offers_only_consented_talents(browser, web_server, web_users, requ
     assert not browser.find_element(By.ID, f"talent-{talent_a}").is_enabled()
     assert browser.find_element(By.CSS_SELECTOR,
                                 f"[data-talent-id='{talent_a}'] .talent__name").text == hostile
-    assert _css(browser, "#talent-list script, #talent-list img") == []
+    assert css(browser, "#talent-list script, #talent-list img") == []
     assert browser.execute_script("return window.__xss === undefined;")
 
     # Posting the unavailable talent anyway is refused with the clause; nothing is catalogued.
@@ -313,7 +300,7 @@ def test_form_offers_only_consented_talents(browser, web_server, web_users, requ
     expiring = browser.find_element(By.ID, "expiring-consents")
     assert hostile in expiring.text
     assert "in 19 days" in expiring.text or "in 20 days" in expiring.text
-    assert _css(browser, "#expiring-consents script, #expiring-consents img") == []
+    assert css(browser, "#expiring-consents script, #expiring-consents img") == []
     assert browser.execute_script("return window.__xss === undefined;")
     _no_serious_violations(browser, "dashboard (compliance)")
     screenshot(browser, "09-dashboard-compliance")
