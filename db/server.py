@@ -98,14 +98,6 @@ def _paths(data_dir: Path) -> dict[str, Path]:
 # --- state ------------------------------------------------------------------------------------
 
 
-def _read_state(p: dict[str, Path]) -> dict:
-    return read_state(p["state"])
-
-
-def _write_state(p: dict[str, Path], state: dict) -> None:
-    write_state(p["state"], state)
-
-
 def _postmaster(pgdata: Path) -> tuple[int, int] | None:
     """(pid, port) of a live postmaster for this PGDATA, or None. Removes a stale pid file."""
     pidfile = pgdata / "postmaster.pid"
@@ -296,7 +288,7 @@ def start_bundled_server(data_dir: Path, *, port: int = 0, fast: bool = False) -
             app_password = server_roles.ensure_app_role(live_port, password, p["app_password"])
             return BundledServer(p["root"].parent, pid, live_port, password, app_password)
 
-        remembered = int(_read_state(p).get("port") or 0)
+        remembered = int(read_state(p["state"]).get("port") or 0)
         candidates = [c for c in (port, remembered) if c and port_free(c)]
         if port and port not in candidates:
             raise DatabaseError(
@@ -314,7 +306,7 @@ def start_bundled_server(data_dir: Path, *, port: int = 0, fast: bool = False) -
             chosen = free_port()
             pid = _start(p, user, bindir, chosen, fast)
         logger.info("bundled PostgreSQL started in %.1fs on port %s", time.monotonic() - t0, chosen)
-        _write_state(p, {"port": chosen, "pid": pid})
+        write_state(p["state"], {"port": chosen, "pid": pid})
         app_password = server_roles.ensure_app_role(chosen, password, p["app_password"])
         return BundledServer(p["root"].parent, pid, chosen, password, app_password)
 

@@ -131,14 +131,6 @@ def _paths(home: Path) -> dict[str, Path]:
     }
 
 
-def _read_state(p: dict[str, Path]) -> dict:
-    return read_state(p["state"])
-
-
-def _write_state(p: dict[str, Path], state: dict) -> None:
-    write_state(p["state"], state)
-
-
 def _log_tail(p: dict[str, Path], lines: int = 15) -> str:
     try:
         return "\n".join(p["log"].read_text(errors="replace").splitlines()[-lines:])
@@ -176,7 +168,7 @@ def _is_server(pid: int, port: int) -> bool:
 def _recorded(p: dict[str, Path]) -> LocalServer | None:
     """The server server.json names, if that process is still a Prefect server (answering or
     not); None when it is gone."""
-    state = _read_state(p)
+    state = read_state(p["state"])
     try:
         pid, port = int(state["pid"]), int(state["port"])
     except (KeyError, TypeError, ValueError):
@@ -313,7 +305,7 @@ def ensure_server(home: Path, *, timeout: float = _START_TIMEOUT_S) -> LocalServ
             logger.warning("the local Prefect server (pid %s) does not answer; restarting it",
                            server.pid)
             _terminate(server.pid, 10)
-        remembered = int(_read_state(p).get("port") or 0)
+        remembered = int(read_state(p["state"]).get("port") or 0)
         port = remembered if remembered and port_free(remembered) else free_port()
         t0 = time.monotonic()
         try:
@@ -325,7 +317,7 @@ def ensure_server(home: Path, *, timeout: float = _START_TIMEOUT_S) -> LocalServ
             server = _start(p, free_port(), timeout)
         logger.info("local Prefect server started in %.1fs at %s", time.monotonic() - t0,
                     server.ui_url)
-        _write_state(p, {"port": server.port, "pid": server.pid})
+        write_state(p["state"], {"port": server.port, "pid": server.pid})
         return server
 
 
@@ -340,7 +332,7 @@ def stop_server(home: Path, *, timeout: float = 20.0) -> bool:
         if server is None:
             return False
         _terminate(server.pid, timeout)
-        _write_state(p, {"port": server.port})
+        write_state(p["state"], {"port": server.port})
         return True
 
 
@@ -359,7 +351,7 @@ def prefect_status(home: Path) -> PrefectStatus:
     server = _recorded(p)
     if server is not None:
         return PrefectStatus("local", server.api_url, server.ui_url, health(server.api_url), True)
-    port = int(_read_state(p).get("port") or 0)
+    port = int(read_state(p["state"]).get("port") or 0)
     if not port:
         return PrefectStatus("local", None, None, False, False)
     stopped = LocalServer(p["root"], 0, port)
