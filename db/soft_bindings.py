@@ -32,11 +32,6 @@ def asset_by_sha256(session: Session, sha256: str) -> schema.Asset | None:
     return session.scalars(select(schema.Asset).where(schema.Asset.sha256 == sha256)).first()
 
 
-def soft_bindings_of(session: Session, asset_id: uuid.UUID) -> list[schema.SoftBinding]:
-    return list(session.scalars(select(schema.SoftBinding)
-                                .where(schema.SoftBinding.asset_id == asset_id)))
-
-
 @dataclass(frozen=True)
 class AssetStanding:
     """An asset as it stands now: status, its talents (id, display name) and their consents."""

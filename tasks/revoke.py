@@ -145,11 +145,6 @@ def _targets(session, consent: schema.Consent,
     return derived, matched
 
 
-def preview(runtime, *, consent_id: str, face: EncoderInfo | None) -> list[str]:
-    """The assets a revocation of this consent would quarantine now (see `dry_run`)."""
-    return dry_run(runtime, consent_id=consent_id, face=face)["quarantined"]
-
-
 def dry_run(runtime, *, consent_id: str, face: EncoderInfo | None) -> dict[str, Any]:
     """What a revocation of this consent would do now: the assets it would quarantine and the
     takedowns it would open. Reads only: no status, no event, no hold, no lock."""
