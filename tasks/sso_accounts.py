@@ -16,7 +16,6 @@ from castkeep.tasks.accounts import USERNAME_MAX, Identity, parse_roles
 SSO_ACTOR = "sso"
 
 
-
 def check_username(username: object) -> str:
     """A provider's username claim as a castkeep username, or SignInRefused saying why not."""
     if (not isinstance(username, str) or not username or len(username) > USERNAME_MAX
