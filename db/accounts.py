@@ -95,8 +95,9 @@ def user_for_token(session: Session, token_sha256: str, *,
 
 
 def user_tokens(session: Session, user: AppUser) -> list[ApiToken]:
+    """A user's tokens, oldest first (ties by id, so the order is stable)."""
     return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
-                                .order_by(ApiToken.created_at)))
+                                .order_by(ApiToken.created_at, ApiToken.id)))
 
 
 # --- browser sessions ---------------------------------------------------------------------------

@@ -117,15 +117,9 @@ def create_token(runtime, username: str, *, label: str | None = None,
 def list_tokens(runtime, username: str) -> list[dict[str, Any]]:
     """A user's API tokens, oldest first: {"id", "label", "created_at", "expires_at", "revoked",
     "live"}. Never the token or its sha256."""
-    from sqlalchemy import select
-
-    from castkeep.db.schema import ApiToken
-
     now = utcnow()
     with runtime.sessions() as session:
-        user = accounts.require_user(session, username)
-        rows = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
-                               .order_by(ApiToken.created_at, ApiToken.id))
+        rows = accounts.user_tokens(session, accounts.require_user(session, username))
         return [{"id": str(t.id), "label": t.label, "created_at": t.created_at.isoformat(),
                  "expires_at": t.expires_at.isoformat() if t.expires_at else None,
                  "revoked": t.revoked,
