@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from castkeep.db import server_roles
+from castkeep.db import server_roles, server_tuning
 from castkeep.db.server_roles import APP_ROLE, SUPERUSER
 from castkeep.db.server_user import (
     SYSTEM_USER,
@@ -232,6 +232,10 @@ def _prepare_dirs(p: dict[str, Path], user: ServerUser | None) -> None:
 
 
 def _start(p: dict[str, Path], user: ServerUser | None, bindir: Path, port: int, fast: bool) -> int:
+    # Memory and parallelism sized from this machine, rewritten at every start (ALTER SYSTEM wins).
+    conf = server_tuning.write_conf(p["pgdata"])
+    if user:
+        os.chown(conf, user.uid, user.gid)
     opts = f"-p {port}"
     if fast:
         # Throwaway test clusters: durability traded for speed.
