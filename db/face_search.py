@@ -113,11 +113,13 @@ def search(
     metric: str | None = None,
     exact: bool = False,
     ef_search: int = DEFAULT_EF_SEARCH,
+    index_type: str | None = None,
 ) -> list[FaceHit]:
     """The k stored faces nearest to `embedding` among faces of the same encoder, nearest first.
 
     A DetectedFace supplies its own encoder and version. `exact=True` scans every row instead of
-    the HNSW index (ground truth; slow on large catalogues)."""
+    the HNSW index (ground truth; slow on large catalogues). `index_type` is for benchmarks
+    comparing index casts (default: the migrated one)."""
     if isinstance(embedding, DetectedFace):
         face = embedding
         if encoder is not None and encoder != face.encoder:
@@ -137,7 +139,7 @@ def search(
     metric = metric or metric_for(encoder)
     qtext = "[" + ",".join(repr(float(v)) for v in q) + "]"
 
-    sql = search_sql(encoder, dim, exact=exact, with_version=bool(encoder_version))
+    sql = search_sql(encoder, dim, exact=exact, with_version=bool(encoder_version), index_type=index_type)
     params: dict[str, Any] = {"q": qtext, "k": int(k)}
     if encoder_version:
         params["ver"] = encoder_version
@@ -231,15 +233,24 @@ def lock_identities(session: Session, encoder: str) -> None:
                     {"k": f"identity:{encoder}"})
 
 
-def search_sql(encoder: str, dim: int, *, exact: bool = False, with_version: bool = False) -> str:
+def search_sql(encoder: str, dim: int, *, exact: bool = False, with_version: bool = False,
+               index_type: str | None = None) -> str:
     """The search statement (parameters :q, :k and, with_version, :ver). Encoder and dim are
     literals (the encoder name validated), not parameters, so the planner can prove the partial
-    index predicate."""
+    index predicate. The approximate path orders by the index's own cast (`index_type`: the
+    migrated schema.FACE_HNSW_TYPE unless a benchmark compares another); the distances returned
+    are always exact, computed on the stored vector for the hits only."""
     if not _SAFE_NAME.match(encoder):
         raise CastkeepError(f"invalid encoder name {encoder!r}")
+    index_type = index_type or schema.FACE_HNSW_TYPE
+    if index_type not in ("vector", "halfvec"):
+        raise CastkeepError(f"unknown index type {index_type!r}: vector or halfvec")
     dim = int(dim)
     vec = f"(f.embedding::vector({dim}))"
-    order = "f.embedding <=> CAST(:q AS vector)" if exact else f"{vec} <=> CAST(:q AS vector({dim}))"
+    if exact:
+        order = "f.embedding <=> CAST(:q AS vector)"
+    else:
+        order = f"(f.embedding::{index_type}({dim})) <=> CAST(:q AS {index_type}({dim}))"
     version_filter = "AND f.encoder_version = :ver" if with_version else ""
     return f"""
         SELECT h.id, h.reference_portrait_id, h.asset_id, rp.talent_id, h.face_index,

@@ -359,6 +359,10 @@ FACE_HNSW_INDEXES = (
     ("ix_face_embedding_dlib_hnsw", 128, "encoder = 'dlib-resnet-v1'"),
     ("ix_face_embedding_512_hnsw", 512, "dim = 512"),
 )
+# Their cast/opclass ((embedding::{type}(dim)) {type}_cosine_ops) and build options, as the
+# newest migration touching them (0005) sets them; face_search orders by the same cast.
+FACE_HNSW_TYPE = "vector"
+FACE_HNSW_OPTIONS = {"m": 16, "ef_construction": 64}
 
 
 # ---- publication register and takedowns (0003) ----------------------------------------------
