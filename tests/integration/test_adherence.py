@@ -94,3 +94,29 @@ def test_yaw_sign_and_size(engine, encoder, portrait):
 def test_face_pose_of_a_level_frontal_face(portrait):
     pose = face_pose(portrait[1])
     assert abs(pose["roll"]) < 2.0 and abs(pose["yaw"]) < 10.0
+
+
+def test_model_shading_matches_relight_per_candidate():
+    """The search's vectorised model light (every candidate key at once, the fill shaded once
+    per azimuth, the power as exp/log) is relight.shading of each candidate to float32
+    precision, and the fast row median is numpy's median exactly."""
+    import numpy as np
+
+    from castkeep.models.engines.relight import shading
+    from castkeep.models.scoring.adherence import MODEL_FILL, _model_shading_many, _row_medians
+
+    rng = np.random.default_rng(7)
+    n = rng.normal(size=(501, 3)).astype(np.float32)
+    n[:, 2] = np.abs(n[:, 2])
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    az = np.array([-90.0, -32.5, 0.0, 0.0, 47.5, 90.0])
+    el = np.array([-30.0, 10.0, 0.0, 75.0, -2.5, 20.0])
+    many = _model_shading_many(n, az, el)
+    assert many.shape == (len(az), len(n))
+    for k, (a, e) in enumerate(zip(az, el)):
+        one = shading(n, LightingSpec(key_azimuth=a, key_elevation=e, fill_ratio=MODEL_FILL))
+        np.testing.assert_allclose(many[k], one, rtol=1e-5, atol=1e-6)
+    for cols in (501, 500, 1):
+        x = rng.normal(size=(7, cols)).astype(np.float32)
+        expected = np.median(x, axis=1, keepdims=True)
+        assert np.array_equal(_row_medians(x.copy()), expected)
