@@ -92,6 +92,26 @@ def render_contact_sheet(
     max_note_lines: int = 3,
 ) -> bytes:
     """PNG bytes of a grid: one cell per entry, thumbnail on top, score lines under it."""
+    return sheet_png(contact_sheet_image(entries, title=title, thumb=thumb, columns=columns,
+                                         max_note_lines=max_note_lines))
+
+
+def sheet_png(sheet: Image.Image) -> bytes:
+    out = io.BytesIO()
+    sheet.save(out, format="PNG", compress_level=1)  # fast: the sheet is a preview
+    return out.getvalue()
+
+
+def contact_sheet_image(
+    entries: Sequence[SheetEntry],
+    *,
+    title: str,
+    thumb: int = 256,
+    columns: int | None = None,
+    max_note_lines: int = 3,
+) -> Image.Image:
+    """The contact sheet as an RGB image (render_contact_sheet's PNG, before encoding: a caller
+    that also wants a smaller preview starts from these pixels instead of decoding the PNG)."""
     if not entries:
         entries = [SheetEntry(title="no variants", passed=False, note="nothing was generated")]
     cols = columns or min(len(entries), max(1, math.ceil(math.sqrt(len(entries)))) + 1, 5)
@@ -130,6 +150,4 @@ def render_contact_sheet(
         for line in _wrap(entry.note or "", chars)[:max_note_lines]:
             draw.text((x, ty), line, fill=(90, 90, 90), font=small)
             ty += line_h
-    out = io.BytesIO()
-    sheet.save(out, format="PNG", compress_level=1)  # fast: the sheet is a preview
-    return out.getvalue()
+    return sheet

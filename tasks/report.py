@@ -12,7 +12,7 @@ from typing import Any
 
 from castkeep.db import assets_repo
 from castkeep.db.audit_log import append_event
-from castkeep.models.contact_sheet import ScoreLine, SheetEntry, render_contact_sheet
+from castkeep.models.contact_sheet import ScoreLine, SheetEntry, contact_sheet_image, sheet_png
 from castkeep.models.imaging import decode_image
 from castkeep.tasks.catalogue_views import report_keys  # noqa: F401 - used by the request flow
 
@@ -23,6 +23,7 @@ THUMB_SIDE = 256
 # shows it offline; a link to the store would not open in a browser elsewhere): a JPEG this size.
 PREVIEW_MAX_BYTES = 150_000
 PREVIEW_MAX_SIDE = 1600
+PREVIEW_QUALITY = 70
 
 
 def _thumbnail(store, key: str):
@@ -104,8 +105,9 @@ def publish_report(runtime, request_id: uuid.UUID, *, artifacts: bool = True) ->
     title = f"{view.campaign} - request {view.id[:8]} - {view.status}"
     if view.refusals:
         entries = [SheetEntry(title="refused", passed=False, note="; ".join(view.refusals))]
-    png = render_contact_sheet(entries, title=title)
-    sheet = runtime.store.put_bytes(png, prefix=REPORTS_PREFIX, ext="png", media_type="image/png")
+    image = contact_sheet_image(entries, title=title)
+    sheet = runtime.store.put_bytes(sheet_png(image), prefix=REPORTS_PREFIX, ext="png",
+                                    media_type="image/png")
     table = score_table(view)
     buf = io.StringIO()
     writer = csv.DictWriter(
@@ -127,31 +129,51 @@ def publish_report(runtime, request_id: uuid.UUID, *, artifacts: bool = True) ->
             payload=keys,
         )
     if artifacts:
-        _artifacts(runtime, view, table, keys, png)
+        _artifacts(runtime, view, table, keys, image)
     return keys
 
 
-def sheet_preview(png: bytes, *, max_bytes: int = PREVIEW_MAX_BYTES) -> bytes:
-    """The contact sheet as a JPEG of at most `max_bytes`: scaled down (and compressed harder)
-    until it fits."""
+def sheet_preview(sheet, *, max_bytes: int = PREVIEW_MAX_BYTES) -> bytes:
+    """The contact sheet (PNG bytes, or the PIL image before encoding) as a JPEG of at most
+    `max_bytes`, no larger than PREVIEW_MAX_SIDE: scaled down until it fits. The scale comes
+    from a measured size (JPEG bytes grow about with the pixel count), so a large sheet takes
+    two or three encodes rather than a walk down qualities and sizes."""
+    import math
+
+    import cv2
+    import numpy as np
     from PIL import Image
 
-    with Image.open(io.BytesIO(png)) as src:
-        img = src.convert("RGB")
-    img.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
-    quality = 85
+    if isinstance(sheet, (bytes, bytearray)):
+        with Image.open(io.BytesIO(sheet)) as src:
+            img = src.convert("RGB")
+    else:
+        img = sheet if sheet.mode == "RGB" else sheet.convert("RGB")
+    scale = min(1.0, PREVIEW_MAX_SIDE / max(img.size))
+    # Bytes per full-size pixel at the preview quality (an unoptimised encode: quick).
+    per_pixel = len(_jpeg(img, optimize=False)) / (img.width * img.height)
     while True:
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=quality, optimize=True)
-        if buf.tell() <= max_bytes or min(img.size) < 64:
-            return buf.getvalue()
-        if quality > 60:
-            quality -= 10
-        else:
-            img = img.resize((max(1, img.width * 3 // 4), max(1, img.height * 3 // 4)))
+        # Aim at 80 %: smaller pictures cost more bytes per pixel.
+        fits = math.sqrt(0.8 * max_bytes / (per_pixel * img.width * img.height))
+        scale = min(scale, fits)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        out = img if size == img.size else Image.fromarray(
+            cv2.resize(np.asarray(img), size, interpolation=cv2.INTER_AREA))  # fast and smooth
+        data = _jpeg(out, optimize=True)
+        if len(data) <= max_bytes or min(out.size) < 64:
+            return data
+        # Measure again at this size, and step down.
+        per_pixel = max(per_pixel, len(data) / (img.width * img.height * scale * scale))
+        scale *= 0.9
 
 
-def _artifacts(runtime, view, table, keys, png: bytes) -> None:
+def _jpeg(img, *, optimize: bool) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=PREVIEW_QUALITY, optimize=optimize)
+    return buf.getvalue()
+
+
+def _artifacts(runtime, view, table, keys, sheet) -> None:
     import base64
 
     from prefect.artifacts import (
@@ -166,7 +188,7 @@ def _artifacts(runtime, view, table, keys, png: bytes) -> None:
     from castkeep.db.object_store import object_location
 
     key = f"request-{view.id}"
-    preview = base64.b64encode(sheet_preview(png)).decode("ascii")
+    preview = base64.b64encode(sheet_preview(sheet)).decode("ascii")
     create_image_artifact(
         image_url=f"data:image/jpeg;base64,{preview}", key=f"{key}-contact-sheet",
         description=f"Contact sheet of request {view.id} ({view.campaign}): {view.status}",

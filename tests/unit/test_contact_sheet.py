@@ -59,3 +59,13 @@ def test_score_line_text():
 def test_empty_sheet_still_renders():
     png = render_contact_sheet([], title="nothing")
     assert Image.open(io.BytesIO(png)).size[0] > 100
+
+
+def test_sheet_image_is_the_png_before_encoding():
+    from castkeep.models.contact_sheet import contact_sheet_image
+
+    entries = [SheetEntry(title="variant 0", passed=True, image=_solid((0, 0, 255)))]
+    image = contact_sheet_image(entries, title="Spring", thumb=64)
+    png = render_contact_sheet(entries, title="Spring", thumb=64)
+    assert image.mode == "RGB"
+    assert np.array_equal(np.asarray(image), np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))

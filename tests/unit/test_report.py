@@ -37,3 +37,13 @@ def test_a_small_sheet_keeps_its_size():
 
 def test_a_smaller_limit_is_met_too():
     assert len(sheet_preview(_png(1200, 800), max_bytes=20_000)) <= 20_000
+
+
+def test_the_unencoded_sheet_gives_the_same_preview_as_its_png():
+    rgb = np.random.default_rng(3).integers(0, 256, (900, 1700, 3), dtype=np.uint8)
+    image = Image.fromarray(rgb)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    from_image = sheet_preview(image)
+    assert from_image == sheet_preview(buf.getvalue())
+    assert len(from_image) <= PREVIEW_MAX_BYTES
