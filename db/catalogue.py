@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from castkeep.db import schema
+from castkeep.db.catalogue_reads import driver_connection, talent_summaries
 from castkeep.db.ids import where_listed
 from castkeep.errors import ManifestError, NotFoundError
 from castkeep.provenance.consent import ConsentManifest, ConsentTerms
@@ -153,8 +154,7 @@ def upsert_talent(
 
 
 def list_talent(session: Session) -> list[TalentSummary]:
-    return [_summary(session, t) for t in session.scalars(
-        select(schema.Talent).order_by(schema.Talent.created_at, schema.Talent.id))]
+    return [TalentSummary(**row) for row in talent_summaries(driver_connection(session))]
 
 
 def _summary(session: Session, talent: schema.Talent) -> TalentSummary:

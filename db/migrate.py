@@ -6,8 +6,6 @@ at once) are serialised by an advisory lock taken in migrations/env.py.
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -15,13 +13,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from castkeep.db.engine import normalise_url, redact
+from castkeep.db.migration_head import MIGRATIONS_DIR, head
 from castkeep.errors import DatabaseError
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-_REVISION = re.compile(r'^(down_)?revision\s*(?::[^=]*)?=\s*["\']?([\w]+|None)["\']?', re.M)
+__all__ = ["MIGRATIONS_DIR", "head"]  # re-exported: callers import them from here too
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -33,21 +31,6 @@ def alembic_config(url: str | None = None) -> Config:
         # Passed as an attribute, not a main option: configparser would choke on '%' in passwords.
         cfg.attributes["url"] = normalise_url(url)
     return cfg
-
-
-def head() -> str:
-    """The newest revision in the migration chain, read from the version files' `revision` and
-    `down_revision` lines (importing alembic for this would slow every command's start)."""
-    revisions, parents = set(), set()
-    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        found = dict((bool(down), rev) for down, rev in _REVISION.findall(path.read_text()))
-        if False in found:
-            revisions.add(found[False])
-            parents.add(found.get(True))
-    heads = sorted(revisions - parents)
-    if len(heads) != 1:
-        raise DatabaseError(f"the migration chain has {len(heads)} heads; expected one")
-    return heads[0]
 
 
 def _engine(url: str) -> sa.Engine:

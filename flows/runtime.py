@@ -14,14 +14,17 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING
 
-from castkeep.db.engine import make_engine, session_factory
+from pydantic import ValidationError
+
 from castkeep.db.object_store import ObjectStore
 from castkeep.errors import ConfigurationError
 from castkeep.flows.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # imported by open_runtime: `castkeep status` reads settings without them
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +119,7 @@ def open_runtime(settings: Settings | None = None, *, migrate: bool = True) -> R
     """Settings -> catalogue (bundled server started when database.url is empty; migrated to
     head unless `migrate` is False) -> object store."""
     from castkeep.db import migrate as migrations
+    from castkeep.db.engine import make_engine, session_factory
 
     settings = settings or load_settings()
     url, bundled = database_url(settings)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from castkeep.db import assets_repo, catalogue, schema
+from castkeep.db import assets_repo, catalogue, catalogue_reads, schema
 from castkeep.db.audit_log import append_event
 from castkeep.db.ids import parse_id  # noqa: F401 - also what the web app validates ids with
 from castkeep.db.object_store import ObjectStore
@@ -34,44 +34,12 @@ def request_document(session: Session, request_id: uuid.UUID, *,
                      store: ObjectStore | None = None) -> dict[str, Any]:
     """{"id", "status", "campaign", "submitted_by", "progress": {"done", "total"}, "assets":
     [{"id", "variant", "status", "passed", "scores", "reasons"}], "refusals"}: what the API
-    answers and `castkeep request show --json` prints. The CLI passes the object `store` (it runs
-    where the objects are): each asset then also has its `path` and the document the request's
-    `contact_sheet` (None before its report). The API never sends store locations."""
-    view = assets_repo.request_view(session, request_id)
-    row = assets_repo.get_request(session, request_id)
-    done = len(assets_repo.variant_progress(session, request_id).finished)
-    total = int(view.spec.get("variants") or 0)
-    document = {
-        "id": view.id,
-        "status": view.status,
-        "campaign": view.campaign,
-        "requester": view.requester,
-        "submitted_by": row.submitted_by,
-        "team": row.team,
-        "flow_run_id": row.flow_run_id,
-        "progress": {"done": done, "total": total},
-        "assets": [
-            {
-                "id": a.id,
-                "variant": a.variant,
-                "status": a.status,
-                "passed": a.passed,
-                "scores": a.scores_summary(),
-                "reasons": [a.status_reason] if a.status_reason else [],
-            }
-            for a in view.assets
-        ],
-        "refusals": list(view.refusals),
-    }
-    if store is not None:
-        from castkeep.db.object_store import object_location
-        from castkeep.tasks.catalogue_views import report_keys
-
-        for doc, a in zip(document["assets"], view.assets):
-            doc["path"] = object_location(store, a.object_key)
-        sheet = (report_keys(session, request_id) or {}).get("contact_sheet")
-        document["contact_sheet"] = object_location(store, sheet) if sheet else None
-    return document
+    answers and `castkeep request show --json` prints (db/catalogue_reads.request_document).
+    With the object `store` (the CLI runs where the objects are) each asset also has its `path`
+    and the document the request's `contact_sheet` (None before its report); the API never
+    sends store locations."""
+    found = catalogue_reads.request_document(catalogue_reads.driver_connection(session), request_id)
+    return found.with_locations(store) if store is not None else found.document
 
 
 def visible_request_ids(session: Session, *, username: str, team: str | None,

@@ -23,14 +23,12 @@ from castkeep.vocab import WITHDRAWN_ASSET_STATUSES
 
 __all__ = [
     "AssetFile",
-    "CatalogueMatch",
     "RequestRow",
     "TalentDetail",
     "TalentSummary",
     "asset_details",
     "asset_file",
     "consent_details",
-    "find_catalogued_file",
     "list_requests",
     "list_talent",
     "parse_request_id",
@@ -180,33 +178,3 @@ def asset_file(session: Session, asset_id: str) -> AssetFile:
     row = assets_repo.get_asset(session, asset_id)
     return AssetFile(id=str(row.id), object_key=row.object_key, sha256=row.sha256,
                      status=row.status, withdrawn=row.status in WITHDRAWN_ASSET_STATUSES)
-
-
-@dataclass(frozen=True)
-class CatalogueMatch:
-    """The catalogue's entry for a file: found by asset id when one was given, else by sha256."""
-
-    asset_id: str
-    status: str
-    catalogue_sha256: str
-    sha256_matches: bool
-    withdrawn: bool
-
-
-def find_catalogued_file(session: Session, sha256: str, asset_id: str | None = None) -> CatalogueMatch | None:
-    """The asset a file is (by `asset_id`, which must exist, else by the file's sha256), or None
-    when no asset has that content. A tampered file has a new sha256 and is not found by it;
-    the asset id catches that case."""
-    if asset_id is not None:
-        asset = assets_repo.get_asset(session, asset_id)  # NotFoundError says how to find ids
-    else:
-        asset = session.scalars(select(schema.Asset).where(schema.Asset.sha256 == sha256)).first()
-    if asset is None:
-        return None
-    return CatalogueMatch(
-        asset_id=str(asset.id),
-        status=asset.status,
-        catalogue_sha256=asset.sha256,
-        sha256_matches=asset.sha256 == sha256,
-        withdrawn=asset.status in WITHDRAWN_ASSET_STATUSES,
-    )

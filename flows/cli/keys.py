@@ -8,7 +8,6 @@ from pathlib import Path
 
 import typer
 
-from castkeep.flows.components import build_components
 
 keys_app = typer.Typer(help="Signing keys: create the development CA, show the identity in use.",
                        no_args_is_help=True)
@@ -42,12 +41,14 @@ def init(
 @keys_app.command("show")
 def show(as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
     """Show the signing identity castkeep uses and the trust anchors it verifies against."""
+    from castkeep.flows.components import build_components
     from castkeep.flows.runtime import load_settings
     from castkeep.provenance.keys import dev_ca_paths
     from castkeep.provenance.signing import check_leaf, load_chain
 
     settings = load_settings()
-    config = build_components(settings).signer_config
+    components = build_components(settings)
+    config = components.signer_config
     chain = load_chain(config.chain_path)
     leaf = check_leaf(chain, config.chain_path, config.algorithm)
     dev = dev_ca_paths(keys_dir(settings))
@@ -62,7 +63,7 @@ def show(as_json: bool = typer.Option(False, "--json", help="Print JSON only."))
         "issuer": leaf.issuer.rfc4514_string(),
         "not_after": leaf.not_valid_after_utc.isoformat(),
         "tsa_url": config.tsa_url,
-        "trust_anchors": [str(p) for p in build_components(settings).trust_anchors],
+        "trust_anchors": [str(p) for p in components.trust_anchors],
     }
     if as_json:
         typer.echo(json.dumps(info))

@@ -50,15 +50,15 @@ def _public(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _document(request_id: str) -> dict[str, Any]:
-    """The request document the web API answers with (tasks/api_views.request_document), with
+    """The request document the web API answers with (tasks/quick_reads.request_document), with
     each asset's local `path` and the `contact_sheet`."""
-    from castkeep.flows.runtime import open_runtime
-    from castkeep.tasks.api_views import request_document
-    from castkeep.tasks.catalogue_views import parse_request_id
+    from castkeep.flows.read_catalogue import catalogue_connection, object_store
+    from castkeep.tasks.quick_reads import parse_id, request_document
 
-    rid = parse_request_id(request_id)
-    with open_runtime() as runtime, runtime.sessions() as session:
-        return request_document(session, rid, store=runtime.store)
+    rid = parse_id(request_id, "request")
+    with catalogue_connection() as conn:
+        found = request_document(conn, rid)
+    return found.with_locations(object_store())
 
 
 def _print(doc: dict[str, Any], as_json: bool) -> None:

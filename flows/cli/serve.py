@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import typer
@@ -42,6 +41,8 @@ def serve(
         plan = [d for d in plan if d.name in only]
 
     def run(api_url: str) -> None:
+        import asyncio
+
         if setup:
             result = asyncio.run(plan_mod.setup(plan, gpu_slots=settings.prefect.gpu_concurrency))
             typer.echo(

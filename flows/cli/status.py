@@ -13,8 +13,7 @@ from castkeep.errors import CastkeepError, ConfigurationError
 def collect_status() -> tuple[dict, list[CastkeepError]]:
     """The status report and the problems found (empty when healthy). Starts the bundled server
     and migrates it when that is the configuration, like every other command."""
-    from castkeep.flows.runtime import build_store, database_url, load_settings
-    from castkeep.tasks.catalogue_admin import database_status, redact_url
+    from castkeep.flows.runtime import build_store, load_settings
 
     problems: list[CastkeepError] = []
     settings = load_settings()
@@ -25,17 +24,8 @@ def collect_status() -> tuple[dict, list[CastkeepError]]:
     }
     db = report["database"]
     try:
-        url, _bundled = database_url(settings)
-        db["url"] = redact_url(url)
-        info = database_status(url)
-        db.update(
-            postgresql=info.postgresql,
-            pgvector=info.pgvector,
-            revision=info.revision,
-            head=info.head,
-            healthy=info.pgvector is not None,
-        )
-        if info.pgvector is None:
+        db.update(_database_report(settings))
+        if db["pgvector"] is None:
             problems.append(
                 ConfigurationError("the vector extension is not created; run `castkeep db upgrade`")
             )
@@ -54,6 +44,23 @@ def collect_status() -> tuple[dict, list[CastkeepError]]:
     report["prefect"] = _prefect_report(settings.home, problems)
     report["healthy"] = not problems
     return report, problems
+
+
+def _database_report(settings) -> dict:  # noqa: ANN001
+    """URL (password hidden), versions and schema revision. A running catalogue at the code's
+    revision is read directly; otherwise the full path starts the server and migrates."""
+    from castkeep.tasks.quick_reads import running_database_report
+
+    report = running_database_report(settings.home, settings.database.url)
+    if report is not None:
+        return report
+    from castkeep.flows.runtime import database_url
+    from castkeep.tasks.catalogue_admin import database_status, redact_url
+
+    url, _bundled = database_url(settings)
+    info = database_status(url)
+    return {"url": redact_url(url), "postgresql": info.postgresql, "pgvector": info.pgvector,
+            "revision": info.revision, "head": info.head, "healthy": info.pgvector is not None}
 
 
 def _prefect_report(home, problems: list[CastkeepError]) -> dict:  # noqa: ANN001

@@ -13,20 +13,23 @@ talent_app = typer.Typer(help="Talent in the catalogue: list them, show one.",
 
 
 def _summary_dict(t) -> dict:  # noqa: ANN001
-    return {"id": str(t.id), "external_ref": t.external_ref, "display_name": t.display_name,
-            "references": t.references, "consents": t.consents,
-            "active_consents": t.active_consents, "created_at": t.created_at.isoformat()}
+    return _jsonable({"id": t.id, "external_ref": t.external_ref, "display_name": t.display_name,
+                      "references": t.references, "consents": t.consents,
+                      "active_consents": t.active_consents, "created_at": t.created_at})
+
+
+def _jsonable(row: dict) -> dict:
+    return {**row, "id": str(row["id"]), "created_at": row["created_at"].isoformat()}
 
 
 @talent_app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON only.")) -> None:
     """Every talent with counts of reference portraits and consents."""
-    from castkeep.flows.runtime import open_runtime
-    from castkeep.tasks.catalogue_views import list_talent
+    from castkeep.tasks.quick_reads import talent_summaries
+    from castkeep.flows.read_catalogue import catalogue_connection
 
-    with open_runtime() as runtime:
-        with runtime.sessions() as session:
-            rows = [_summary_dict(t) for t in list_talent(session)]
+    with catalogue_connection() as conn:
+        rows = [_jsonable(t) for t in talent_summaries(conn)]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

@@ -20,30 +20,28 @@ from pathlib import Path
 import typer
 
 from castkeep.errors import WithdrawnError
-from castkeep.flows.components import build_components
 
 EXIT = {"Trusted": 0, "Valid": 1, "Invalid": 2}
 CATALOGUE_MISMATCH = "castkeep.catalogue.sha256Mismatch"
 
 
-def _catalogue_check(settings, sha256: str, asset_id: str | None) -> dict:
+def _catalogue_check(sha256: str, asset_id: str | None) -> dict:
     """Compare with the catalogue: by asset id when given, else by the file's sha256.
 
     A tampered file has a new sha256 and is not found by it; --asset-id catches that case.
     """
+    from castkeep.tasks.quick_reads import catalogued_file
     from castkeep.errors import CastkeepError
-    from castkeep.flows.runtime import open_runtime
-    from castkeep.tasks.catalogue_views import find_catalogued_file
+    from castkeep.flows.read_catalogue import catalogue_connection
 
     try:
-        runtime = open_runtime(settings)
+        with catalogue_connection() as conn:
+            match = catalogued_file(conn, sha256, asset_id)
     except CastkeepError as exc:
         if asset_id is not None:
             raise
         # The signature check stands on its own; say why the catalogue part is missing.
         return {"catalogued": None, "error": str(exc)}
-    with runtime, runtime.sessions() as session:
-        match = find_catalogued_file(session, sha256, asset_id)
     if match is None:
         return {"catalogued": False}
     return {
@@ -53,6 +51,21 @@ def _catalogue_check(settings, sha256: str, asset_id: str | None) -> dict:
         "sha256_matches": match.sha256_matches,
         "catalogue_sha256": match.catalogue_sha256,
     }
+
+
+def _trust_anchors() -> list[Path]:
+    """The configured anchors plus the data dir's development root (flows/components' rule),
+    read without building Settings when the environment allows."""
+    from castkeep.flows.read_settings import read_settings
+    from castkeep.provenance.signing import resolve_trust_anchors
+
+    light = read_settings()
+    if light is not None:
+        return resolve_trust_anchors(keys_dir=light.home / "keys", configured=light.trust_anchors)
+    from castkeep.flows.components import build_components
+    from castkeep.flows.runtime import load_settings
+
+    return build_components(load_settings()).trust_anchors
 
 
 def verify(
@@ -67,13 +80,11 @@ def verify(
     """Verify a file's Content Credentials against the configured trust anchors, and look it up
     in the catalogue. Exit 0 Trusted, 1 Valid, 2 Invalid, 4 withdrawn (the catalogue marks the
     asset quarantined or rejected: do not use it)."""
-    from castkeep.flows.runtime import load_settings
     from castkeep.provenance.verify import verify_file
     from castkeep.vocab import WITHDRAWN_ASSET_STATUSES
 
-    settings = load_settings()
-    report = verify_file(file, trust_anchors=build_components(settings).trust_anchors)
-    cat = _catalogue_check(settings, report.sha256, asset_id) if (catalogue or asset_id) else None
+    report = verify_file(file, trust_anchors=_trust_anchors())
+    cat = _catalogue_check(report.sha256, asset_id) if (catalogue or asset_id) else None
     state = report.state
     if cat and cat.get("catalogued") and not cat["sha256_matches"]:
         report = replace(report, failures=[*report.failures, CATALOGUE_MISMATCH])

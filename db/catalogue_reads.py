@@ -1,0 +1,183 @@
+"""Catalogue reads in plain SQL on a psycopg connection: the talent register's counts, a
+request's document, the asset a file is.
+
+One implementation serves both callers: the API and pages pass their session's own connection
+(`driver_connection(session)`, inside its transaction), short CLI commands a connection opened
+without SQLAlchemy (db/read_connection.py), so `castkeep talent list` does not pay for importing
+the ORM. Nothing here imports SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from castkeep.db.ids import parse_id, where_listed
+from castkeep.errors import NotFoundError
+from castkeep.vocab import WITHDRAWN_ASSET_STATUSES
+
+
+def driver_connection(session: Any) -> Any:
+    """The psycopg connection under a SQLAlchemy session, in the session's transaction."""
+    return session.connection().connection.driver_connection
+
+
+# ---- talent ------------------------------------------------------------------------------------
+
+_TALENT_SUMMARIES = """
+    SELECT t.id, t.external_ref, t.display_name, t.created_at,
+           (SELECT count(*) FROM reference_portrait r WHERE r.talent_id = t.id) AS ref_count,
+           count(c.id) AS consent_count,
+           count(c.id) FILTER (WHERE c.status = 'active') AS active_count
+    FROM talent t LEFT JOIN consent c ON c.talent_id = t.id
+    GROUP BY t.id
+    ORDER BY t.created_at, t.id
+"""
+
+
+def talent_summaries(conn: Any) -> list[dict[str, Any]]:
+    """Every talent, oldest first: {"id", "external_ref", "display_name", "references",
+    "consents", "active_consents", "created_at"} (counts of reference portraits and consents)."""
+    return [
+        {"id": r[0], "external_ref": r[1], "display_name": r[2], "references": int(r[4]),
+         "consents": int(r[5]), "active_consents": int(r[6]), "created_at": r[3]}
+        for r in conn.execute(_TALENT_SUMMARIES).fetchall()
+    ]
+
+
+# ---- requests ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    kind: str
+    value: float
+    threshold: float | None
+    passed: bool
+    talent_id: str | None
+    face_index: int | None
+
+
+def scores_summary(scores: Iterable[Any]) -> dict[str, Any]:
+    """{"identity": {talent or faceN: {...}}, "lighting": {...}, "camera": {...}, ...} from
+    score records (anything with kind, value, threshold, passed, talent_id, face_index)."""
+    out: dict[str, Any] = {}
+    for s in scores:
+        entry = {"value": s.value, "threshold": s.threshold, "passed": s.passed}
+        if s.kind == "identity":
+            out.setdefault("identity", {})[s.talent_id or f"face{s.face_index}"] = entry
+        else:
+            out[s.kind] = entry
+    return out
+
+
+@dataclass(frozen=True)
+class RequestDocument:
+    """What the API answers for a request, plus where its files are (never sent by the API)."""
+
+    document: dict[str, Any]
+    object_keys: tuple[str, ...]  # one per document["assets"] entry
+    contact_sheet_key: str | None
+
+    def with_locations(self, store: Any) -> dict[str, Any]:
+        """The document with each asset's `path` and the `contact_sheet`'s (None before the
+        request's report) in the object `store`: for the CLI, which runs where the objects are."""
+        from castkeep.db.object_store import object_location
+
+        for doc, key in zip(self.document["assets"], self.object_keys):
+            doc["path"] = object_location(store, key)
+        sheet = self.contact_sheet_key
+        self.document["contact_sheet"] = object_location(store, sheet) if sheet else None
+        return self.document
+
+
+def request_document(conn: Any, request_id: uuid.UUID | str) -> RequestDocument:
+    """{"id", "status", "campaign", "requester", "submitted_by", "team", "flow_run_id",
+    "progress": {"done", "total"}, "assets": [{"id", "variant", "status", "passed", "scores",
+    "reasons"}], "refusals"}. NotFoundError for an unknown id."""
+    rid = parse_id(request_id, "request")
+    req = conn.execute(
+        "SELECT id, status, campaign, requester, submitted_by, team, flow_run_id, spec, refusals"
+        " FROM asset_request WHERE id = %s", (rid,)).fetchone()
+    if req is None:
+        raise NotFoundError(f"no request {request_id}; {where_listed('request')}")
+    assets = conn.execute(
+        "SELECT a.id, a.status, a.status_reason, a.object_key, coalesce(g.variant, 0),"
+        " coalesce(g.passed, false) FROM asset a LEFT JOIN generation g ON g.id = a.generation_id"
+        " WHERE a.request_id = %s ORDER BY coalesce(g.variant, 0), coalesce(g.attempt, 0), a.id",
+        (rid,)).fetchall()
+    scores: dict[uuid.UUID, list[ScoreRow]] = {}
+    if assets:
+        for r in conn.execute(
+                "SELECT asset_id, kind, value, threshold, passed, talent_id, face_index FROM score"
+                " WHERE asset_id = ANY(%s) ORDER BY kind, id", ([a[0] for a in assets],)):
+            scores.setdefault(r[0], []).append(
+                ScoreRow(r[1], r[2], r[3], r[4], str(r[5]) if r[5] else None, r[6]))
+    done = conn.execute(
+        "SELECT count(DISTINCT g.variant) FROM asset a JOIN generation g ON g.id = a.generation_id"
+        " WHERE a.request_id = %s", (rid,)).fetchone()[0]
+    report = conn.execute(
+        "SELECT payload FROM audit_event WHERE kind = 'request.report' AND entity_id = %s"
+        " ORDER BY seq DESC LIMIT 1", (str(rid),)).fetchone()
+    spec = req[7] or {}
+    document = {
+        "id": str(req[0]),
+        "status": req[1],
+        "campaign": req[2],
+        "requester": req[3],
+        "submitted_by": req[4],
+        "team": req[5],
+        "flow_run_id": req[6],
+        "progress": {"done": int(done), "total": int(spec.get("variants") or 0)},
+        "assets": [
+            {"id": str(a[0]), "variant": a[4], "status": a[1], "passed": bool(a[5]),
+             "scores": scores_summary(scores.get(a[0], ())),
+             "reasons": [a[2]] if a[2] else []}
+            for a in assets
+        ],
+        "refusals": list(req[8] or ()),
+    }
+    sheet = (report[0] or {}).get("contact_sheet") if report else None
+    return RequestDocument(document, tuple(a[3] for a in assets), sheet)
+
+
+# ---- files -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogueMatch:
+    """The catalogue's entry for a file: found by asset id when one was given, else by sha256."""
+
+    asset_id: str
+    status: str
+    catalogue_sha256: str
+    sha256_matches: bool
+    withdrawn: bool
+
+
+def catalogued_file(conn: Any, sha256: str, asset_id: str | None = None) -> CatalogueMatch | None:
+    """The asset a file is (by `asset_id`, which must exist, else by the file's sha256), or None
+    when no asset has that content. A tampered file has a new sha256 and is not found by it;
+    the asset id catches that case."""
+    if asset_id is not None:
+        row = conn.execute("SELECT id, status, sha256 FROM asset WHERE id = %s",
+                           (parse_id(asset_id, "asset"),)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no asset {asset_id}; {where_listed('asset')}")
+    else:
+        row = conn.execute("SELECT id, status, sha256 FROM asset WHERE sha256 = %s",
+                           (sha256,)).fetchone()
+    if row is None:
+        return None
+    return CatalogueMatch(asset_id=str(row[0]), status=row[1], catalogue_sha256=row[2],
+                          sha256_matches=row[2] == sha256,
+                          withdrawn=row[1] in WITHDRAWN_ASSET_STATUSES)
+
+
+def server_versions(conn: Any) -> tuple[str, str | None]:
+    """(PostgreSQL version, pgvector version or None when the extension is not created)."""
+    version = conn.execute("SHOW server_version").fetchone()[0]
+    vector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    return str(version).split()[0], vector[0] if vector else None
