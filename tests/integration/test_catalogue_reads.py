@@ -1,0 +1,105 @@
+"""db/catalogue_reads.py: plain-SQL reads agree with the catalogue as the ORM sees it."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from castkeep.db import assets_repo, catalogue
+from castkeep.db.catalogue_reads import (
+    catalogued_file,
+    driver_connection,
+    request_document,
+    server_versions,
+    talent_summaries,
+)
+from castkeep.errors import NotFoundError
+from castkeep.flows.runtime import open_runtime
+from castkeep.tasks.catalogue_views import report_keys
+from tests.plugins.db import catalogue_sql
+from tests.plugins.request import request_doc
+
+
+@pytest.fixture
+def fulfilled(request_env, fulfil):
+    """Two variants, one retry each, both rejected by an unreachable lighting threshold: every
+    branch of the document (scores, reasons, attempts beyond the final one) has data."""
+    result = fulfil(request_doc(variants=2, lighting={"azimuth": 60},
+                                thresholds={"lighting_azimuth_deg": 0.01, "max_retries": 1}))
+    return uuid.UUID(result["request_id"])
+
+
+def test_the_request_document_is_the_catalogues_request(fulfilled):
+    with open_runtime() as rt, rt.sessions() as session:
+        found = request_document(driver_connection(session), fulfilled)
+        view = assets_repo.request_view(session, fulfilled)
+        row = assets_repo.get_request(session, fulfilled)
+        finished = assets_repo.variant_progress(session, fulfilled).finished
+        sheet = (report_keys(session, fulfilled) or {}).get("contact_sheet")
+    doc = found.document
+    assert doc["id"] == str(fulfilled) and doc["status"] == view.status == row.status
+    assert (doc["campaign"], doc["requester"], doc["submitted_by"], doc["team"]) == (
+        view.campaign, view.requester, row.submitted_by, row.team)
+    assert doc["progress"] == {"done": len(finished), "total": 2}
+    assert view.rejected_attempts == 2  # the retries are generations, not assets
+    assert [a["id"] for a in doc["assets"]] == [a.id for a in view.assets] and len(view.assets) == 2
+    for got, want in zip(doc["assets"], view.assets):
+        assert got["variant"] == want.variant and got["status"] == want.status == "rejected"
+        assert got["passed"] is want.passed is False
+        assert got["scores"] == want.scores_summary() and got["scores"]["lighting"]["passed"] is False
+        assert got["reasons"] == [want.status_reason] and "lighting" in want.status_reason
+    assert found.object_keys == tuple(a.object_key for a in view.assets)
+    assert found.contact_sheet_key == sheet and sheet is not None
+    assert doc["refusals"] == list(view.refusals)
+
+
+def test_an_unknown_request_names_the_listing_command(runtime_env):
+    with open_runtime() as rt, rt.sessions() as session:
+        with pytest.raises(NotFoundError, match="castkeep request list"):
+            request_document(driver_connection(session), uuid.uuid4())
+        with pytest.raises(NotFoundError, match="not a request id"):
+            request_document(driver_connection(session), "1; DROP TABLE asset")
+
+
+def test_talent_summaries_count_references_and_consents(ingested_catalogue):
+    a = ingested_catalogue.talent_ids["demo-talent-a"]
+    # A second, revoked consent: counted, but not as active.
+    catalogue_sql(
+        "INSERT INTO consent (id, talent_id, release_doc_sha256, release_doc_key, valid_from,"
+        " valid_until, scope, synthetic_likeness, ai_training, minor, status) VALUES"
+        " (gen_random_uuid(), :t, :sha, 'k', now(), now() + interval '1 day', '{}', false, false,"
+        " false, 'revoked')", t=a, sha="1" * 64)
+    with open_runtime() as rt, rt.sessions() as session:
+        rows = talent_summaries(driver_connection(session))
+        orm = {t.id: catalogue._summary(session, session.get(catalogue.schema.Talent, t.id))
+               for t in catalogue.list_talent(session)}
+    by_ref = {r["external_ref"]: r for r in rows}
+    assert (by_ref["demo-talent-a"]["references"], by_ref["demo-talent-a"]["consents"],
+            by_ref["demo-talent-a"]["active_consents"]) == (2, 2, 1)
+    assert (by_ref["demo-talent-b"]["references"], by_ref["demo-talent-b"]["consents"],
+            by_ref["demo-talent-b"]["active_consents"]) == (1, 1, 1)
+    assert [r["created_at"] for r in rows] == sorted(r["created_at"] for r in rows)
+    for r in rows:
+        o = orm[r["id"]]
+        assert (o.references, o.consents, o.active_consents) == (
+            r["references"], r["consents"], r["active_consents"])
+
+
+def test_a_file_is_found_by_its_content_or_by_the_asset_it_claims(request_env, fulfil):
+    result = fulfil(request_doc(variants=1, lighting={"azimuth": 60}))
+    (asset,) = result["assets"]
+    with open_runtime() as rt, rt.sessions() as session:
+        conn = driver_connection(session)
+        row = assets_repo.get_asset(session, asset["id"])
+        sha = row.sha256
+        match = catalogued_file(conn, sha)
+        assert match is not None and match.asset_id == asset["id"] and match.sha256_matches
+        assert match.status == row.status and match.withdrawn is False
+        tampered = catalogued_file(conn, "0" * 64, asset["id"])
+        assert tampered.sha256_matches is False and tampered.catalogue_sha256 == sha
+        assert catalogued_file(conn, "0" * 64) is None
+        with pytest.raises(NotFoundError, match="castkeep asset list"):
+            catalogued_file(conn, sha, str(uuid.uuid4()))
+        postgresql, pgvector = server_versions(conn)
+    assert postgresql[0].isdigit() and pgvector is not None and pgvector.startswith("0.")
