@@ -385,6 +385,8 @@ def _measure_spec(url, plain, name, dim, predicate, spec, index_with, ef_values,
                     "filtered": {**_latency(flat), "recall_at_10": round(float(np.mean(frecall)), 4)},
                 })
             out["hnsw"] = results
+            # Other work on a shared machine inflates latency: the 1/5/15-minute load averages.
+            out["load_average"] = [round(v, 2) for v in os.getloadavg()]
             session.rollback()
         # The same index query without castkeep (psycopg, binary vector parameter): how much of
         # the latency is castkeep's own (ef setting, owner join, both distances, mapping).
