@@ -477,22 +477,28 @@ class VariantProgress:
     next_attempt: dict[int, int]  # variant -> first attempt not yet recorded
 
 
-def variant_progress(session: Session, request_id: uuid.UUID) -> VariantProgress:
-    finished = {
-        v: aid
-        for v, aid in session.execute(
-            select(schema.Generation.variant, schema.Asset.id)
-            .join(schema.Asset, schema.Asset.generation_id == schema.Generation.id)
-            .where(schema.Asset.request_id == request_id)
+def variant_progress(
+    session: Session, request_id: uuid.UUID, variant: int | None = None
+) -> VariantProgress:
+    """What the request (or only its `variant`: what a variant run needs, without reading the
+    rest of the request) has finished and attempted, in one query."""
+    query = (
+        select(schema.Generation.variant, schema.Generation.attempt, schema.Asset.id)
+        .outerjoin(
+            schema.Asset,
+            (schema.Asset.generation_id == schema.Generation.id)
+            & (schema.Asset.request_id == request_id),
         )
-    }
+        .where(schema.Generation.request_id == request_id)
+    )
+    if variant is not None:
+        query = query.where(schema.Generation.variant == int(variant))
+    finished: dict[int, uuid.UUID] = {}
     next_attempt: dict[int, int] = {}
-    for v, a in session.execute(
-        select(schema.Generation.variant, schema.Generation.attempt).where(
-            schema.Generation.request_id == request_id
-        )
-    ):
+    for v, a, asset_id in session.execute(query):
         next_attempt[v] = max(next_attempt.get(v, 0), a + 1)
+        if asset_id is not None:
+            finished[v] = asset_id
     return VariantProgress(finished=finished, next_attempt=next_attempt)
 
 

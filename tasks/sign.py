@@ -243,13 +243,18 @@ def new_watermark_key() -> int:
 def unused_watermark_key(sessions, attempts: int = 16) -> int:
     """A random key no catalogued asset carries (the soft_binding unique constraint still
     guards the race between two signers drawing the same key)."""
+    with sessions() as session:
+        return unused_watermark_key_in(session, attempts)
+
+
+def unused_watermark_key_in(session, attempts: int = 16) -> int:
+    """unused_watermark_key, read in an open session (a caller that has one saves a round trip)."""
     from castkeep.provenance.watermark import ALG
 
-    with sessions() as session:
-        for _ in range(attempts):
-            key = new_watermark_key()
-            if not soft_binding_in_use(session, alg=ALG, value=key):
-                return key
+    for _ in range(attempts):
+        key = new_watermark_key()
+        if not soft_binding_in_use(session, alg=ALG, value=key):
+            return key
     raise SigningError("could not draw an unused watermark key; the soft_binding table is "
                        "nearly full for this algorithm")
 
@@ -365,13 +370,15 @@ class FinishedVariant:
 
 
 def finish_variant(rgb, manifest: ManifestInput, signer, store, sessions, request_id: uuid.UUID,
-                   **catalogue_kwargs) -> FinishedVariant:
+                   *, watermark_key: int | None = None, **catalogue_kwargs) -> FinishedVariant:
     """Sign and store the image, then catalogue it (the object first: an object without rows is
-    an orphan for gc; rows without their signed object never exist)."""
+    an orphan for gc; rows without their signed object never exist). `watermark_key`: one drawn
+    by unused_watermark_key(_in) (default: drawn here)."""
     import time
 
-    signed = sign_and_store(rgb, manifest, signer, store,
-                            watermark_key=unused_watermark_key(sessions))
+    if watermark_key is None:
+        watermark_key = unused_watermark_key(sessions)
+    signed = sign_and_store(rgb, manifest, signer, store, watermark_key=watermark_key)
     t0 = time.perf_counter()
     done = catalogue_variant(sessions, request_id, signed=signed, **catalogue_kwargs)
     if done.status == "quarantined" and not store.legal_hold(signed.object_key):

@@ -5,6 +5,7 @@ a variant as one Prefect task run (flows/fulfil_request.py)."""
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,13 @@ from castkeep.tasks.consent_gate import TalentClearance, check_consent
 from castkeep.tasks.generate import GPU_LIMIT, run_engine
 from castkeep.tasks.references import ReferenceSet
 from castkeep.tasks.run_stats import RunStats
-from castkeep.tasks.sign import RightsConfig, build_manifest, edit_description, finish_variant
+from castkeep.tasks.sign import (
+    RightsConfig,
+    build_manifest,
+    edit_description,
+    finish_variant,
+    unused_watermark_key_in,
+)
 from castkeep.vocab import AssetStatus, ScoreKind
 
 
@@ -48,14 +55,17 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
 
     Idempotent, so a retry or a resume is safe: a finished variant returns its asset, an
     unfinished one continues after its last recorded attempt."""
-    # The progress read and the first attempt's consent check share one session (one pool
-    # checkout and one round trip to end it, instead of two).
+    # The progress read (this variant's rows only), the first attempt's consent check and the
+    # watermark key of the signed file share one session (one pool checkout and one round trip
+    # to end it, instead of three).
     with p.runtime.sessions() as session:
         with p.stats.stage("db"):
-            progress = assets_repo.variant_progress(session, p.request_id)
+            progress = assets_repo.variant_progress(session, p.request_id, variant)
         if variant in progress.finished:
             return progress.finished[variant]
         recheck_consent(p, session)
+        with p.stats.stage("db"):
+            watermark_key = unused_watermark_key_in(session)
     first_attempt = progress.next_attempt.get(variant, 0)
     spec = p.spec
     refs = p.refs.references
@@ -81,11 +91,14 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
             seed=seed,
             options=dict(spec.engine_options),
         )
+        c0 = time.thread_time()
         gen = run_engine(spec.engine, p.construct, inp, limit=limit)
+        p.stats.add_cpu("engine", time.thread_time() - c0)
         p.stats.add("engine", gen.engine_seconds)
         p.stats.add("gpu_wait", gen.wait_seconds)
         p.stats.attempts += 1
 
+        c0 = time.thread_time()
         scores = score_variant(
             gen.output.image,
             encoder=p.encoder,
@@ -101,6 +114,7 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
             # is the reference under a similarity transform.
             preserves_geometry=bool((gen.output.metadata or {}).get("preserves_geometry")),
         )
+        p.stats.add_cpu("scoring+identity_model", time.thread_time() - c0)
         p.stats.add("scoring", scores.seconds - scores.detect_seconds)
         p.stats.add("identity_model", scores.detect_seconds)
         metadata = jsonable(dict(gen.output.metadata or {}))
@@ -153,6 +167,7 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
         reason = None if scores.passed else "; ".join(scores.reasons) + (
             f" (after {attempt + 1} attempt(s))"
         )
+        c0 = time.thread_time()
         done = finish_variant(
             gen.output.image,
             manifest,
@@ -168,7 +183,9 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
             references=refs,
             faces=scores.faces,
             actor=p.actor,
+            watermark_key=watermark_key,
         )
+        p.stats.add_cpu("signing+storage+db", time.thread_time() - c0)
         signed = done.signed
         p.stats.add("signing", signed.sign_seconds)
         p.stats.add("storage", signed.store_seconds)

@@ -67,6 +67,14 @@ def test_variant_rows_views_and_progress(db_session):
     assert kinds == ["request.created", "asset.created", "asset.published", "request.completed"]
     assert repo.asset_view(db_session, a0).status == "published"
 
+    # One variant's progress (what a variant run reads) leaves the others out.
+    repo.record_attempt(db_session, req.id, _gen(1, 0, False), [])
+    assert repo.variant_progress(db_session, req.id, 1).finished == {}
+    assert repo.variant_progress(db_session, req.id, 1).next_attempt == {1: 1}
+    assert repo.variant_progress(db_session, req.id, 0).next_attempt == {0: 2}
+    assert repo.variant_progress(db_session, req.id, 0).finished == {0: a0}
+    assert repo.variant_progress(db_session, req.id).next_attempt == {0: 2, 1: 1}
+
 
 def test_a_failed_variant_write_leaves_nothing(db_session):
     req = _request(db_session)
