@@ -2,9 +2,11 @@
 
 Search uses the per-encoder partial HNSW cosine index created by the migrations
 (schema.FACE_HNSW_INDEXES): the query filters on the encoder name and dimension as literals (so the
-planner can prove the index predicate) and orders by the same `embedding::vector(dim)` cast.
-Ranking is by cosine distance; each hit also reports the distance in the encoder's own metric
-(dlib: euclidean between raw descriptors, what its 0.6 threshold means), computed exactly.
+planner can prove the index predicate) and orders by the index's own cast, `embedding::halfvec(dim)`
+(schema.FACE_HNSW_TYPE; half precision halves the index and kept recall, see
+benchmarks/results/faces_search.md). Ranking is by cosine distance; each hit reports its distances
+computed exactly on the stored vector, cosine and the encoder's own metric (dlib: euclidean
+between raw descriptors, what its 0.6 threshold means).
 Vectors of different encoders are never compared: the encoder filter is mandatory.
 """
 

@@ -230,11 +230,13 @@ class Face(Base):
     Embeddings carry their encoder; vectors of different encoders are never compared.
 
     Nearest-neighbour search uses partial HNSW (cosine) indexes on a cast expression, created by
-    the migrations (not declared here, see FACE_HNSW_INDEXES). To use one, a query must filter
-    on the index's predicate and order by the same cast, e.g. for dlib::
+    the migrations (not declared here, see FACE_HNSW_INDEXES and FACE_HNSW_TYPE). To use one, a
+    query must filter on the index's predicate and order by the same cast, e.g. for dlib::
 
-        dist = Face.embedding.cast(Vector(128)).cosine_distance(query)
+        dist = Face.embedding.cast(HALFVEC(128)).cosine_distance(query)
         select(Face).where(Face.encoder == "dlib-resnet-v1", Face.dim == 128).order_by(dist)
+
+    (db/face_search.search does this, and returns exact distances on the stored vector.)
 
     and for 512-d ArcFace encoders filter ``Face.dim == 512`` (plus the encoder name).
     """
@@ -354,15 +356,15 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 
-# (index name, dim, predicate): partial HNSW cosine indexes on (embedding::vector(dim)).
+# (index name, dim, predicate): partial HNSW cosine indexes on (embedding::FACE_HNSW_TYPE(dim)).
 FACE_HNSW_INDEXES = (
     ("ix_face_embedding_dlib_hnsw", 128, "encoder = 'dlib-resnet-v1'"),
     ("ix_face_embedding_512_hnsw", 512, "dim = 512"),
 )
 # Their cast/opclass ((embedding::{type}(dim)) {type}_cosine_ops) and build options, as the
 # newest migration touching them (0005) sets them; face_search orders by the same cast.
-FACE_HNSW_TYPE = "vector"
-FACE_HNSW_OPTIONS = {"m": 16, "ef_construction": 64}
+FACE_HNSW_TYPE = "halfvec"
+FACE_HNSW_OPTIONS = {"m": 24, "ef_construction": 64}
 
 
 # ---- publication register and takedowns (0003) ----------------------------------------------

@@ -52,19 +52,19 @@ def _env(**extra: str) -> dict[str, str]:
 def test_upgrade_then_current(runner: CliRunner, empty_db: str):
     result = runner.invoke(cli.app, ["db", "current", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"current": None, "head": "0004", "up_to_date": False,
+    assert json.loads(result.stdout) == {"current": None, "head": "0005", "up_to_date": False,
                                          "bundled": False}
 
     result = runner.invoke(cli.app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "upgraded from empty to 0004" in result.stdout
+    assert "upgraded from empty to 0005" in result.stdout
     assert make_url(empty_db).password not in result.stdout
-    assert migrate.current(empty_db) == "0004"
+    assert migrate.current(empty_db) == "0005"
 
     result = runner.invoke(cli.app, ["db", "upgrade"])
-    assert "already at 0004" in result.stdout
+    assert "already at 0005" in result.stdout
     result = runner.invoke(cli.app, ["db", "current"])
-    assert result.stdout.strip() == "0004 (head 0004; up to date)"
+    assert result.stdout.strip() == "0005 (head 0005; up to date)"
 
 
 def test_stop_with_an_external_database_does_nothing(runner: CliRunner, runtime_env: Path):

@@ -41,7 +41,7 @@ def test_status_json_is_exactly_the_report(runner: CliRunner, runtime_env: Path)
     assert report["data_dir"] == str(runtime_env)
     db = report["database"]
     assert db["mode"] == "external" and db["healthy"] is True
-    assert db["revision"] == db["head"] == "0004"
+    assert db["revision"] == db["head"] == "0005"
     assert "***" in db["url"]
     assert report["object_store"]["healthy"] is True
     assert report["object_store"]["kind"] == os.environ.get("CASTKEEP_STORAGE__KIND", "filesystem")

@@ -33,7 +33,7 @@ def _tables(url: str) -> set[str]:
 
 
 def test_head_is_the_single_newest_revision():
-    assert migrate.head() == "0004"
+    assert migrate.head() == "0005"
 
 
 def test_pg_url_fixture_is_migrated_to_head(pg_url):
@@ -44,7 +44,7 @@ def test_upgrade_creates_every_table_and_is_idempotent(empty_db_url):
     assert migrate.current(empty_db_url) is None
     assert _tables(empty_db_url) == set()
 
-    assert migrate.upgrade(empty_db_url) == "0004"
+    assert migrate.upgrade(empty_db_url) == "0005"
     expected = {
         "alembic_version", "talent", "consent", "consent_event", "reference_portrait", "face",
         "asset_request", "generation", "asset", "lineage", "score", "audit_event", "app_user",
@@ -52,7 +52,7 @@ def test_upgrade_creates_every_table_and_is_idempotent(empty_db_url):
     }
     assert _tables(empty_db_url) == expected
     # A second run finds nothing to do and keeps the revision.
-    assert migrate.upgrade(empty_db_url) == "0004"
+    assert migrate.upgrade(empty_db_url) == "0005"
 
 
 def test_downgrade_to_base_removes_castkeep_tables(empty_db_url):
@@ -61,7 +61,7 @@ def test_downgrade_to_base_removes_castkeep_tables(empty_db_url):
     assert _tables(empty_db_url) == {"alembic_version"}
     assert migrate.current(empty_db_url) is None
     migrate.upgrade(empty_db_url)
-    assert migrate.current(empty_db_url) == "0004"
+    assert migrate.current(empty_db_url) == "0005"
 
 
 def test_current_on_unreachable_server_is_a_database_error():

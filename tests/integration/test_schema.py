@@ -11,12 +11,13 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from pgvector.sqlalchemy import Vector
+from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from castkeep.db import schema
 from castkeep.db.schema import (
     FACE_HNSW_INDEXES,
+    FACE_HNSW_TYPE,
     Asset,
     AuditEvent,
     Consent,
@@ -65,10 +66,10 @@ def test_hnsw_indexes_exist_with_their_predicates(db_session):
         "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'face' AND indexdef LIKE '%hnsw%'"
     )).all())
     assert set(rows) == {name for name, _, _ in FACE_HNSW_INDEXES}
-    assert "vector(128)" in rows["ix_face_embedding_dlib_hnsw"]
+    assert f"{FACE_HNSW_TYPE}(128)" in rows["ix_face_embedding_dlib_hnsw"]
     assert "'dlib-resnet-v1'" in rows["ix_face_embedding_dlib_hnsw"]
-    assert "vector(512)" in rows["ix_face_embedding_512_hnsw"]
-    assert "vector_cosine_ops" in rows["ix_face_embedding_512_hnsw"]
+    assert f"{FACE_HNSW_TYPE}(512)" in rows["ix_face_embedding_512_hnsw"]
+    assert f"{FACE_HNSW_TYPE}_cosine_ops" in rows["ix_face_embedding_512_hnsw"]
 
 
 def _talent_consent_portrait(session) -> ReferencePortrait:
@@ -101,11 +102,12 @@ def test_dlib_nearest_neighbour_uses_its_hnsw_index(db_session):
                         encoder_version="1", dim=512, embedding=_unit(512, 99)))
     db_session.flush()
     query = _unit(128, 7)
-    dist = Face.embedding.cast(Vector(128)).cosine_distance(query)
+    # The index's own cast (FACE_HNSW_TYPE, half precision since 0005); the stored column is vector.
+    dist = Face.embedding.cast(HALFVEC(128)).cosine_distance(query)
     stmt = (sa.select(Face.face_index, dist).where(Face.encoder == "dlib-resnet-v1", Face.dim == 128)
             .order_by(dist).limit(3))
     best = db_session.execute(stmt).all()
-    assert best[0].face_index == 7 and best[0][1] == pytest.approx(0.0, abs=1e-5)
+    assert best[0].face_index == 7 and best[0][1] == pytest.approx(0.0, abs=1e-3)
     db_session.execute(sa.text("SET LOCAL enable_seqscan = off"))
     plan = "\n".join(r[0] for r in db_session.execute(sa.text("EXPLAIN " + str(
         stmt.compile(db_session.bind, compile_kwargs={"literal_binds": True})))))
