@@ -1,5 +1,5 @@
-"""Catalogue reads in plain SQL on a psycopg connection: the talent register's counts, a
-request's document, the asset a file is.
+"""Catalogue reads in plain SQL on a psycopg connection: the talent register's counts, recent
+requests, a request's document, the asset a file is.
 
 One implementation serves both callers: the API and pages pass their session's own connection
 (`driver_connection(session)`, inside its transaction), short CLI commands a connection opened
@@ -48,6 +48,21 @@ def talent_summaries(conn: Any) -> list[dict[str, Any]]:
 
 
 # ---- requests ----------------------------------------------------------------------------------
+
+
+def recent_requests(conn: Any, *, limit: int = 50, username: str | None = None,
+                    team: str | None = None) -> list[dict[str, Any]]:
+    """The most recent requests, newest first: [{"id", "campaign", "status", "created_at"}].
+    With `team`, only those `username` submitted or `team` owns (what a requester may see)."""
+    where, params = "", {"limit": int(limit)}
+    if team is not None:
+        where = "WHERE submitted_by = %(user)s OR team = %(team)s"
+        params.update(user=username, team=team)
+    rows = conn.execute(
+        f"SELECT id, campaign, status, created_at FROM asset_request {where}"
+        " ORDER BY created_at DESC, id DESC LIMIT %(limit)s", params).fetchall()
+    return [{"id": str(r[0]), "campaign": r[1], "status": r[2], "created_at": r[3].isoformat()}
+            for r in rows]
 
 
 @dataclass(frozen=True)

@@ -44,13 +44,9 @@ def request_document(session: Session, request_id: uuid.UUID, *,
 
 def visible_request_ids(session: Session, *, username: str, team: str | None,
                         limit: int = 50) -> list[dict[str, Any]]:
-    """A requester's own and team requests, newest first."""
-    query = select(schema.AssetRequest).order_by(schema.AssetRequest.created_at.desc()).limit(limit)
-    if team is not None:
-        query = query.where((schema.AssetRequest.submitted_by == username)
-                            | (schema.AssetRequest.team == team))
-    return [{"id": str(r.id), "campaign": r.campaign, "status": r.status,
-             "created_at": r.created_at.isoformat()} for r in session.scalars(query)]
+    """Recent requests, newest first; with `team`, a requester's own and their team's."""
+    return catalogue_reads.recent_requests(catalogue_reads.driver_connection(session),
+                                           limit=limit, username=username, team=team)
 
 
 def asset_history(session: Session, asset_id: uuid.UUID) -> list[dict[str, Any]]:

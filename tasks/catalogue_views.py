@@ -23,13 +23,11 @@ from castkeep.vocab import WITHDRAWN_ASSET_STATUSES
 
 __all__ = [
     "AssetFile",
-    "RequestRow",
     "TalentDetail",
     "TalentSummary",
     "asset_details",
     "asset_file",
     "consent_details",
-    "list_requests",
     "list_talent",
     "parse_request_id",
     "report_keys",
@@ -82,27 +80,6 @@ def consent_details(session: Session, consent_id: str) -> dict[str, Any]:
         "references": [{"id": str(r.id), "sha256": r.sha256, "source_name": r.source_name}
                        for r in refs],
     }
-
-
-@dataclass(frozen=True)
-class RequestRow:
-    id: str
-    campaign: str
-    status: str
-    created_at: str  # ISO 8601
-
-    def as_dict(self) -> dict[str, str]:
-        return {"id": self.id, "campaign": self.campaign, "status": self.status,
-                "created_at": self.created_at}
-
-
-def list_requests(session: Session, *, limit: int = 50) -> list[RequestRow]:
-    """The most recent requests, newest first."""
-    return [
-        RequestRow(id=str(r.id), campaign=r.campaign, status=r.status,
-                   created_at=r.created_at.isoformat())
-        for r in assets_repo.list_requests(session, limit=limit)
-    ]
 
 
 def request_summary(session: Session, store: ObjectStore, request_id: uuid.UUID) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Catalogue reads for short commands, in plain SQL on a psycopg connection (db/catalogue_reads):
-nothing here imports SQLAlchemy, so `castkeep talent list`, `request show`, `verify` and
-`status` start in a fraction of the time the ORM takes to import."""
+nothing here imports SQLAlchemy, so `castkeep talent list`, `request list|show`, `verify`
+and `status` start in a fraction of the time the ORM takes to import."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from castkeep.db.catalogue_reads import (
     CatalogueMatch,
     RequestDocument,
     catalogued_file,
+    recent_requests,
     request_document,
     server_versions,
     talent_summaries,
@@ -22,6 +23,7 @@ __all__ = [
     "RequestDocument",
     "catalogued_file",
     "parse_id",
+    "recent_requests",
     "request_document",
     "running_database_report",
     "talent_summaries",

@@ -170,11 +170,11 @@ def show(
 @request_app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print only JSON.")) -> None:
     """The most recent requests."""
-    from castkeep.flows.runtime import open_runtime
-    from castkeep.tasks.catalogue_views import list_requests
+    from castkeep.flows.read_catalogue import catalogue_connection
+    from castkeep.tasks.quick_reads import recent_requests
 
-    with open_runtime() as runtime, runtime.sessions() as session:
-        rows = [r.as_dict() for r in list_requests(session)]
+    with catalogue_connection() as conn:
+        rows = recent_requests(conn)
     if as_json:
         typer.echo(json.dumps(rows))
         return

@@ -103,3 +103,27 @@ def test_a_file_is_found_by_its_content_or_by_the_asset_it_claims(request_env, f
             catalogued_file(conn, sha, str(uuid.uuid4()))
         postgresql, pgvector = server_versions(conn)
     assert postgresql[0].isdigit() and pgvector is not None and pgvector.startswith("0.")
+
+
+def test_recent_requests_are_newest_first_and_a_requester_sees_own_and_team(db_session):
+    from castkeep.db.catalogue_reads import recent_requests
+    from castkeep.models.request_spec import request_from_mapping
+
+    made = {}
+    for campaign, actor, team in (("first", "ana", "red"), ("second", "bo", "red"),
+                                  ("third", "cy", "blue"), ("fourth", "ana", None)):
+        spec = request_from_mapping(request_doc(campaign=campaign))
+        row = assets_repo.create_request(db_session, spec=spec.canonical(),
+                                         spec_sha256=spec.sha256(), actor=actor, team=team)
+        db_session.flush()
+        made[campaign] = str(row.id)
+    conn = driver_connection(db_session)
+    # One transaction: now() is the same for all four; the id breaks the tie, stably.
+    everything = recent_requests(conn)
+    assert sorted(r["campaign"] for r in everything) == ["first", "fourth", "second", "third"]
+    assert everything == sorted(everything, key=lambda r: (r["created_at"], r["id"]), reverse=True)
+    assert {r["campaign"] for r in recent_requests(conn, username="ana", team="red")} == {
+        "first", "second", "fourth"}
+    assert {r["campaign"] for r in recent_requests(conn, username="cy", team="blue")} == {"third"}
+    assert len(recent_requests(conn, limit=2)) == 2
+    assert all(r["id"] == made[r["campaign"]] for r in everything)
