@@ -2,7 +2,7 @@
 
 Sets up a temporary CASTKEEP_HOME, runs `castkeep demo` there once (it starts the bundled
 PostgreSQL and the local Prefect server and leaves data to look at), then times each command
-`--runs` times (default 5) and prints JSON with the median wall time (and CPU time) of each, next
+`--runs` times (default 5; `consent revoke` for real only once, last) and prints JSON with the median wall time (and CPU time) of each, next
 to the median of `python -c pass` measured in the same run as the reference (the interpreter's own
 start-up), and the machine's load average:
 
@@ -63,6 +63,12 @@ def _demo(env: dict[str, str]) -> tuple[dict, float]:
     return json.loads(proc.stdout), took
 
 
+def _consent_of(env: dict[str, str], talent: str) -> str:
+    shown = subprocess.run([CASTKEEP, "talent", "show", talent, "--json"], env=env,
+                           capture_output=True, text=True, check=True)
+    return json.loads(shown.stdout)["consents"][0]["id"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -75,12 +81,17 @@ def main() -> None:
         demo, demo_s = _demo(env)
         request_id = demo["requests"][0]["request_id"]
         asset_path = demo["assets"][0]["path"]
+        consent_id = _consent_of(env, "demo-talent-a")
         commands = {
             "castkeep --version": [CASTKEEP, "--version"],
             "castkeep status": [CASTKEEP, "status"],
             "castkeep talent list": [CASTKEEP, "talent", "list"],
             "castkeep request show ID": [CASTKEEP, "request", "show", request_id],
             "castkeep verify FILE": [CASTKEEP, "verify", asset_path],
+            "castkeep request list": [CASTKEEP, "request", "list"],
+            "castkeep audit": [CASTKEEP, "audit"],
+            "castkeep consent revoke ID --dry-run": [
+                CASTKEEP, "consent", "revoke", consent_id, "--reason", "benchmark", "--dry-run"],
         }
         reference = _time([sys.executable, "-c", "pass"], env, args.runs)
         results = {}
@@ -88,6 +99,14 @@ def main() -> None:
             r = _time(argv, env, args.runs)
             r["over_reference_s"] = round(r["median_s"] - reference["median_s"], 3)
             results[name] = r
+        # Last, once: it changes the catalogue (the demo's assets of talent A are quarantined).
+        t0 = time.perf_counter()
+        revoked = subprocess.run([CASTKEEP, "consent", "revoke", consent_id, "--reason",
+                                  "benchmark", "--json"], env=env, capture_output=True, text=True)
+        results["castkeep consent revoke ID (once)"] = {
+            "seconds": round(time.perf_counter() - t0, 3), "exit_code": revoked.returncode,
+            "quarantined": len(json.loads(revoked.stdout).get("quarantined") or [])
+            if revoked.returncode == 0 else None}
         print(json.dumps({
             "runs": args.runs,
             "load_average_1m": round(os.getloadavg()[0], 2),
