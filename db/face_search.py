@@ -76,6 +76,7 @@ def add_face(
     vec = np.asarray(face.embedding, dtype=np.float32).reshape(-1)
     if not np.all(np.isfinite(vec)):
         raise EncoderMismatchError("the face embedding holds NaN or infinite values")
+    _check_index_range(vec, "the face embedding")
     existing = session.scalars(
         sa.select(schema.Face).where(
             schema.Face.reference_portrait_id == reference_portrait_id
@@ -139,6 +140,8 @@ def search(
     q = np.asarray(embedding, dtype=np.float32).reshape(-1)
     dim = int(q.shape[0])
     metric = metric or metric_for(encoder)
+    if not exact:
+        _check_index_range(q, "the query embedding")
     qtext = "[" + ",".join(repr(float(v)) for v in q) + "]"
 
     sql = search_sql(encoder, dim, exact=exact, with_version=bool(encoder_version), index_type=index_type)
@@ -269,6 +272,19 @@ def search_sql(encoder: str, dim: int, *, exact: bool = False, with_version: boo
         LEFT JOIN reference_portrait rp ON rp.id = h.reference_portrait_id
         ORDER BY h.cos_dist, h.id
     """
+
+
+_HALF_MAX = 65504.0  # the largest finite half-precision value
+
+
+def _check_index_range(vec: np.ndarray, what: str) -> None:
+    """The index casts embeddings to half precision: a value beyond its range would fail the insert
+    or the search with a database error."""
+    if schema.FACE_HNSW_TYPE == "halfvec" and vec.size and float(np.max(np.abs(vec))) > _HALF_MAX:
+        raise EncoderMismatchError(
+            f"{what} holds values beyond half precision (|x| > {_HALF_MAX:g}), which the search "
+            "index stores; normalise the encoder's output"
+        )
 
 
 _ITERATIVE: dict[int, bool] = {}

@@ -106,6 +106,26 @@ def test_search_accepts_a_face_and_k(db_session, catalogue, portrait_faces):
     assert len(hits) == 2 and {h.talent_id for h in hits} == {catalogue["obama"].id}
     exact = search(db_session, portrait_faces["obama"][0], k=2, exact=True)
     assert [h.face_id for h in exact] == [h.face_id for h in hits]
+    # The index ranks on half precision; the distances reported are the exact ones.
+    for a, b in zip(hits, exact, strict=True):
+        assert a.distance == pytest.approx(b.distance, abs=1e-6)
+        assert a.similarity == pytest.approx(b.similarity, abs=1e-6)
+
+
+def test_values_beyond_the_half_precision_index_are_refused(db_session, catalogue, portrait_faces):
+    face = portrait_faces["obama"][0]
+    huge = np.asarray(face.embedding, dtype=np.float32).copy()
+    huge[3] = 1e5
+    before = db_session.scalar(sa.select(sa.func.count()).select_from(schema.Face))
+    ref_id = catalogue["faces"]["obama2"].reference_portrait_id
+    with pytest.raises(EncoderMismatchError, match="half precision"):
+        add_face(db_session, dataclasses.replace(face, embedding=huge), reference_portrait_id=ref_id,
+                 face_index=7)
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(schema.Face)) == before
+    with pytest.raises(EncoderMismatchError, match="half precision"):
+        search(db_session, huge, encoder=face.encoder)
+    # The exact path does not touch the index: it answers.
+    assert len(search(db_session, huge, encoder=face.encoder, exact=True, k=1)) == 1
 
 
 def test_other_encoders_are_never_compared(db_session, catalogue, portrait_faces):
