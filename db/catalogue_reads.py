@@ -1,5 +1,5 @@
 """Catalogue reads in plain SQL on a psycopg connection: the talent register's counts, recent
-requests, a request's document, the asset a file is.
+requests, a request's document, assets, the asset a file is.
 
 One implementation serves both callers: the API and pages pass their session's own connection
 (`driver_connection(session)`, inside its transaction), short CLI commands a connection opened
@@ -156,6 +156,27 @@ def request_document(conn: Any, request_id: uuid.UUID | str) -> RequestDocument:
     }
     sheet = (report[0] or {}).get("contact_sheet") if report else None
     return RequestDocument(document, tuple(a[3] for a in assets), sheet)
+
+
+# ---- assets ----------------------------------------------------------------------------------
+
+
+def asset_rows(conn: Any, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Assets newest first, of one `status` when given: [{"id", "request_id", "variant",
+    "attempt", "status", "reason", "sha256", "media_type", "width", "height", "created_at",
+    "object_key"}]."""
+    where = "WHERE a.status = %(status)s" if status is not None else ""
+    return [
+        {"id": str(r[0]), "request_id": str(r[1]) if r[1] else None, "variant": r[2],
+         "attempt": r[3], "status": r[4], "reason": r[5], "sha256": r[6], "media_type": r[7],
+         "width": r[8], "height": r[9], "created_at": r[10].isoformat(), "object_key": r[11]}
+        for r in conn.execute(
+            "SELECT a.id, a.request_id, g.variant, g.attempt, a.status, a.status_reason,"
+            " a.sha256, a.media_type, a.width, a.height, a.created_at, a.object_key FROM asset a"
+            f" LEFT JOIN generation g ON g.id = a.generation_id {where}"
+            " ORDER BY a.created_at DESC, a.id LIMIT %(limit)s",
+            {"status": status, "limit": int(limit)})
+    ]
 
 
 # ---- files -------------------------------------------------------------------------------------

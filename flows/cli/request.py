@@ -239,11 +239,11 @@ def asset_list(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Catalogued assets, newest first: id, status, request and variant, and file."""
-    from castkeep.flows.runtime import open_runtime
+    from castkeep.flows.read_catalogue import catalogue_connection, object_store
     from castkeep.tasks.asset_list import list_assets
 
-    with open_runtime() as runtime, runtime.sessions() as session:
-        rows = list_assets(session, runtime.store, status=status, limit=limit)
+    with catalogue_connection() as conn:
+        rows = list_assets(conn, object_store(), status=status, limit=limit)
     if as_json:
         typer.echo(json.dumps(rows))
         return

@@ -127,3 +127,22 @@ def test_recent_requests_are_newest_first_and_a_requester_sees_own_and_team(db_s
     assert {r["campaign"] for r in recent_requests(conn, username="cy", team="blue")} == {"third"}
     assert len(recent_requests(conn, limit=2)) == 2
     assert all(r["id"] == made[r["campaign"]] for r in everything)
+
+
+def test_asset_rows_newest_first_with_their_variant_and_key(request_env, fulfil):
+    from castkeep.db.catalogue_reads import asset_rows
+
+    result = fulfil(request_doc(variants=2, lighting={"azimuth": 60}))
+    with open_runtime() as rt, rt.sessions() as session:
+        conn = driver_connection(session)
+        rows = asset_rows(conn)
+        views = {a.id: a for a in assets_repo.request_assets(session, result["request_id"])}
+        assert asset_rows(conn, status="quarantined") == []
+        assert len(asset_rows(conn, limit=1)) == 1
+    assert {r["id"] for r in rows} == set(views) and len(rows) == 2
+    assert [r["created_at"] for r in rows] == sorted((r["created_at"] for r in rows), reverse=True)
+    for r in rows:
+        v = views[r["id"]]
+        assert (r["variant"], r["attempt"], r["status"], r["sha256"], r["object_key"]) == (
+            v.variant, v.attempt, v.status, v.sha256, v.object_key)
+        assert r["request_id"] == result["request_id"]

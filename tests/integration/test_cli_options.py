@@ -94,6 +94,7 @@ READ_HEAVY = ("prefect", "torch", "diffusers", "cv2", "dlib", "onnxruntime", "nu
     (("status",), ("pydantic_settings",)),
     (("talent", "list"), ()),
     (("request", "list"), ()),
+    (("asset", "list"), ()),
     (("request", "show", "00000000-0000-4000-8000-000000000000"), ()),
     (("verify", "{fixtures}/obama.jpg"), ("c2pa", "cryptography")),
 ])
