@@ -179,6 +179,42 @@ def asset_rows(conn: Any, *, status: str | None = None, limit: int = 100) -> lis
     ]
 
 
+def asset_record(conn: Any, asset_id: uuid.UUID | str) -> dict[str, Any]:
+    """One asset with its generation, scores and lineage: {"id", "request_id", "variant",
+    "attempt", "seed", "status", "reason", "passed", "sha256", "media_type", "width", "height",
+    "engine", "licence_id", "talents", "consents", "references", "use", "scores", "object_key"}.
+    NotFoundError for an unknown id."""
+    aid = parse_id(asset_id, "asset")
+    r = conn.execute(
+        "SELECT a.id, a.request_id, g.variant, g.attempt, g.seed, a.status, a.status_reason,"
+        " g.passed, a.sha256, a.media_type, a.width, a.height, g.engine, g.engine_version,"
+        " g.licence_id, a.use, a.object_key, g.id FROM asset a"
+        " LEFT JOIN generation g ON g.id = a.generation_id WHERE a.id = %s", (aid,)).fetchone()
+    if r is None:
+        raise NotFoundError(f"no asset {asset_id}; {where_listed('asset')}")
+    scores = [ScoreRow(k, v, t, p, str(tid) if tid else None, fi) for k, v, t, p, tid, fi in
+              conn.execute("SELECT kind, value, threshold, passed, talent_id, face_index FROM score"
+                           " WHERE asset_id = %s ORDER BY kind, id", (aid,))]
+    links = conn.execute("SELECT talent_id, consent_id, reference_portrait_id FROM lineage"
+                         " WHERE asset_id = %s", (aid,)).fetchall()
+    has_gen = r[17] is not None
+    return {
+        "id": str(r[0]), "request_id": str(r[1]) if r[1] else None,
+        "variant": r[2] if has_gen else 0, "attempt": r[3] if has_gen else 0,
+        "seed": r[4] if has_gen else 0, "status": r[5], "reason": r[6], "passed": bool(r[7]),
+        "sha256": r[8], "media_type": r[9], "width": r[10], "height": r[11],
+        "engine": f"{r[12]} {r[13]}" if has_gen else "", "licence_id": r[14],
+        "talents": _sorted_ids(link[0] for link in links),
+        "consents": _sorted_ids(link[1] for link in links),
+        "references": _sorted_ids(link[2] for link in links),
+        "use": dict(r[15] or {}), "scores": scores_summary(scores), "object_key": r[16],
+    }
+
+
+def _sorted_ids(ids: Iterable[Any]) -> list[str]:
+    return sorted({str(i) for i in ids if i})
+
+
 # ---- files -------------------------------------------------------------------------------------
 
 

@@ -25,7 +25,6 @@ __all__ = [
     "AssetFile",
     "TalentDetail",
     "TalentSummary",
-    "asset_details",
     "asset_file",
     "consent_details",
     "list_talent",
@@ -124,19 +123,6 @@ def report_keys(session: Session, request_id: uuid.UUID) -> dict[str, str] | Non
         .limit(1)
     )
     return dict(payload) if payload else None
-
-
-def asset_details(session: Session, store: ObjectStore, asset_id: str) -> dict[str, Any]:
-    """JSON-ready view of an asset: status, scores, lineage and where its file is."""
-    v = assets_repo.asset_view(session, asset_id)
-    return {
-        "id": v.id, "request_id": v.request_id, "variant": v.variant, "attempt": v.attempt,
-        "seed": v.seed, "status": v.status, "reason": v.status_reason, "passed": v.passed,
-        "sha256": v.sha256, "media_type": v.media_type, "width": v.width, "height": v.height,
-        "engine": v.engine, "licence_id": v.licence_id, "talents": list(v.talent_ids),
-        "consents": list(v.consent_ids), "references": list(v.reference_ids), "use": v.use,
-        "scores": v.scores_summary(), "path": object_location(store, v.object_key),
-    }
 
 
 @dataclass(frozen=True)

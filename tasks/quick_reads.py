@@ -1,6 +1,6 @@
 """Catalogue reads for short commands, in plain SQL on a psycopg connection (db/catalogue_reads):
-nothing here imports SQLAlchemy, so `castkeep talent list`, `request list|show`, `verify`
-and `status` start in a fraction of the time the ORM takes to import."""
+nothing here imports SQLAlchemy, so `castkeep talent list`, `request list|show`, `asset show`,
+`verify` and `status` start in a fraction of the time the ORM takes to import."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from castkeep.db.ids import parse_id
 __all__ = [
     "CatalogueMatch",
     "RequestDocument",
+    "asset_details",
     "catalogued_file",
     "parse_id",
     "recent_requests",
@@ -28,6 +29,16 @@ __all__ = [
     "running_database_report",
     "talent_summaries",
 ]
+
+
+def asset_details(conn: Any, store: Any, asset_id: str) -> dict[str, Any]:
+    """JSON-ready view of an asset: status, scores, lineage and where its file is."""
+    from castkeep.db.catalogue_reads import asset_record
+    from castkeep.db.object_store import object_location
+
+    record = asset_record(conn, asset_id)
+    record["path"] = object_location(store, record.pop("object_key"))
+    return record
 
 
 def running_database_report(home: Path, url: str = "") -> dict[str, Any] | None:

@@ -264,11 +264,11 @@ def asset_show(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """An asset's status, scores, lineage and file."""
-    from castkeep.flows.runtime import open_runtime
-    from castkeep.tasks.catalogue_views import asset_details
+    from castkeep.flows.read_catalogue import catalogue_connection, object_store
+    from castkeep.tasks.quick_reads import asset_details
 
-    with open_runtime() as runtime, runtime.sessions() as session:
-        info = asset_details(session, runtime.store, asset_id)
+    with catalogue_connection() as conn:
+        info = asset_details(conn, object_store(), asset_id)
     if as_json:
         typer.echo(json.dumps(info, default=str))
         return

@@ -54,6 +54,25 @@ def test_the_request_document_is_the_catalogues_request(fulfilled):
     assert doc["refusals"] == list(view.refusals)
 
 
+def test_an_asset_record_is_the_catalogues_asset(fulfilled):
+    from castkeep.db.catalogue_reads import asset_record
+
+    with open_runtime() as rt, rt.sessions() as session:
+        views = assets_repo.request_assets(session, fulfilled)
+        records = [asset_record(driver_connection(session), v.id) for v in views]
+        with pytest.raises(NotFoundError, match="castkeep asset list"):
+            asset_record(driver_connection(session), uuid.uuid4())
+    for v, r in zip(views, records):
+        assert r == {
+            "id": v.id, "request_id": v.request_id, "variant": v.variant, "attempt": v.attempt,
+            "seed": v.seed, "status": v.status, "reason": v.status_reason, "passed": v.passed,
+            "sha256": v.sha256, "media_type": v.media_type, "width": v.width, "height": v.height,
+            "engine": v.engine, "licence_id": v.licence_id, "talents": list(v.talent_ids),
+            "consents": list(v.consent_ids), "references": list(v.reference_ids), "use": v.use,
+            "scores": v.scores_summary(), "object_key": v.object_key}
+        assert r["talents"] and r["consents"] and r["references"] and r["scores"]["identity"]
+
+
 def test_an_unknown_request_names_the_listing_command(runtime_env):
     with open_runtime() as rt, rt.sessions() as session:
         with pytest.raises(NotFoundError, match="castkeep request list"):

@@ -95,6 +95,7 @@ READ_HEAVY = ("prefect", "torch", "diffusers", "cv2", "dlib", "onnxruntime", "nu
     (("talent", "list"), ()),
     (("request", "list"), ()),
     (("asset", "list"), ()),
+    (("asset", "show", "00000000-0000-4000-8000-000000000000"), ()),
     (("request", "show", "00000000-0000-4000-8000-000000000000"), ()),
     (("verify", "{fixtures}/obama.jpg"), ("c2pa", "cryptography")),
 ])
