@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 from castkeep.db import assets_repo
@@ -26,10 +28,38 @@ PREVIEW_MAX_SIDE = 1600
 PREVIEW_QUALITY = 70
 
 
+# Thumbnails of assets this process just made, by object key (content-addressed, so an entry
+# never goes stale): the report of a request run here needs no read and decode of its outputs.
+# Bounded; a request larger than this, or resumed elsewhere, reads the rest from the store.
+_KEPT_THUMBNAILS = 64
+_kept: OrderedDict[str, Any] = OrderedDict()
+_kept_lock = threading.Lock()
+
+
+def keep_thumbnail(key: str, rgb) -> None:
+    """Remember the contact-sheet thumbnail of the asset stored under `key`, made from `rgb`
+    (HxWx3 uint8, the pixels just stored)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(1.0, THUMB_SIDE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1.0 else rgb.copy()
+    with _kept_lock:
+        _kept[key] = small
+        _kept.move_to_end(key)
+        while len(_kept) > _KEPT_THUMBNAILS:
+            _kept.popitem(last=False)
+
+
 def _thumbnail(store, key: str):
     import numpy as np
     from PIL import Image, ImageOps
 
+    with _kept_lock:
+        kept = _kept.get(key)
+    if kept is not None:
+        return kept
     try:
         data = store.get_bytes(key)
         if data[:3] == b"\xff\xd8\xff":

@@ -20,6 +20,7 @@ from castkeep.provenance.policy import use_of, use_record
 from castkeep.tasks.consent_gate import TalentClearance, check_consent
 from castkeep.tasks.generate import GPU_LIMIT, run_engine
 from castkeep.tasks.references import ReferenceSet
+from castkeep.tasks.report import keep_thumbnail
 from castkeep.tasks.run_stats import RunStats
 from castkeep.tasks.sign import (
     RightsConfig,
@@ -187,6 +188,8 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
         )
         p.stats.add_cpu("signing+storage+db", time.thread_time() - c0)
         signed = done.signed
+        with p.stats.stage("report"):  # the contact sheet's tile, while the pixels are here
+            keep_thumbnail(signed.object_key, gen.output.image)
         p.stats.add("signing", signed.sign_seconds)
         p.stats.add("storage", signed.store_seconds)
         p.stats.add("db", done.db_seconds)

@@ -47,3 +47,21 @@ def test_the_unencoded_sheet_gives_the_same_preview_as_its_png():
     from_image = sheet_preview(image)
     assert from_image == sheet_preview(buf.getvalue())
     assert len(from_image) <= PREVIEW_MAX_BYTES
+
+
+def test_a_kept_thumbnail_stands_in_for_reading_the_stored_asset(tmp_path):
+    from castkeep.db.fs_store import FilesystemStore
+    from castkeep.tasks import report
+
+    store = FilesystemStore(tmp_path / "store")
+    rgb = np.random.default_rng(5).integers(0, 256, (640, 512, 3), dtype=np.uint8)
+    key = "assets/ab/cd/kept-in-memory-only.jpg"  # never written to the store
+    assert report._thumbnail(store, key) is None  # not kept: read from the store, missing
+    report.keep_thumbnail(key, rgb)
+    tile = report._thumbnail(store, key)
+    assert tile.shape == (report.THUMB_SIDE, 205, 3)
+    assert abs(float(tile.mean()) - float(rgb.mean())) < 2.0
+    # Bounded: the oldest are forgotten first.
+    for i in range(report._KEPT_THUMBNAILS):
+        report.keep_thumbnail(f"assets/other-{i}.jpg", rgb[:8, :8])
+    assert report._thumbnail(store, key) is None
