@@ -17,7 +17,14 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from castkeep.db import schema
-from castkeep.db.catalogue_reads import driver_connection, talent_summaries
+from castkeep.db.catalogue_reads import (  # noqa: F401 - TalentSummary & co. are also imported from here
+    ReferenceSummary,
+    TalentDetail,
+    TalentSummary,
+    driver_connection,
+    talent_detail,
+    talent_summaries,
+)
 from castkeep.db.ids import where_listed
 from castkeep.errors import ManifestError, NotFoundError
 from castkeep.provenance.consent import ConsentManifest, ConsentTerms
@@ -44,37 +51,6 @@ class ReferenceEmbedding:
     embedding: np.ndarray
     encoder: str
     encoder_version: str
-
-
-@dataclass(frozen=True)
-class TalentSummary:
-    id: uuid.UUID
-    external_ref: str | None
-    display_name: str
-    references: int
-    consents: int
-    active_consents: int
-    created_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class ReferenceSummary:
-    id: uuid.UUID
-    consent_id: uuid.UUID
-    sha256: str
-    object_key: str
-    media_type: str
-    width: int
-    height: int
-    source_name: str | None
-    created_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class TalentDetail:
-    talent: TalentSummary
-    consents: list[ConsentTerms]
-    references: list[ReferenceSummary]
 
 
 def _parse_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
@@ -154,38 +130,11 @@ def upsert_talent(
 
 
 def list_talent(session: Session) -> list[TalentSummary]:
-    return [TalentSummary(**row) for row in talent_summaries(driver_connection(session))]
-
-
-def _summary(session: Session, talent: schema.Talent) -> TalentSummary:
-    refs = session.scalar(select(func.count()).select_from(schema.ReferencePortrait).where(
-        schema.ReferencePortrait.talent_id == talent.id)) or 0
-    statuses = list(session.scalars(select(schema.Consent.status).where(
-        schema.Consent.talent_id == talent.id)))
-    return TalentSummary(
-        id=talent.id, external_ref=talent.external_ref, display_name=talent.display_name,
-        references=refs, consents=len(statuses),
-        active_consents=sum(1 for s in statuses if s == "active"), created_at=talent.created_at,
-    )
+    return talent_summaries(driver_connection(session))
 
 
 def show_talent(session: Session, ident: str | uuid.UUID) -> TalentDetail:
-    talent = resolve_talent(session, ident)
-    refs = session.scalars(select(schema.ReferencePortrait).where(
-        schema.ReferencePortrait.talent_id == talent.id).order_by(
-        schema.ReferencePortrait.created_at, schema.ReferencePortrait.id))
-    return TalentDetail(
-        talent=_summary(session, talent),
-        consents=consents_of_talent(session, talent.id),
-        references=[
-            ReferenceSummary(
-                id=r.id, consent_id=r.consent_id, sha256=r.sha256, object_key=r.object_key,
-                media_type=r.media_type, width=r.width, height=r.height,
-                source_name=r.source_name, created_at=r.created_at,
-            )
-            for r in refs
-        ],
-    )
+    return talent_detail(driver_connection(session), ident)
 
 
 # ---------------------------------------------------------------- consent

@@ -9,14 +9,18 @@ the ORM. Nothing here imports SQLAlchemy.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from castkeep.db.ids import parse_id, where_listed
 from castkeep.errors import NotFoundError
 from castkeep.vocab import WITHDRAWN_ASSET_STATUSES
+
+if TYPE_CHECKING:
+    from castkeep.provenance.consent import ConsentTerms
 
 
 def driver_connection(session: Any) -> Any:
@@ -26,25 +30,82 @@ def driver_connection(session: Any) -> Any:
 
 # ---- talent ------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class TalentSummary:
+    id: uuid.UUID
+    external_ref: str | None
+    display_name: str
+    references: int
+    consents: int
+    active_consents: int
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ReferenceSummary:
+    id: uuid.UUID
+    consent_id: uuid.UUID
+    sha256: str
+    object_key: str
+    media_type: str
+    width: int
+    height: int
+    source_name: str | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class TalentDetail:
+    talent: TalentSummary
+    consents: list[ConsentTerms]
+    references: list[ReferenceSummary]
+
+
 _TALENT_SUMMARIES = """
-    SELECT t.id, t.external_ref, t.display_name, t.created_at,
-           (SELECT count(*) FROM reference_portrait r WHERE r.talent_id = t.id) AS ref_count,
-           count(c.id) AS consent_count,
-           count(c.id) FILTER (WHERE c.status = 'active') AS active_count
+    SELECT t.id, t.external_ref, t.display_name,
+           (SELECT count(*) FROM reference_portrait r WHERE r.talent_id = t.id),
+           count(c.id), count(c.id) FILTER (WHERE c.status = 'active'), t.created_at
     FROM talent t LEFT JOIN consent c ON c.talent_id = t.id
+    {where}
     GROUP BY t.id
     ORDER BY t.created_at, t.id
 """
 
 
-def talent_summaries(conn: Any) -> list[dict[str, Any]]:
-    """Every talent, oldest first: {"id", "external_ref", "display_name", "references",
-    "consents", "active_consents", "created_at"} (counts of reference portraits and consents)."""
-    return [
-        {"id": r[0], "external_ref": r[1], "display_name": r[2], "references": int(r[4]),
-         "consents": int(r[5]), "active_consents": int(r[6]), "created_at": r[3]}
-        for r in conn.execute(_TALENT_SUMMARIES).fetchall()
-    ]
+def talent_summaries(conn: Any, talent_id: uuid.UUID | None = None) -> list[TalentSummary]:
+    """Every talent (or the one with `talent_id`), oldest first, with counts of its reference
+    portraits, its consents and its active consents."""
+    where, params = ("WHERE t.id = %s", (talent_id,)) if talent_id is not None else ("", ())
+    return [TalentSummary(*r) for r in conn.execute(_TALENT_SUMMARIES.format(where=where), params)]
+
+
+def talent_detail(conn: Any, ident: str | uuid.UUID) -> TalentDetail:
+    """A talent by castkeep id or external reference, with its consents' terms and its reference
+    portraits (oldest first); NotFoundError naming the listing command otherwise."""
+    from types import SimpleNamespace
+
+    from castkeep.provenance.consent import ConsentTerms
+
+    row = None
+    try:
+        tid = ident if isinstance(ident, uuid.UUID) else uuid.UUID(str(ident))
+        row = conn.execute("SELECT id FROM talent WHERE id = %s", (tid,)).fetchone()
+    except ValueError:
+        pass
+    if row is None:
+        row = conn.execute("SELECT id FROM talent WHERE external_ref = %s", (str(ident),)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no talent {ident!r} in the catalogue: give a talent id or external "
+                            f"reference ({where_listed('talent')})")
+    cur = conn.cursor()
+    cur.execute("SELECT * FROM consent WHERE talent_id = %s ORDER BY created_at, id", (row[0],))
+    names = [d.name for d in cur.description]
+    consents = [ConsentTerms.from_row(SimpleNamespace(**dict(zip(names, c)))) for c in cur]
+    references = [ReferenceSummary(*r) for r in conn.execute(
+        "SELECT id, consent_id, sha256, object_key, media_type, width, height, source_name,"
+        " created_at FROM reference_portrait WHERE talent_id = %s ORDER BY created_at, id",
+        (row[0],))]
+    return TalentDetail(talent_summaries(conn, row[0])[0], consents, references)
 
 
 # ---- requests ----------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from castkeep.db import assets_repo, catalogue, schema
-from castkeep.db.catalogue import TalentDetail, TalentSummary
 from castkeep.db.ids import parse_id
 from castkeep.db.object_store import ObjectStore, object_location
 from castkeep.provenance.consent import ConsentTerms
@@ -23,31 +22,17 @@ from castkeep.vocab import WITHDRAWN_ASSET_STATUSES
 
 __all__ = [
     "AssetFile",
-    "TalentDetail",
-    "TalentSummary",
     "asset_file",
     "consent_details",
-    "list_talent",
     "parse_request_id",
     "report_keys",
     "request_summary",
-    "show_talent",
 ]
 
 
 def parse_request_id(value: str | uuid.UUID) -> uuid.UUID:
     """A request id from a command line, or NotFoundError saying a UUID was expected."""
     return parse_id(value, "request")
-
-
-def list_talent(session: Session) -> list[TalentSummary]:
-    """Every talent with counts of reference portraits and consents, oldest first."""
-    return catalogue.list_talent(session)
-
-
-def show_talent(session: Session, ident: str) -> TalentDetail:
-    """A talent (by id or external reference) with its consents and reference portraits."""
-    return catalogue.show_talent(session, ident)
 
 
 def consent_details(session: Session, consent_id: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Catalogue reads for short commands, in plain SQL on a psycopg connection (db/catalogue_reads):
-nothing here imports SQLAlchemy, so `castkeep talent list`, `request list|show`, `asset show`,
-`verify` and `status` start in a fraction of the time the ORM takes to import."""
+nothing here imports SQLAlchemy, so `castkeep talent list|show`, `request list|show`, `asset
+list|show`, `verify` and `status` start in a fraction of the time the ORM takes to import."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from castkeep.db.catalogue_reads import (
     recent_requests,
     request_document,
     server_versions,
+    talent_detail,
     talent_summaries,
 )
 from castkeep.db.ids import parse_id
@@ -27,6 +28,7 @@ __all__ = [
     "recent_requests",
     "request_document",
     "running_database_report",
+    "talent_detail",
     "talent_summaries",
 ]
 

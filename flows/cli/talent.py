@@ -13,13 +13,9 @@ talent_app = typer.Typer(help="Talent in the catalogue: list them, show one.",
 
 
 def _summary_dict(t) -> dict:  # noqa: ANN001
-    return _jsonable({"id": t.id, "external_ref": t.external_ref, "display_name": t.display_name,
-                      "references": t.references, "consents": t.consents,
-                      "active_consents": t.active_consents, "created_at": t.created_at})
-
-
-def _jsonable(row: dict) -> dict:
-    return {**row, "id": str(row["id"]), "created_at": row["created_at"].isoformat()}
+    return {"id": str(t.id), "external_ref": t.external_ref, "display_name": t.display_name,
+            "references": t.references, "consents": t.consents,
+            "active_consents": t.active_consents, "created_at": t.created_at.isoformat()}
 
 
 @talent_app.command("list")
@@ -29,7 +25,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON only.")
     from castkeep.flows.read_catalogue import catalogue_connection
 
     with catalogue_connection() as conn:
-        rows = [_jsonable(t) for t in talent_summaries(conn)]
+        rows = [_summary_dict(t) for t in talent_summaries(conn)]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -48,12 +44,11 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
 ) -> None:
     """A talent's consents and reference portraits."""
-    from castkeep.flows.runtime import open_runtime
-    from castkeep.tasks.catalogue_views import show_talent
+    from castkeep.flows.read_catalogue import catalogue_connection
+    from castkeep.tasks.quick_reads import talent_detail
 
-    with open_runtime() as runtime:
-        with runtime.sessions() as session:
-            detail = show_talent(session, talent)
+    with catalogue_connection() as conn:
+        detail = talent_detail(conn, talent)
     info = _summary_dict(detail.talent)
     info["consents"] = [
         {"id": c.id, "status": c.status, "valid_from": c.valid_from.isoformat(),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import sqlalchemy as sa
 
-from castkeep.db import assets_repo, catalogue
+from castkeep.db import assets_repo
 from castkeep.db.catalogue_reads import (
     catalogued_file,
     driver_connection,
@@ -91,18 +92,36 @@ def test_talent_summaries_count_references_and_consents(ingested_catalogue):
         " false, 'revoked')", t=a, sha="1" * 64)
     with open_runtime() as rt, rt.sessions() as session:
         rows = talent_summaries(driver_connection(session))
-        orm = {t.id: catalogue._summary(session, session.get(catalogue.schema.Talent, t.id))
-               for t in catalogue.list_talent(session)}
-    by_ref = {r["external_ref"]: r for r in rows}
-    assert (by_ref["demo-talent-a"]["references"], by_ref["demo-talent-a"]["consents"],
-            by_ref["demo-talent-a"]["active_consents"]) == (2, 2, 1)
-    assert (by_ref["demo-talent-b"]["references"], by_ref["demo-talent-b"]["consents"],
-            by_ref["demo-talent-b"]["active_consents"]) == (1, 1, 1)
-    assert [r["created_at"] for r in rows] == sorted(r["created_at"] for r in rows)
-    for r in rows:
-        o = orm[r["id"]]
-        assert (o.references, o.consents, o.active_consents) == (
-            r["references"], r["consents"], r["active_consents"])
+        refs = dict(session.execute(sa.text(
+            "SELECT talent_id, count(*) FROM reference_portrait GROUP BY talent_id")).all())
+    by_ref = {r.external_ref: r for r in rows}
+    assert [(by_ref[t].references, by_ref[t].consents, by_ref[t].active_consents)
+            for t in ("demo-talent-a", "demo-talent-b")] == [(2, 2, 1), (1, 1, 1)]
+    assert [r.created_at for r in rows] == sorted(r.created_at for r in rows)
+    assert {r.id: r.references for r in rows} == refs
+
+
+def test_a_talent_is_found_by_id_or_external_ref_with_its_consents_and_portraits(
+        ingested_catalogue):
+    from castkeep.db.catalogue_reads import talent_detail
+
+    a = ingested_catalogue.talent_ids["demo-talent-a"]
+    with open_runtime() as rt, rt.sessions() as session:
+        conn = driver_connection(session)
+        by_ref = talent_detail(conn, "demo-talent-a")
+        assert talent_detail(conn, a) == talent_detail(conn, str(a)) == by_ref
+        with pytest.raises(NotFoundError, match="castkeep talent list"):
+            talent_detail(conn, "nobody' OR 1=1 --")
+        with pytest.raises(NotFoundError):
+            talent_detail(conn, uuid.uuid4())
+        portraits = session.execute(sa.text(
+            "SELECT id, sha256 FROM reference_portrait WHERE talent_id = :t ORDER BY created_at, id"),
+            {"t": a}).all()
+    assert str(by_ref.talent.id) == str(a) and by_ref.talent.references == 2
+    (consent,) = by_ref.consents
+    assert consent.status == "active" and consent.talent_id == str(a)
+    assert set(consent.territories) == {"US", "GB", "FR", "DE"} and "lighting" in consent.edits
+    assert [(r.id, r.sha256) for r in by_ref.references] == [tuple(p) for p in portraits]
 
 
 def test_a_file_is_found_by_its_content_or_by_the_asset_it_claims(request_env, fulfil):

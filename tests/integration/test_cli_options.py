@@ -93,6 +93,7 @@ READ_HEAVY = ("prefect", "torch", "diffusers", "cv2", "dlib", "onnxruntime", "nu
 @pytest.mark.parametrize("args, allowed", [
     (("status",), ("pydantic_settings",)),
     (("talent", "list"), ()),
+    (("talent", "show", "nobody"), ()),
     (("request", "list"), ()),
     (("asset", "list"), ()),
     (("asset", "show", "00000000-0000-4000-8000-000000000000"), ()),
