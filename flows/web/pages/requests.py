@@ -107,15 +107,14 @@ def _visible_request(request: Request, request_id: str, who: Identity) -> dict[s
     """The request's API document plus what the gallery shows, or a 404 page for a request the
     user may not see (a requester sees own and team requests)."""
     from castkeep.tasks import page_views
-    from castkeep.tasks.api_views import request_document, request_owner
+    from castkeep.tasks.api_views import request_document
 
     rid = parse_id(request_id, "request")
     with state(request).runtime.sessions() as session:
-        submitted_by, team = request_owner(session, rid)
-        if not who.has(Role.REVIEWER, Role.COMPLIANCE) and submitted_by != who.username \
-                and (team is None or team != who.team):
+        doc = request_document(session, rid)  # its submitter and team decide who sees it
+        if not who.has(Role.REVIEWER, Role.COMPLIANCE) and doc["submitted_by"] != who.username \
+                and (doc["team"] is None or doc["team"] != who.team):
             raise PageProblem(404, f"There is no request {rid} that you can see.")
-        doc = request_document(session, rid)
         doc.update(page_views.gallery_extras(session, rid, doc))
     return doc
 
