@@ -118,6 +118,8 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
         p.stats.add_cpu("scoring+identity_model", time.thread_time() - c0)
         p.stats.add("scoring", scores.seconds - scores.detect_seconds)
         p.stats.add("identity_model", scores.detect_seconds)
+        # The fine detection pass ran alongside the scorers: time beside the critical path.
+        p.stats.add("identity_model_overlapped", scores.overlapped_detect_seconds)
         metadata = jsonable(dict(gen.output.metadata or {}))
         record = GenerationRecord(
             variant=variant,

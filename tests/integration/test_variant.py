@@ -137,6 +137,21 @@ def test_smaller_extra_face_is_still_caught(dlib_encoder, portrait_faces, portra
     """A portrait cropped round the talent (found by the coarse pass) beside another person
     whose face is smaller (only the fine pass, down to EXTRA_FACE_MIN_REL of the talent's
     height, sees it): still an extra face."""
+    canvas, big, h = _talent_beside_smaller(portrait_faces, portrait_rgb, share)
+    assert max(canvas.shape[:2]) / COARSE_FRACTION > share * h > EXTRA_FACE_MIN_REL * h
+    s = score_variant(canvas, encoder=dlib_encoder,
+                      talent_embeddings=_refs(portrait_faces, (A, "obama2")),
+                      talent_labels={A: "a"}, lighting=None, camera=None,
+                      thresholds=Thresholds(), allow_extra_faces=False)
+    assert len(s.faces) == 2
+    assert not s.passed and any("1 extra face(s)" in r for r in s.reasons)
+    ident = next(r for r in s.records if r.kind == "identity")
+    assert ident.passed and s.faces[ident.face_index].box[0] < big.shape[1]
+
+
+def _talent_beside_smaller(portrait_faces, portrait_rgb, share):
+    """A crop round obama's face beside biden scaled to `share` of its face height:
+    (canvas, the crop, obama's face height)."""
     import cv2
     import numpy as np
 
@@ -152,15 +167,36 @@ def test_smaller_extra_face_is_still_caught(dlib_encoder, portrait_faces, portra
                      128, np.uint8)
     canvas[:big.shape[0], :big.shape[1]] = big
     canvas[:small.shape[0], big.shape[1] + 40:] = small
-    assert max(canvas.shape[:2]) / COARSE_FRACTION > share * h > EXTRA_FACE_MIN_REL * h
-    s = score_variant(canvas, encoder=dlib_encoder,
-                      talent_embeddings=_refs(portrait_faces, (A, "obama2")),
-                      talent_labels={A: "a"}, lighting=None, camera=None,
-                      thresholds=Thresholds(), allow_extra_faces=False)
-    assert len(s.faces) == 2
-    assert not s.passed and any("1 extra face(s)" in r for r in s.reasons)
-    ident = next(r for r in s.records if r.kind == "identity")
-    assert ident.passed and s.faces[ident.face_index].box[0] < big.shape[1]
+    return canvas, big, h
+
+
+@pytest.mark.parametrize("case", ["extra face only the fine pass sees", "relit portrait"])
+def test_fine_pass_alongside_the_scorers_gives_the_serial_result(
+        dlib_encoder, portrait_faces, portrait_rgb, case):
+    """score_variant judges the coarse pass's faces while the fine pass runs, and again if that
+    pass finds a new face: the records are those of detecting fully first, then judging."""
+    from castkeep.models.scoring.variant import _detect_and_assign, _judge
+
+    if case == "relit portrait":
+        from castkeep.models.engines.base import EditInput, get_engine
+
+        rgb = get_engine("classical").predict(EditInput(
+            [portrait_rgb["obama"]], [portrait_faces["obama"][0]],
+            lighting=parse_lighting("azimuth=60,fill=0.2"))).image
+    else:
+        rgb, _, _ = _talent_beside_smaller(portrait_faces, portrait_rgb, 0.5)
+    kwargs = dict(talent_embeddings=_refs(portrait_faces, (A, "obama")), talent_labels={A: "a"},
+                  reference_faces={A: portrait_faces["obama"][0]},
+                  reference_images={A: portrait_rgb["obama"]},
+                  lighting=parse_lighting("azimuth=60,fill=0.2"), camera=None,
+                  thresholds=Thresholds(), allow_extra_faces=False, preserves_geometry=True)
+    s = score_variant(rgb, encoder=dlib_encoder, **kwargs)
+    faces, assignment = _detect_and_assign(rgb, dlib_encoder, kwargs["talent_embeddings"], 0.0)
+    records, reasons = _judge(rgb, faces, assignment, info=dlib_encoder.info, **kwargs)
+    assert s.records == tuple(records) and s.reasons == tuple(reasons)
+    assert [f.box for f in s.faces] == [f.box for f in faces]
+    assert s.overlapped_detect_seconds > 0  # the fine pass ran (beside the scorers)
+    assert len(s.faces) == (2 if case.startswith("extra") else 1)
 
 
 def test_blankness_is_the_grey_standard_deviation_exactly():
