@@ -19,7 +19,15 @@ Stages (summed over the run, reported per variant):
   orchestration  everything else: Prefect flow/task runs, slot, Python glue (wall - measured)
 Goal: outside-engine time <= 150 ms per variant (i.e. < 5 % of a 3 s GPU edit).
 
-    python benchmarks/request_overhead.py [--variants 20] [--repeat 3]
+On a machine shared with other work, wall times also count the other programs' turns on the
+CPU: compare outside_engine_cpu_ms_per_variant (this process's CPU during the request, all
+threads, less the engine's) and cpu_by_stage_ms_per_variant, and note the load average.
+flow_run_start_finish_ms_per_variant is the part of orchestration Prefect spends creating and
+finishing the flow run around the flow function (it joins the flow-run heartbeat thread, which
+sleeps in 1 s steps: 0-1 s per request). --profile PATH writes a cProfile of the measured
+requests (main thread).
+
+    python benchmarks/request_overhead.py [--variants 20] [--repeat 3] [--profile PATH]
 """
 
 from __future__ import annotations
