@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from castkeep.db import schema
 from castkeep.db.audit_log import append_event
+from castkeep.db.catalogue_reads import scores_summary
 from castkeep.db.ids import parse_id, where_listed
 from castkeep.errors import NotFoundError
 
@@ -365,14 +366,7 @@ class AssetView:
 
     def scores_summary(self) -> dict[str, Any]:
         """{"identity": {talent: {...}}, "lighting": {...}, "camera": {...}, "quality": {...}}"""
-        out: dict[str, Any] = {}
-        for s in self.scores:
-            entry = {"value": s.value, "threshold": s.threshold, "passed": s.passed}
-            if s.kind == "identity":
-                out.setdefault("identity", {})[s.talent_id or f"face{s.face_index}"] = entry
-            else:
-                out[s.kind] = entry
-        return out
+        return scores_summary(self.scores)
 
 
 @dataclass(frozen=True)
@@ -462,11 +456,6 @@ def request_view(session: Session, request_id: uuid.UUID | str) -> RequestView:
         assets=tuple(assets),
         rejected_attempts=rejected_attempts,
     )
-
-
-def list_requests(session: Session, *, limit: int = 50) -> list[schema.AssetRequest]:
-    stmt = select(schema.AssetRequest).order_by(schema.AssetRequest.created_at.desc()).limit(limit)
-    return list(session.scalars(stmt))
 
 
 @dataclass(frozen=True)
