@@ -364,7 +364,7 @@ FACE_HNSW_INDEXES = (
 # Their cast/opclass ((embedding::{type}(dim)) {type}_cosine_ops) and build options, as the
 # newest migration touching them (0005) sets them; face_search orders by the same cast.
 FACE_HNSW_TYPE = "halfvec"
-FACE_HNSW_OPTIONS = {"m": 24, "ef_construction": 64}
+FACE_HNSW_OPTIONS = {"m": 32, "ef_construction": 64}
 
 
 # ---- publication register and takedowns (0003) ----------------------------------------------
