@@ -379,12 +379,23 @@ def local_prefect(settings: Settings | None = None) -> Iterator[str]:
             )
     else:
         url = ensure_server(home).api_url
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
 
+    updates: dict = {PREFECT_API_URL: url}
+    if not configured_api_url():
+        # Nothing on castkeep's own server watches flow-run heartbeats (only an automation a
+        # team adds to its server marks a silent run crashed; `castkeep request resume` is the
+        # recovery here), and Prefect joins the heartbeat thread, which sleeps in 1 s steps,
+        # at the end of every run: up to a second lost per command.
+        updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     try:
-        with temporary_settings(updates={PREFECT_API_URL: url}):
+        with temporary_settings(updates=updates):
             yield url
     finally:
         if previous is None:

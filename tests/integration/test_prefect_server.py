@@ -185,3 +185,28 @@ def test_flow_commands_share_one_long_lived_local_server(runtime_env: Path, tmp_
         assert not (user_home / ".prefect").exists()
     finally:
         ps.stop_server(home)
+
+
+def test_runs_on_castkeeps_own_server_send_no_heartbeats(tmp_path, no_api_url):
+    """Nothing watches heartbeats there, and Prefect waits up to a second for the heartbeat
+    thread at the end of every run; a configured server keeps them (its automations may)."""
+    from prefect.settings import get_current_settings
+
+    default = get_current_settings().flows.heartbeat_frequency
+    home = tmp_path / "own"
+    try:
+        with ps.local_prefect(Settings(home=home)):
+            assert get_current_settings().flows.heartbeat_frequency is None
+    finally:
+        ps.stop_server(home)
+    assert get_current_settings().flows.heartbeat_frequency == default
+
+
+def test_runs_on_a_configured_server_keep_their_heartbeats(tmp_path, prefect_harness,
+                                                           monkeypatch):
+    from prefect.settings import PREFECT_API_URL, get_current_settings
+
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())  # as a user exports it
+    with ps.local_prefect(Settings(home=tmp_path)):
+        assert get_current_settings().flows.heartbeat_frequency is not None
+    assert not (tmp_path / "prefect" / "server.json").exists()  # no local server was started
