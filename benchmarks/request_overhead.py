@@ -1,9 +1,10 @@
 """Request overhead: time a request spends outside engine calls, per variant, by stage.
 
 A throwaway data dir (bundled PostgreSQL, filesystem store, development CA), the sample
-portraits ingested, then a 20-variant `classical` request fulfilled in process through Prefect
-(ephemeral API, the embedded default). A 1-variant request runs first so that server start,
-model loading and first-call costs are not counted.
+portraits ingested, then a 20-variant `classical` request fulfilled in process against the data
+dir's local Prefect server, as `castkeep request` runs it (flows/prefect_server.local_prefect;
+stopped at the end). A 1-variant request runs first so that server start, model loading and
+first-call costs are not counted.
 
 Stages (summed over the run, reported per variant):
   consent        consent + licence gates (talent lookup, policy evaluation, model licences)
@@ -53,7 +54,13 @@ def main() -> None:
     args = parser.parse_args()
 
     with sample_catalogue("castkeep-bench-", keep=args.keep) as settings:
-        _measure(args, settings)
+        from castkeep.flows.prefect_server import local_prefect, stop_server
+
+        try:
+            with local_prefect(settings):
+                _measure(args, settings)
+        finally:
+            stop_server(settings.home)
 
 
 def _measure(args, settings) -> None:

@@ -20,6 +20,7 @@ def sample_catalogue(prefix: str, *, keep: bool = False) -> Iterator:
     os.environ.setdefault("PREFECT_HOME", str(tmp / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no network to try
     from castkeep.flows.demo import ensure_keys, samples_dir
     from castkeep.flows.ingest_references import ingest_references
     from castkeep.flows.settings import get_settings
