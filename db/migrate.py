@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from castkeep.db.engine import normalise_url, redact
-from castkeep.db.migration_head import MIGRATIONS_DIR, head
+from castkeep.db.migration_head import MIGRATIONS_DIR, head, is_current
 from castkeep.errors import DatabaseError
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def upgrade_if_behind(url: str, engine: sa.Engine | None = None) -> bool:
     """Migrate a catalogue that is behind the code's newest revision; True when it did. With
     `engine`, an up-to-date catalogue costs one query on it and no alembic import."""
     now = revision_of(engine) if engine is not None else current(url)
-    if now == head():
+    if is_current(now):
         return False
     upgrade(url)
     return True

@@ -25,3 +25,8 @@ def head() -> str:
     if len(heads) != 1:
         raise DatabaseError(f"the migration chain has {len(heads)} heads; expected one")
     return heads[0]
+
+
+def is_current(revision: str | None) -> bool:
+    """Whether a catalogue at `revision` (None: never migrated) is at the code's newest."""
+    return revision == head()

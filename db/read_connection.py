@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from castkeep.db.migration_head import head
+from castkeep.db.migration_head import is_current
 
 _SCHEMES = ("postgresql+psycopg://", "postgresql://", "postgres://")
 
@@ -60,7 +60,7 @@ def reading_connection(home: Path, url: str = "") -> Any | None:
     except psycopg.Error:
         conn.close()
         return None
-    if row is None or row[0] != head():
+    if row is None or not is_current(row[0]):
         conn.close()
         return None
     return conn

@@ -371,6 +371,7 @@ def local_prefect(settings: Settings | None = None) -> Iterator[str]:
     home = settings.home
     apply_client_environment(home)
     url = configured_api_url()
+    own_server = not url
     if url:
         if not health(url, timeout=5):
             raise InfrastructureError(
@@ -386,7 +387,7 @@ def local_prefect(settings: Settings | None = None) -> Iterator[str]:
     )
 
     updates: dict = {PREFECT_API_URL: url}
-    if not configured_api_url():
+    if own_server:
         # Nothing on castkeep's own server watches flow-run heartbeats (only an automation a
         # team adds to its server marks a silent run crashed; `castkeep request resume` is the
         # recovery here), and Prefect joins the heartbeat thread, which sleeps in 1 s steps,

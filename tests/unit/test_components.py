@@ -203,7 +203,7 @@ def test_one_definition_of_shared_helpers():
         r"def _?box_iou\(": "models/faces/face_types.py",
         r'^GPU_LIMIT = "gpu"': "tasks/generate.py",
         r'^ASSETS_PREFIX = "assets"': "db/catalogue.py",
-        r"[!=]= (migrate\.|migrations\.)?head\(\)": "db/migrate.py",
+        r"[!=]= (migrate\.|migrations\.)?head\(\)": "db/migration_head.py",
         r"^class \w+(Error|Refused)\((\w+Error|Exception)\)": "castkeep/errors.py",
     }
     found: dict[str, set[str]] = {p: set() for p in patterns}

@@ -24,3 +24,8 @@ def test_two_heads_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(migration_head, "MIGRATIONS_DIR", tmp_path)
     with pytest.raises(DatabaseError, match="2 heads"):
         migration_head.head()
+
+
+def test_only_the_newest_revision_is_current():
+    assert migration_head.is_current(migration_head.head())
+    assert not migration_head.is_current("0001") and not migration_head.is_current(None)
