@@ -190,16 +190,18 @@ def test_flow_commands_share_one_long_lived_local_server(runtime_env: Path, tmp_
 def test_runs_on_castkeeps_own_server_send_no_heartbeats(tmp_path, no_api_url):
     """Nothing watches heartbeats there, and Prefect waits up to a second for the heartbeat
     thread at the end of every run; a configured server keeps them (its automations may)."""
-    from prefect.settings import get_current_settings
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
-    default = get_current_settings().flows.heartbeat_frequency
     home = tmp_path / "own"
-    try:
-        with ps.local_prefect(Settings(home=home)):
-            assert get_current_settings().flows.heartbeat_frequency is None
-    finally:
-        ps.stop_server(home)
-    assert get_current_settings().flows.heartbeat_frequency == default
+    # No API configured in this process either (a harness elsewhere in the session may be).
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        default = get_current_settings().flows.heartbeat_frequency
+        try:
+            with ps.local_prefect(Settings(home=home)):
+                assert get_current_settings().flows.heartbeat_frequency is None
+        finally:
+            ps.stop_server(home)
+        assert get_current_settings().flows.heartbeat_frequency == default
 
 
 def test_runs_on_a_configured_server_keep_their_heartbeats(tmp_path, prefect_harness,
