@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from castkeep.db import schema
 from castkeep.db.audit_log import append_event
-from castkeep.db.catalogue_reads import scores_summary
+from castkeep.db.catalogue_reads import ScoreView, scores_summary
 from castkeep.db.ids import parse_id, where_listed
 from castkeep.errors import NotFoundError
 
@@ -317,28 +317,6 @@ def _score_row(s: ScoreRecord, generation_id: uuid.UUID, asset_id: uuid.UUID | N
 
 
 # ---- views ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ScoreView:
-    kind: str
-    value: float
-    threshold: float | None
-    passed: bool
-    talent_id: str | None
-    face_index: int | None
-    detail: dict[str, Any]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "value": self.value,
-            "threshold": self.threshold,
-            "passed": self.passed,
-            "talent_id": self.talent_id,
-            "face_index": self.face_index,
-            "detail": self.detail,
-        }
 
 
 @dataclass(frozen=True)

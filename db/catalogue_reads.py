@@ -127,13 +127,34 @@ def recent_requests(conn: Any, *, limit: int = 50, username: str | None = None,
 
 
 @dataclass(frozen=True)
-class ScoreRow:
+class ScoreView:
+    """One score of an asset (identity per talent or face, lighting, camera, quality, ...)."""
+
+
     kind: str
     value: float
     threshold: float | None
     passed: bool
     talent_id: str | None
     face_index: int | None
+    detail: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "value": self.value,
+            "threshold": self.threshold,
+            "passed": self.passed,
+            "talent_id": self.talent_id,
+            "face_index": self.face_index,
+            "detail": self.detail,
+        }
+
+
+def _score(r: Any) -> ScoreView:
+    kind, value, threshold, passed, talent_id, face_index, detail = r
+    return ScoreView(kind, value, threshold, passed, str(talent_id) if talent_id else None,
+                     face_index, dict(detail or {}))
 
 
 def scores_summary(scores: Iterable[Any]) -> dict[str, Any]:
@@ -184,13 +205,13 @@ def request_document(conn: Any, request_id: uuid.UUID | str) -> RequestDocument:
         " coalesce(g.passed, false) FROM asset a LEFT JOIN generation g ON g.id = a.generation_id"
         " WHERE a.request_id = %s ORDER BY coalesce(g.variant, 0), coalesce(g.attempt, 0), a.id",
         (rid,)).fetchall()
-    scores: dict[uuid.UUID, list[ScoreRow]] = {}
+    scores: dict[uuid.UUID, list[ScoreView]] = {}
     if assets:
         for r in conn.execute(
-                "SELECT asset_id, kind, value, threshold, passed, talent_id, face_index FROM score"
-                " WHERE asset_id = ANY(%s) ORDER BY kind, id", ([a[0] for a in assets],)):
-            scores.setdefault(r[0], []).append(
-                ScoreRow(r[1], r[2], r[3], r[4], str(r[5]) if r[5] else None, r[6]))
+                "SELECT asset_id, kind, value, threshold, passed, talent_id, face_index, detail"
+                " FROM score WHERE asset_id = ANY(%s) ORDER BY kind, id",
+                ([a[0] for a in assets],)):
+            scores.setdefault(r[0], []).append(_score(r[1:]))
     done = conn.execute(
         "SELECT count(DISTINCT g.variant) FROM asset a JOIN generation g ON g.id = a.generation_id"
         " WHERE a.request_id = %s", (rid,)).fetchone()[0]
@@ -253,9 +274,9 @@ def asset_record(conn: Any, asset_id: uuid.UUID | str) -> dict[str, Any]:
         " LEFT JOIN generation g ON g.id = a.generation_id WHERE a.id = %s", (aid,)).fetchone()
     if r is None:
         raise NotFoundError(f"no asset {asset_id}; {where_listed('asset')}")
-    scores = [ScoreRow(k, v, t, p, str(tid) if tid else None, fi) for k, v, t, p, tid, fi in
-              conn.execute("SELECT kind, value, threshold, passed, talent_id, face_index FROM score"
-                           " WHERE asset_id = %s ORDER BY kind, id", (aid,))]
+    scores = [_score(r) for r in conn.execute(
+        "SELECT kind, value, threshold, passed, talent_id, face_index, detail FROM score"
+        " WHERE asset_id = %s ORDER BY kind, id", (aid,))]
     links = conn.execute("SELECT talent_id, consent_id, reference_portrait_id FROM lineage"
                          " WHERE asset_id = %s", (aid,)).fetchall()
     has_gen = r[17] is not None
