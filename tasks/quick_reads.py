@@ -50,18 +50,18 @@ def running_database_report(home: Path, url: str = "") -> dict[str, Any] | None:
     from castkeep.db.migration_head import head
     from castkeep.db.read_connection import reading_connection, shown_url
 
+    if not url:  # the bundled server's, looked up once (reading_connection would again)
+        from castkeep.db.server import running_server
+
+        server = running_server(home)
+        if server is None or not server.app_password:
+            return None
+        url = server.url()
     conn = reading_connection(home, url)
     if conn is None:
         return None
     with conn:
         postgresql, pgvector = server_versions(conn)
-    if not url:
-        from castkeep.db.server import running_server
-
-        server = running_server(home)
-        if server is None:
-            return None  # stopped since
-        url = server.url()
     revision = head()  # reading_connection checked the catalogue is at it
     return {"url": shown_url(url), "postgresql": postgresql, "pgvector": pgvector,
             "revision": revision, "head": revision, "healthy": pgvector is not None}

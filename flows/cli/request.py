@@ -53,12 +53,14 @@ def _document(request_id: str) -> dict[str, Any]:
     """The request document the web API answers with (tasks/quick_reads.request_document), with
     each asset's local `path` and the `contact_sheet`."""
     from castkeep.flows.read_catalogue import catalogue_connection, object_store
+    from castkeep.flows.read_settings import read_settings
     from castkeep.tasks.quick_reads import parse_id, request_document
 
     rid = parse_id(request_id, "request")
-    with catalogue_connection() as conn:
+    light = read_settings()  # once, for both the connection and the store
+    with catalogue_connection(light) as conn:
         found = request_document(conn, rid)
-    return found.with_locations(object_store())
+    return found.with_locations(object_store(light))
 
 
 def _print(doc: dict[str, Any], as_json: bool) -> None:
@@ -240,10 +242,12 @@ def asset_list(
 ) -> None:
     """Catalogued assets, newest first: id, status, request and variant, and file."""
     from castkeep.flows.read_catalogue import catalogue_connection, object_store
+    from castkeep.flows.read_settings import read_settings
     from castkeep.tasks.asset_list import list_assets
 
-    with catalogue_connection() as conn:
-        rows = list_assets(conn, object_store(), status=status, limit=limit)
+    light = read_settings()
+    with catalogue_connection(light) as conn:
+        rows = list_assets(conn, object_store(light), status=status, limit=limit)
     if as_json:
         typer.echo(json.dumps(rows))
         return
@@ -265,10 +269,12 @@ def asset_show(
 ) -> None:
     """An asset's status, scores, lineage and file."""
     from castkeep.flows.read_catalogue import catalogue_connection, object_store
+    from castkeep.flows.read_settings import read_settings
     from castkeep.tasks.quick_reads import asset_details
 
-    with catalogue_connection() as conn:
-        info = asset_details(conn, object_store(), asset_id)
+    light = read_settings()
+    with catalogue_connection(light) as conn:
+        info = asset_details(conn, object_store(light), asset_id)
     if as_json:
         typer.echo(json.dumps(info, default=str))
         return
