@@ -16,8 +16,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 
+from castkeep.flows.flow_type import flow
 from castkeep.db import assets_repo
 from castkeep.errors import ApprovalError, ConsentError, NotFoundError
 from castkeep.db.ids import parse_id

@@ -17,9 +17,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task, unmapped
+from prefect import get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
+from castkeep.flows.flow_type import flow
 from castkeep.flows.anchor import anchor_key_path, checkpoint
 from castkeep.flows.components import build_components, encoder_profile
 from castkeep.tasks import audit as checks

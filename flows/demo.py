@@ -15,9 +15,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 
 import castkeep
+from castkeep.flows.flow_type import flow
 from castkeep.flows.components import build_components
 from castkeep.flows.settings import Settings, get_settings
 

@@ -34,12 +34,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from castkeep.flows.flow_type import flow
 from castkeep.db import assets_repo
 from castkeep.db.ids import parse_id
 from castkeep.errors import CastkeepError, ConsentError, DatabaseError, LicenceError, Refused

@@ -12,10 +12,11 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_table_artifact
 
+from castkeep.flows.flow_type import flow
 from castkeep.errors import ConfigurationError, NotFoundError
 from castkeep.flows.settings import FacesSettings, Settings, get_settings
 from castkeep.tasks.ingest import (

@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from castkeep.flows.flow_type import flow
 from castkeep.flows.components import encoder_profile
 from castkeep.tasks import revoke as cascade
 from castkeep.tasks.retry import retry_unless_user_error
