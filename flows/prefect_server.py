@@ -359,6 +359,40 @@ def prefect_status(home: Path) -> PrefectStatus:
 
 
 @contextlib.contextmanager
+def _prefect_settings(api_url: str, own_ui_url: str | None) -> Iterator[None]:
+    """Prefect's settings for the body: `api_url`, and on castkeep's own server (`own_ui_url`
+    given) its UI URL and no flow-run heartbeats. Nothing on that server watches heartbeats (only
+    an automation a team adds to its server marks a silent run crashed; `castkeep request resume`
+    is the recovery here), and Prefect joins the heartbeat thread, which sleeps in 1 s steps, at
+    the end of every run: up to a second lost per command.
+
+    The settings are copied with these few values rather than rebuilt (`temporary_settings`
+    validates Prefect's whole settings model again from the environment: 0.25 s a command on
+    2 cores); the values are already valid: a URL that answered, the UI at its root, and None,
+    Prefect's "no heartbeats"."""
+    import prefect.context
+
+    context = prefect.context.get_settings_context()
+    current = context.settings
+    if own_ui_url is None:
+        if current.api.url == api_url:  # PREFECT_API_URL was set when Prefect read it
+            yield
+            return
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            yield
+        return
+    update = {"api": current.api.model_copy(update={"url": api_url}),
+              "flows": current.flows.model_copy(update={"heartbeat_frequency": None})}
+    if "ui_url" not in current.model_fields_set:  # an explicit PREFECT_UI_URL stays
+        update["ui_url"] = own_ui_url
+    with prefect.context.SettingsContext(profile=context.profile,
+                                         settings=current.model_copy(update=update)):
+        yield
+
+
+@contextlib.contextmanager
 def local_prefect(settings: Settings | None = None) -> Iterator[str]:
     """Run the body against castkeep's Prefect API and yield its URL: PREFECT_API_URL when
     configured (checked to answer), else the local server of the data dir (started if needed).
@@ -379,24 +413,12 @@ def local_prefect(settings: Settings | None = None) -> Iterator[str]:
                 "to let castkeep run its own"
             )
     else:
-        url = ensure_server(home).api_url
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-        temporary_settings,
-    )
-
-    updates: dict = {PREFECT_API_URL: url}
-    if own_server:
-        # Nothing on castkeep's own server watches flow-run heartbeats (only an automation a
-        # team adds to its server marks a silent run crashed; `castkeep request resume` is the
-        # recovery here), and Prefect joins the heartbeat thread, which sleeps in 1 s steps,
-        # at the end of every run: up to a second lost per command.
-        updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
+        server = ensure_server(home)
+        url = server.api_url
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     try:
-        with temporary_settings(updates=updates):
+        with _prefect_settings(url, server.ui_url if own_server else None):
             yield url
     finally:
         if previous is None:

@@ -195,13 +195,22 @@ def test_runs_on_castkeeps_own_server_send_no_heartbeats(tmp_path, no_api_url):
     home = tmp_path / "own"
     # No API configured in this process either (a harness elsewhere in the session may be).
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
-        default = get_current_settings().flows.heartbeat_frequency
+        before = get_current_settings()
         try:
-            with ps.local_prefect(Settings(home=home)):
-                assert get_current_settings().flows.heartbeat_frequency is None
+            with ps.local_prefect(Settings(home=home)) as url:
+                inside = get_current_settings()
+                assert inside.flows.heartbeat_frequency is None
+                # The rest as Prefect itself derives it from that API URL: the run links the
+                # log prints ("View at ...") point at this server's UI.
+                assert inside.api.url == PREFECT_API_URL.value() == url
+                derived = before.copy_with_update(updates={PREFECT_API_URL: url})
+                assert inside.ui_url == derived.ui_url == url.removesuffix("/api")
+                assert inside.api == derived.api and inside.home == derived.home
         finally:
             ps.stop_server(home)
-        assert get_current_settings().flows.heartbeat_frequency == default
+        after = get_current_settings()
+        assert after.flows.heartbeat_frequency == before.flows.heartbeat_frequency
+        assert after.api.url == before.api.url and after.ui_url == before.ui_url
 
 
 def test_runs_on_a_configured_server_keep_their_heartbeats(tmp_path, prefect_harness,
@@ -209,6 +218,22 @@ def test_runs_on_a_configured_server_keep_their_heartbeats(tmp_path, prefect_har
     from prefect.settings import PREFECT_API_URL, get_current_settings
 
     monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())  # as a user exports it
-    with ps.local_prefect(Settings(home=tmp_path)):
+    with ps.local_prefect(Settings(home=tmp_path)) as url:
         assert get_current_settings().flows.heartbeat_frequency is not None
+        assert get_current_settings().api.url == url == PREFECT_API_URL.value()
     assert not (tmp_path / "prefect" / "server.json").exists()  # no local server was started
+
+
+def test_an_api_url_exported_after_prefect_loaded_is_used(tmp_path, prefect_harness, monkeypatch):
+    """An embedding application may set PREFECT_API_URL after Prefect read its settings: the
+    body still runs against it."""
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    url = PREFECT_API_URL.value()
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert get_current_settings().api.url is None
+        monkeypatch.setenv("PREFECT_API_URL", url)
+        with ps.local_prefect(Settings(home=tmp_path)):
+            assert get_current_settings().api.url == url
+            assert get_current_settings().ui_url == url.removesuffix("/api")
+        assert get_current_settings().api.url is None
