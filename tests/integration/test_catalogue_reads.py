@@ -25,8 +25,10 @@ from tests.plugins.request import request_doc
 @pytest.fixture
 def fulfilled(request_env, fulfil):
     """Two variants, one retry each, both rejected by an unreachable lighting threshold: every
-    branch of the document (scores, reasons, attempts beyond the final one) has data."""
-    result = fulfil(request_doc(variants=2, lighting={"azimuth": 60},
+    branch of the document (scores, reasons, attempts beyond the final one) has data. The asked
+    azimuth lies halfway between two steps of the lighting search (2.5 degrees apart), so no
+    estimate is within 0.01 degrees of it (at 60, some seeds' estimate lands on it exactly)."""
+    result = fulfil(request_doc(variants=2, lighting={"azimuth": 61.25},
                                 thresholds={"lighting_azimuth_deg": 0.01, "max_retries": 1}))
     return uuid.UUID(result["request_id"])
 
