@@ -130,7 +130,6 @@ def recent_requests(conn: Any, *, limit: int = 50, username: str | None = None,
 class ScoreView:
     """One score of an asset (identity per talent or face, lighting, camera, quality, ...)."""
 
-
     kind: str
     value: float
     threshold: float | None

@@ -16,11 +16,32 @@ from castkeep.flows.read_settings import ReadSettings, read_settings
 
 
 @contextlib.contextmanager
-def catalogue_connection(settings: ReadSettings | None = None) -> Iterator[Any]:
+def catalogue_connection() -> Iterator[Any]:
     """A psycopg connection to the catalogue for the body's reads."""
+    with _connection(read_settings()) as conn:
+        yield conn
+
+
+def object_store() -> Any:
+    """The object store, for file locations: the data dir's filesystem store without Settings
+    when that is the configuration, else the configured one."""
+    return _store(read_settings())
+
+
+@contextlib.contextmanager
+def catalogue_and_store() -> Iterator[tuple[Any, Any]]:
+    """Both, for reads that also name files (request show, asset list|show): the environment is
+    read once for the two."""
+    settings = read_settings()
+    with _connection(settings) as conn:
+        yield conn, _store(settings)
+
+
+@contextlib.contextmanager
+def _connection(settings: ReadSettings | None) -> Iterator[Any]:
+    # settings None: the environment needs the full Settings (flows/read_settings.py).
     from castkeep.db.read_connection import reading_connection
 
-    settings = settings or read_settings()
     conn = reading_connection(settings.home, settings.database_url) if settings else None
     if conn is not None:
         with conn:
@@ -36,10 +57,7 @@ def catalogue_connection(settings: ReadSettings | None = None) -> Iterator[Any]:
             raw.close()
 
 
-def object_store(settings: ReadSettings | None = None) -> Any:
-    """The object store, for file locations: the data dir's filesystem store without Settings
-    when that is the configuration, else the configured one."""
-    settings = settings or read_settings()
+def _store(settings: ReadSettings | None) -> Any:
     if settings is not None and settings.storage_kind == "filesystem":
         from castkeep.db.fs_store import FilesystemStore
 

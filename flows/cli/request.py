@@ -52,15 +52,13 @@ def _public(result: dict[str, Any]) -> dict[str, Any]:
 def _document(request_id: str) -> dict[str, Any]:
     """The request document the web API answers with (tasks/quick_reads.request_document), with
     each asset's local `path` and the `contact_sheet`."""
-    from castkeep.flows.read_catalogue import catalogue_connection, object_store
-    from castkeep.flows.read_settings import read_settings
+    from castkeep.flows.read_catalogue import catalogue_and_store
     from castkeep.tasks.quick_reads import parse_id, request_document
 
     rid = parse_id(request_id, "request")
-    light = read_settings()  # once, for both the connection and the store
-    with catalogue_connection(light) as conn:
+    with catalogue_and_store() as (conn, store):
         found = request_document(conn, rid)
-    return found.with_locations(object_store(light))
+    return found.with_locations(store)
 
 
 def _print(doc: dict[str, Any], as_json: bool) -> None:
@@ -241,13 +239,11 @@ def asset_list(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Catalogued assets, newest first: id, status, request and variant, and file."""
-    from castkeep.flows.read_catalogue import catalogue_connection, object_store
-    from castkeep.flows.read_settings import read_settings
+    from castkeep.flows.read_catalogue import catalogue_and_store
     from castkeep.tasks.asset_list import list_assets
 
-    light = read_settings()
-    with catalogue_connection(light) as conn:
-        rows = list_assets(conn, object_store(light), status=status, limit=limit)
+    with catalogue_and_store() as (conn, store):
+        rows = list_assets(conn, store, status=status, limit=limit)
     if as_json:
         typer.echo(json.dumps(rows))
         return
@@ -268,13 +264,11 @@ def asset_show(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """An asset's status, scores, lineage and file."""
-    from castkeep.flows.read_catalogue import catalogue_connection, object_store
-    from castkeep.flows.read_settings import read_settings
+    from castkeep.flows.read_catalogue import catalogue_and_store
     from castkeep.tasks.quick_reads import asset_details
 
-    light = read_settings()
-    with catalogue_connection(light) as conn:
-        info = asset_details(conn, object_store(light), asset_id)
+    with catalogue_and_store() as (conn, store):
+        info = asset_details(conn, store, asset_id)
     if as_json:
         typer.echo(json.dumps(info, default=str))
         return
