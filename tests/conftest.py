@@ -4,6 +4,13 @@ tests/plugins/). Two lanes: tests/unit (no servers, no Prefect: seconds) and tes
 
 from __future__ import annotations
 
+import os
+
+# Flow commands a test runs in a child process run there, not on a command server that would
+# outlive the test (flows/command_server.py); tests/integration/test_command_server.py turns
+# it on for its own commands and stops what it starts.
+os.environ.setdefault("CASTKEEP_COMMAND_SERVER", "off")
+
 pytest_plugins = [
     "tests.plugins.browser",
     "tests.plugins.compliance",

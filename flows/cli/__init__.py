@@ -134,7 +134,12 @@ def _register() -> None:
 
 class _CommandOutputOnly(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.name.partition(".")[0] not in ORCHESTRATION_LOGGERS
+        # Prefect's background services log under their class names (EventsWorker, ...).
+        return (record.name.partition(".")[0] not in ORCHESTRATION_LOGGERS
+                and _PREFECT_PACKAGE not in record.pathname)
+
+
+_PREFECT_PACKAGE = f"{os.sep}prefect{os.sep}"
 
 
 def quiet_orchestration() -> None:
@@ -144,6 +149,11 @@ def quiet_orchestration() -> None:
     logging.basicConfig(level=logging.WARNING)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_CommandOutputOnly())
+    quiet_environment()
+
+
+def quiet_environment() -> None:
+    """The Prefect settings of a quiet command (read when Prefect is imported)."""
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -180,6 +190,52 @@ def _prefect_environment() -> None:
     apply_client_environment(home)
 
 
+# Flow commands, run on the data dir's command server (flows/command_server.py) when it can
+# take them: Prefect and the flow stack are imported there already.
+SERVED = frozenset({"audit", "consent", "request", "ingest", "approve", "demo"})
+
+
+def _served(argv: list[str], command: str | None, loud: bool) -> int | None:
+    """The exit code of the command run on the command server, or None to run it here."""
+    if (_state.get("in_server") or loud or command not in SERVED or not _needs_prefect(argv)):
+        return None
+    from castkeep.flows.command_client import enabled, run_served
+
+    if not enabled():
+        return None
+    from castkeep.flows.read_settings import read_settings
+
+    read = read_settings()
+    if read is None:  # an environment only Settings reads: no server for it
+        return None
+    return run_served(argv, read.home)
+
+
+def run_command(argv: list[str]) -> int:
+    """`castkeep ARGV` in this process (the command server's child), as its exit code."""
+    import traceback
+
+    from castkeep.flows.settings import get_settings
+
+    _state["in_server"] = True
+    get_settings.cache_clear()  # the client's environment, not the server's
+    sys.argv = ["castkeep", *argv]
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        return 130
+    except Exception:  # noqa: BLE001 (printed as the interpreter would)
+        traceback.print_exc()
+        return 1
+    return 0
+
+
 def main() -> None:
     argv = sys.argv[1:]
     leading = [a for a in itertools.takewhile(lambda a: a.startswith("-"), argv)]
@@ -190,14 +246,17 @@ def main() -> None:
         print(f"castkeep {__version__}")
         return
     command = next((a for a in argv if not a.startswith("-")), None)
+    loud = bool({"--debug", "--verbose", "-v"} & set(leading))
+    code = _served(argv, command, loud)
+    if code is not None:
+        sys.exit(code)
     if command is not None and _needs_prefect(argv):
         _prefect_environment()
     _register()
-    loud = {"--debug", "--verbose", "-v"} & set(leading)
     if not loud and command not in LONG_RUNNING:
         quiet_orchestration()
     try:
-        app()
+        app(prog_name="castkeep")
     except CastkeepError as exc:
         if _state["debug"]:
             raise

@@ -42,6 +42,7 @@ def collect_status() -> tuple[dict, list[CastkeepError]]:
         store_report["error"] = str(exc)
         problems.append(exc)
     report["prefect"] = _prefect_report(settings.home, problems)
+    report["commands"] = _commands_report(settings.home)
     report["healthy"] = not problems
     return report, problems
 
@@ -79,6 +80,19 @@ def _prefect_report(home, problems: list[CastkeepError]) -> dict:  # noqa: ANN00
     return prefect.as_dict()
 
 
+def _commands_report(home) -> dict:  # noqa: ANN001
+    """The command server (flows/command_server.py): informational, never a problem (without it
+    flow commands run in their own process)."""
+    from castkeep.flows.command_client import enabled
+    from castkeep.flows.command_server import command_server_info
+
+    info = command_server_info(home) if enabled() else None
+    report = {"enabled": enabled(), "running": info is not None}
+    if info:
+        report.update(pid=info.get("pid"), served=info.get("served"))
+    return report
+
+
 def _print_text(report: dict) -> None:
     db, store = report["database"], report["object_store"]
     ok = {True: "ok", False: "FAILED"}
@@ -96,6 +110,13 @@ def _print_text(report: dict) -> None:
         typer.echo("prefect:       not running (local; starts with the first flow run)")
     else:
         typer.echo(f"prefect:       FAILED ({prefect['mode']}) {prefect['api_url']}")
+    commands = report["commands"]
+    if commands["running"]:
+        typer.echo(f"commands:      served (pid {commands['pid']}, {commands['served']} so far)")
+    else:
+        typer.echo("commands:      " + ("not running (starts with the first flow command)"
+                                        if commands["enabled"] else
+                                        "each in its own process (CASTKEEP_COMMAND_SERVER=off)"))
 
 
 def status(

@@ -178,7 +178,7 @@ def test_flow_commands_share_one_long_lived_local_server(runtime_env: Path, tmp_
         stopped = _castkeep("stop", "--json", env=env)
         assert stopped.returncode == 0, stopped.stderr
         # The catalogue is the test's external database: not castkeep's to stop.
-        assert json.loads(stopped.stdout) == {"prefect": True, "database": False}
+        assert json.loads(stopped.stdout) == {"commands": False, "prefect": True, "database": False}
         assert not ps.health(api_url)
         assert not ps._is_server(restarted["pid"], port)
         assert _state(home) == {"port": port}

@@ -96,3 +96,21 @@ def test_commands_reach_the_catalogue_and_models_through_tasks():
         for path in sorted(CLI_DIR.glob("*.py"))
     }
     assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_orchestration_logs_stay_off_the_console_whatever_their_logger_name():
+    import logging
+
+    from castkeep.flows.cli import _CommandOutputOnly
+
+    services = "/venv/lib/python3.11/site-packages/prefect/_internal/concurrency/services.py"
+
+    def record(name: str, path: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.WARNING, path, 1, "msg", None, None)
+
+    keep = _CommandOutputOnly()
+    # Prefect's background services log under their class names.
+    assert not keep.filter(record("EventsWorker", services))
+    assert not keep.filter(record("prefect.flow_runs", "/x/y.py"))
+    assert not keep.filter(record("httpx", "/x/httpx/_client.py"))
+    assert keep.filter(record("castkeep.tasks.audit", "/work/tasks/audit.py"))
