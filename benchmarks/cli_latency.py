@@ -1,10 +1,12 @@
 """How long everyday `castkeep` commands take from the shell, servers already running.
 
 Sets up a temporary CASTKEEP_HOME, runs `castkeep demo` there once (it starts the bundled
-PostgreSQL and the local Prefect server and leaves data to look at), then times each command
-`--runs` times (default 5; `consent revoke` for real only once, last) and prints JSON with the median wall time (and CPU time) of each, next
-to the median of `python -c pass` measured in the same run as the reference (the interpreter's own
-start-up), and the machine's load average:
+PostgreSQL, the local Prefect server and the command server, and leaves data to look at), then
+times each command `--runs` times (default 5; `consent revoke` for real only once each, last)
+and prints JSON with the median wall time (and CPU time) of each, next to the median of
+`python -c pass` measured in the same run as the reference (the interpreter's own start-up), and
+the machine's load average. The flow commands (`audit`, `consent revoke`) are also timed in their
+own process (CASTKEEP_COMMAND_SERVER=off), as they ran before the command server:
 
     python benchmarks/cli_latency.py [--runs 5] [--keep]
 
@@ -69,6 +71,23 @@ def _consent_of(env: dict[str, str], talent: str) -> str:
     return json.loads(shown.stdout)["consents"][0]["id"]
 
 
+def _revoke(consent_id: str, env: dict[str, str]) -> dict:
+    t0 = time.perf_counter()
+    revoked = subprocess.run([CASTKEEP, "consent", "revoke", consent_id, "--reason", "benchmark",
+                              "--json"], env=env, capture_output=True, text=True)
+    return {"seconds": round(time.perf_counter() - t0, 3), "exit_code": revoked.returncode,
+            "quarantined": len(json.loads(revoked.stdout).get("quarantined") or [])
+            if revoked.returncode == 0 else None}
+
+
+def _command_server(env: dict[str, str]) -> dict:
+    """How many of the commands above the command server ran (the others ran in their own
+    process)."""
+    shown = subprocess.run([CASTKEEP, "status", "--json"], env=env, capture_output=True,
+                           text=True)
+    return json.loads(shown.stdout).get("commands", {}) if shown.stdout else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -93,25 +112,31 @@ def main() -> None:
             "castkeep consent revoke ID --dry-run": [
                 CASTKEEP, "consent", "revoke", consent_id, "--reason", "benchmark", "--dry-run"],
         }
+        # The flow commands again in their own process (no command server): what they cost
+        # before it, measured in this run.
+        own = {**env, "CASTKEEP_COMMAND_SERVER": "off"}
+        own_process = {"castkeep audit", "castkeep consent revoke ID --dry-run"}
         reference = _time([sys.executable, "-c", "pass"], env, args.runs)
         results = {}
         for name, argv in commands.items():
             r = _time(argv, env, args.runs)
             r["over_reference_s"] = round(r["median_s"] - reference["median_s"], 3)
             results[name] = r
-        # Last, once: it changes the catalogue (the demo's assets of talent A are quarantined).
-        t0 = time.perf_counter()
-        revoked = subprocess.run([CASTKEEP, "consent", "revoke", consent_id, "--reason",
-                                  "benchmark", "--json"], env=env, capture_output=True, text=True)
-        results["castkeep consent revoke ID (once)"] = {
-            "seconds": round(time.perf_counter() - t0, 3), "exit_code": revoked.returncode,
-            "quarantined": len(json.loads(revoked.stdout).get("quarantined") or [])
-            if revoked.returncode == 0 else None}
+            if name in own_process:
+                r = _time(argv, own, args.runs)
+                r["over_reference_s"] = round(r["median_s"] - reference["median_s"], 3)
+                results[f"{name} (own process)"] = r
+        # Last, once each: they change the catalogue (the demo's assets of a talent are
+        # quarantined): talent A's consent on the command server, talent B's in its own process.
+        results["castkeep consent revoke ID (once)"] = _revoke(consent_id, env)
+        results["castkeep consent revoke ID (once, own process)"] = _revoke(
+            _consent_of(env, "demo-talent-b"), own)
         print(json.dumps({
             "runs": args.runs,
             "load_average_1m": round(os.getloadavg()[0], 2),
             "reference": {"python -c pass": reference},
             "commands": results,
+            "command_server": _command_server(env),
             "demo_s": round(demo_s, 1),
         }, indent=2))
     finally:

@@ -147,7 +147,8 @@ def _start_server(home: Path, path: Path) -> socket.socket | None:
         return None
     with out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "castkeep.flows.command_server", "--home", str(home)],
+            [sys.executable, "-m", "castkeep.flows.command_server", "--home",
+             str(Path(home).resolve())],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
             close_fds=True,
         )
