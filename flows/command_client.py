@@ -208,7 +208,24 @@ def _wait(sock: socket.socket, pid: int) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     if not done or not isinstance(done.get("exit"), int):
-        sys.stderr.write("error: castkeep's command server stopped before the command finished; "
-                         "run it again\n")
+        # The server died (killed): the command may still be running and writing here; wait
+        # for it so that the prompt does not come back under its output.
+        _wait_for_exit(pid)
+        sys.stderr.write("error: castkeep's command server stopped before the command "
+                         "reported how it ended; check its result (e.g. `castkeep request "
+                         "list`) and run it again if needed\n")
         return 5
     return done["exit"]
+
+
+def _wait_for_exit(pid: int) -> None:
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return  # already gone
+    try:
+        select.select([fd], [], [])
+    finally:
+        os.close(fd)

@@ -215,7 +215,7 @@ def test_another_user_is_turned_away(served):
                     answer = b"connected"
                     socket.send_fds(sock, [request], [0, 1, 2])
                     answer = b"closed" if sock.recv(64) == b"" else b"answered"
-            except ConnectionResetError:
+            except (ConnectionResetError, BrokenPipeError):
                 answer = b"closed"  # closed with the request unread
             except OSError as exc:
                 answer += f" {exc}".encode()
@@ -259,3 +259,26 @@ def test_a_malformed_request_is_closed_without_running(served):
                      fds=[0, 1, 2])
         assert recv_message(sock)[0] == {"refused": "malformed request"}
     assert command_server_info(home)["served"] == 1
+
+
+def test_a_killed_server_is_reported_after_its_command_ends(served, tmp_path):
+    env, home, _cat = served
+    assert _castkeep("keys", "init", env=env).returncode == 0
+    assert _castkeep("audit", "--json", env=env).returncode == 0  # server started
+    pid = command_server_info(home)["pid"]
+    path = write_request(tmp_path, request_doc(variants=3), "three.json")
+    proc = subprocess.Popen([CASTKEEP, "request", str(path), "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while command_server_info(home)["running"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 5
+    assert "command server stopped" in err
+    # The command itself went on to its end, its output included, before the client returned.
+    assert json.loads(out)["status"] == "completed"
+    assert _request_progress() == [("completed", 3)]
+    # The next command starts a new server.
+    assert _castkeep("audit", "--json", env=env).returncode == 0
+    assert command_server_info(home)["pid"] != pid
