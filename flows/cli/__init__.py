@@ -6,7 +6,8 @@ A command's own output is its result and, on failure, one `error:` line with an 
 5 infrastructure unavailable). The orchestrator's console logs (Prefect's run logs, tracebacks of
 failed runs, its temporary API server's messages) still reach the Prefect API, not this terminal;
 `-v/--verbose` shows them here too, `--debug` also tracebacks and debug logs. Prefect's
-telemetry stays off (`flows/prefect_server.py`).
+telemetry stays off (`flows/prefect_server.py`). Flow commands (SERVED) run on the data dir's
+command server when it can take them (flows/command_server.py), else in this process.
 """
 
 from __future__ import annotations
