@@ -372,37 +372,33 @@ def run(home: Path) -> int:
     return 0
 
 
+def _ask(home: Path, op: str) -> dict | None:
+    """One question to `home`'s running server; None when none answers."""
+    sock = connect(socket_path(home))
+    if sock is None:
+        return None
+    with sock:
+        try:
+            send_message(sock, {"op": op})
+            return recv_message(sock)[0]
+        except OSError:
+            return None
+
+
 def stop_command_server(home: Path, *, timeout: float = 10.0) -> bool:
     """Ask `home`'s command server to stop (commands it runs finish first); True if one was
     running."""
+    reply = _ask(home, "stop")
     path = socket_path(home)
-    sock = connect(path)
-    if sock is None:
-        return False
-    with sock:
-        try:
-            send_message(sock, {"op": "stop"})
-            reply, _ = recv_message(sock)
-        except OSError:
-            return False
     deadline = time.monotonic() + timeout
-    while path.exists() and time.monotonic() < deadline:
+    while reply and path.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     return bool(reply and reply.get("stopping"))
 
 
 def command_server_info(home: Path) -> dict | None:
     """The running server's pid, commands served and running; None when none runs."""
-    sock = connect(socket_path(home))
-    if sock is None:
-        return None
-    with sock:
-        try:
-            send_message(sock, {"op": "info"})
-            reply, _ = recv_message(sock)
-        except OSError:
-            return None
-    return reply
+    return _ask(home, "info")
 
 
 def main(argv: list[str] | None = None) -> int:
