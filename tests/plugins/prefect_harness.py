@@ -5,8 +5,9 @@
 - `cli` (module): `cli(*args)` invokes the typer app in process (typer's CliRunner) and returns
   its Result, for tests where the child process's stderr and exit code are not the point.
 - `stop_local_prefect_servers` (automatic, whole session): at the end of the session, stops every
-  long-lived local Prefect server (flows/prefect_server.py) that a test started in a data dir
-  under pytest's temporary directory, so no test leaves one running.
+  long-lived local Prefect server (flows/prefect_server.py) and command server
+  (flows/command_server.py) that a test started in a data dir under pytest's temporary
+  directory, so no test leaves one running.
 """
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ import pytest
 @pytest.fixture(scope="session", autouse=True)
 def stop_local_prefect_servers(tmp_path_factory: pytest.TempPathFactory):
     yield
+    from castkeep.flows.command_server import stop_command_server
     from castkeep.flows.prefect_server import stop_server
 
-    for state in tmp_path_factory.getbasetemp().rglob("prefect/server.json"):
+    base = tmp_path_factory.getbasetemp()
+    # Commands run with a user's default environment (the demo's test) use a command server.
+    for log in base.rglob("logs/command-server.log"):
+        stop_command_server(log.parent.parent)
+    for state in base.rglob("prefect/server.json"):
         stop_server(state.parent.parent)
 
 
