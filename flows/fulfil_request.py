@@ -3,7 +3,9 @@
     1 consent gate for every talent at the publish date (refusal before any model runs)
     2 licence gate for the engine and the identity encoder
     3 reference selection (best portrait per talent under an allowing consent)
-    4 generation per variant (seeded, under the `gpu` concurrency limit, transient retries)
+    4 generation per variant (seeded, under the `gpu` concurrency limit, transient retries);
+      in this process the next variant's engine call runs while the previous variant goes
+      through 5 and 6 (see below)
     5 scoring (identity per talent, extra faces, lighting, camera, quality); a variant below a
       threshold is retried with a new seed, then catalogued as rejected with its scores
     6 signing (C2PA with consent + score assertions), storage, rows in one transaction per asset
@@ -11,6 +13,15 @@
       `castkeep approve` publishes the chosen assets (flows/approve.py); else passing assets are
       published at once
     8 artifacts: contact sheet PNG (stored under reports/) and a score table
+
+Steps 4-6 of one variant are one Prefect task run (`run_variant`). In this process two variants'
+task runs are in flight at once (`run_pipelined`), so the engine is kept busy: while variant v is
+scored, signed and catalogued (CPU work), variant v+1's engine call runs; on a GPU the device no
+longer idles through each variant's post-processing. Engine calls stay one at a time (the
+process's engine turn, tasks/generate.run_engine), each after a last consent check made once the
+turn is taken. A refusal or an error starts no further variant: the one in flight is finished,
+then the request ends as it would have. Variants may finish out of order; each is catalogued
+under its own number.
 
 The request row is created before the flow runs (`submit_request`), so a crash at any point
 leaves a resumable request: running the flow again with the same id (`castkeep request resume`)
@@ -29,8 +40,10 @@ ephemeral API's limit).
 from __future__ import annotations
 
 import contextlib
+import queue
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -163,14 +176,65 @@ def prepare(runtime, settings: Settings, request_id: uuid.UUID, spec: RequestSpe
 
 def run_timed(p: Prepared, variant: int, *, limit: str | None) -> uuid.UUID:
     """The variant task; the time it takes beyond its timed sub-steps is orchestration."""
-    before = sum(p.stats.stages.values())
     t0 = time.perf_counter()
-    # quote: Prefect would otherwise walk the whole Prepared graph (spec, references, arrays)
-    # looking for futures to resolve, on every variant; it holds none.
-    asset_id = variant_task(quote(p), variant, limit=limit)
-    inside = sum(p.stats.stages.values()) - before
-    p.stats.add("orchestration", time.perf_counter() - t0 - inside)
-    return asset_id
+    try:
+        # quote: Prefect would otherwise walk the whole Prepared graph (spec, references,
+        # arrays) looking for futures to resolve, on every variant; it holds none.
+        return variant_task(quote(p), variant, limit=limit)
+    finally:
+        p.stats.add("orchestration", time.perf_counter() - t0 - p.stats.take_timed(variant))
+
+
+# Variants in flight at once in this process: one in the engine, one in post-processing.
+IN_FLIGHT = 2
+
+
+def run_pipelined(p: Prepared, pending: list[int],
+                  on_done: Callable[[int], None] | None = None) -> None:
+    """Run the `pending` variants as task runs of this flow run, IN_FLIGHT at a time, on a
+    thread pool of this process (whatever task runner the flow has: the engine is this
+    process's), so that one variant's engine call overlaps the previous one's scoring, signing
+    and cataloguing. `on_done(variant)` after each finished variant, in the order they finish.
+
+    After a failure no variant is started; the ones in flight are waited for (not abandoned),
+    then the failure is raised: Refused when any variant was refused (a revoked consent ends
+    the request refused, whatever else failed meanwhile), else the first error."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+    in_flight: dict[Any, tuple[int, float]] = {}
+    todo = iter(pending)
+    failures: list[BaseException] = []
+
+    def submit(runner, variant: int) -> None:
+        t0 = time.perf_counter()
+        # quote: see run_timed.
+        future = runner.submit(variant_task, {"p": quote(p), "variant": variant, "limit": None})
+        in_flight[future] = (variant, t0)
+        future.add_done_callback(lambda f: finished.put((f, time.perf_counter())))
+
+    with ThreadPoolTaskRunner(max_workers=IN_FLIGHT) as runner:
+        for variant in todo:
+            submit(runner, variant)
+            if len(in_flight) == IN_FLIGHT:
+                break
+        while in_flight:
+            future, t_done = finished.get()
+            variant, t0 = in_flight.pop(future)
+            p.stats.add("orchestration", t_done - t0 - p.stats.take_timed(variant))
+            try:
+                future.result()
+            except BaseException as exc:  # noqa: BLE001 - raised below, once nothing runs
+                failures.append(exc)
+                continue
+            if on_done is not None:
+                on_done(variant)
+            if not failures:
+                for nxt in todo:
+                    submit(runner, nxt)
+                    break
+    if failures:
+        raise next((f for f in failures if isinstance(f, Refused)), failures[0])
 
 
 # ---- the flows -------------------------------------------------------------------------------
@@ -308,10 +372,13 @@ def fulfil_request(request_id: str, actor: str | None = None) -> dict[str, Any]:
                     with local_gpu_slot(Path(settings.home) / "locks",
                                         settings.prefect.gpu_concurrency):
                         stats.add("gpu_wait", time.perf_counter() - t0)
-                        for i, v in enumerate(pending):
-                            run_timed(p, v, limit=None)
-                            _report_variants(stats, spec.variants - len(pending) + i + 1,
-                                             spec.variants)
+                        done = [spec.variants - len(pending)]
+
+                        def one_done(_variant: int) -> None:
+                            done[0] += 1
+                            _report_variants(stats, done[0], spec.variants)
+
+                        run_pipelined(p, pending, on_done=one_done)
             except Refused as refused:
                 request_status.set_status(runtime, rid, RequestStatus.REFUSED, actor=actor,
                                           refusals=refused.refusals,
@@ -323,8 +390,9 @@ def fulfil_request(request_id: str, actor: str | None = None) -> dict[str, Any]:
             with stats.stage("report"):
                 publish_report(runtime, rid)
             result = summarise(runtime, settings, rid)
-            result["stats"] = {"stages": stats.stages, "cpu": stats.cpu,
-                               "variants": stats.variants, "attempts": stats.attempts,
+            snap = stats.snapshot()
+            result["stats"] = {"stages": snap["stages"], "cpu": snap["cpu"],
+                               "variants": snap["variants"], "attempts": snap["attempts"],
                                "body_s": time.perf_counter() - t_body}
             return result
     finally:

@@ -3,12 +3,19 @@
 The engine is kept loaded in the worker process between variants (and between requests): loading
 real diffusion weights takes tens of seconds, an edit a few. Transient failures (out of memory,
 I/O, a device hiccup) are retried by Prefect; a spec the engine cannot do is not.
+
+Engine calls in one process run one at a time (the process's engine turn, `run_engine`): a
+request runs the next variant's engine call while the previous variant is scored and signed, and
+the engines are shared objects (one per process) that are not safe to call from two threads at
+once (a diffusers pipeline is not).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +25,9 @@ from castkeep.errors import CastkeepError, EngineError
 from castkeep.models.engines.base import EditEngine, EditInput, EditOutput, EngineInfo, get_engine
 
 GPU_LIMIT = "gpu"
+# The process's engine turn: one engine call at a time, whichever engine and thread.
+_ENGINE_TURN = threading.Lock()
+
 
 def _cached_engine(name: str, construct: dict[str, Any] | None) -> EditEngine:
     from castkeep.models.cache import models
@@ -58,8 +68,11 @@ def forget_engines() -> None:
 @dataclass(frozen=True)
 class Generated:
     output: EditOutput
-    engine_seconds: float  # wall time inside the engine call (excludes the slot wait)
+    engine_seconds: float  # wall time inside the engine call (excludes the waits)
     wait_seconds: float  # waiting for a `gpu` slot
+    # waiting for this process's engine turn (another thread's engine call)
+    queue_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # the calling thread's CPU time inside the engine call
 
 
 def is_transient(exc: BaseException | None) -> bool:
@@ -130,15 +143,25 @@ def run_engine(
     inp: EditInput,
     *,
     limit: str | None = GPU_LIMIT,
+    before: Callable[[], None] | None = None,
 ) -> Generated:
-    """Load (once) and call the engine, holding one slot of the global concurrency `limit`."""
+    """Load (once) and call the engine, holding one slot of the global concurrency `limit`
+    (None: no Prefect slot) and then this process's engine turn. `before` runs once the turn
+    is taken, right before the engine starts (a last consent check: the turn can take an engine
+    call's time to come); an exception from it ends the call with the engine not run."""
     engine = loaded_engine(engine_name, construct)
     t0 = time.perf_counter()
     with gpu_slot(limit):
         t1 = time.perf_counter()
-        output = engine.predict(inp)
-        t2 = time.perf_counter()
-    return Generated(output=output, engine_seconds=t2 - t1, wait_seconds=t1 - t0)
+        with _ENGINE_TURN:
+            t_turn = time.perf_counter()
+            if before is not None:
+                before()
+            t2, c2 = time.perf_counter(), time.thread_time()
+            output = engine.predict(inp)
+            t3, c3 = time.perf_counter(), time.thread_time()
+    return Generated(output=output, engine_seconds=t3 - t2, wait_seconds=t1 - t0,
+                     queue_seconds=t_turn - t1, cpu_seconds=c3 - c2)
 
 
 def ensure_gpu_limit(slots: int, name: str = GPU_LIMIT) -> None:

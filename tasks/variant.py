@@ -52,19 +52,29 @@ class Prepared:
 
 def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> uuid.UUID:
     """Generate, score and retry one variant; sign, store and catalogue its final attempt.
-    Each engine call holds a slot of `limit` (None: the caller already holds one).
+    Each engine call holds a slot of `limit` (None: the caller already holds one) and this
+    process's engine turn (tasks/generate.run_engine), so two variants can run at once in one
+    process: one in the engine, the other scored, signed and catalogued.
 
     Idempotent, so a retry or a resume is safe: a finished variant returns its asset, an
-    unfinished one continues after its last recorded attempt."""
-    # The progress read (this variant's rows only), the first attempt's consent check and the
-    # watermark key of the signed file share one session (one pool checkout and one round trip
-    # to end it, instead of three).
+    unfinished one continues after its last recorded attempt. The time of its timed sub-steps
+    is noted for the caller (RunStats.note_timed): the rest of the task run's time is
+    orchestration."""
+    timed0 = p.stats.own_seconds()
+    try:
+        return _run_variant(p, variant, limit=limit)
+    finally:
+        p.stats.note_timed(variant, p.stats.own_seconds() - timed0)
+
+
+def _run_variant(p: Prepared, variant: int, *, limit: str | None) -> uuid.UUID:
+    # The progress read (this variant's rows only) and the watermark key of the signed file
+    # share one session (one pool checkout and one round trip to end it, instead of two).
     with p.runtime.sessions() as session:
         with p.stats.stage("db"):
             progress = assets_repo.variant_progress(session, p.request_id, variant)
         if variant in progress.finished:
             return progress.finished[variant]
-        recheck_consent(p, session)
         with p.stats.stage("db"):
             watermark_key = unused_watermark_key_in(session)
     first_attempt = progress.next_attempt.get(variant, 0)
@@ -76,12 +86,7 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
     ]
     last = spec.thresholds.max_retries
     attempt = min(first_attempt, last)
-    consent_checked = True  # above, for the first attempt
     while True:
-        # Consent may be revoked while the request runs: stop before spending the engine on it.
-        if not consent_checked:
-            recheck_consent(p)
-        consent_checked = False
         seed = spec.seed_for(variant, attempt)
         inp = EditInput(
             references=[r.rgb for r in refs],
@@ -92,12 +97,16 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
             seed=seed,
             options=dict(spec.engine_options),
         )
-        c0 = time.thread_time()
-        gen = run_engine(spec.engine, p.construct, inp, limit=limit)
-        p.stats.add_cpu("engine", time.thread_time() - c0)
+        # Consent may be revoked while the request runs: checked once the engine is this
+        # call's (after any wait for the other variant's engine call), so no engine call starts
+        # after a revocation has committed.
+        gen = run_engine(spec.engine, p.construct, inp, limit=limit,
+                         before=lambda: recheck_consent(p))
+        p.stats.add_cpu("engine", gen.cpu_seconds)
         p.stats.add("engine", gen.engine_seconds)
         p.stats.add("gpu_wait", gen.wait_seconds)
-        p.stats.attempts += 1
+        p.stats.add("engine_queue", gen.queue_seconds)
+        p.stats.count(attempts=1)
 
         c0 = time.thread_time()
         scores = score_variant(
@@ -119,7 +128,8 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
         p.stats.add("scoring", scores.seconds - scores.detect_seconds)
         p.stats.add("identity_model", scores.detect_seconds)
         # The fine detection pass ran alongside the scorers: time beside the critical path.
-        p.stats.add("identity_model_overlapped", scores.overlapped_detect_seconds)
+        p.stats.add("identity_model_overlapped", scores.overlapped_detect_seconds,
+                    alongside=True)
         metadata = jsonable(dict(gen.output.metadata or {}))
         record = GenerationRecord(
             variant=variant,
@@ -142,6 +152,7 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
             timings={
                 "engine_s": round(gen.engine_seconds, 4),
                 "gpu_wait_s": round(gen.wait_seconds, 4),
+                "engine_queue_s": round(gen.queue_seconds, 4),
                 "score_s": round(scores.seconds, 4),
             },
             licence_id=p.licence_id,
@@ -150,7 +161,7 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
             with p.stats.stage("db"), p.runtime.sessions.begin() as session:
                 assets_repo.record_attempt(session, p.request_id, record, scores.records)
             attempt += 1
-            p.stats.retries += 1
+            p.stats.count(retries=1)
             continue
 
         manifest = build_manifest(
@@ -195,13 +206,8 @@ def run_variant(p: Prepared, variant: int, *, limit: str | None = GPU_LIMIT) -> 
         p.stats.add("signing", signed.sign_seconds)
         p.stats.add("storage", signed.store_seconds)
         p.stats.add("db", done.db_seconds)
-        asset_id = done.asset_id
-        p.stats.variants += 1
-        if scores.passed:
-            p.stats.passed += 1
-        else:
-            p.stats.rejected += 1
-        return asset_id
+        p.stats.count(variants=1, **{"passed" if scores.passed else "rejected": 1})
+        return done.asset_id
 
 
 def recheck_consent(p: Prepared, session=None) -> None:

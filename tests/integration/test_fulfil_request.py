@@ -6,6 +6,7 @@ photo, which is accurate enough that no test needs a looser one."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -390,3 +391,171 @@ def test_database_lost_mid_run_fails_the_request_and_resume_completes_it(
     result = fulfil_request(str(row.id))
     assert result["status"] == "completed" and result["refusals"] == []
     assert [a["status"] for a in result["assets"]] == ["published"]
+
+
+# ---- two variants in flight: the engine of one overlaps the post-processing of the other ----
+
+
+class RecordingEngine:
+    """Builds a real classical engine that records each call: (seed, start, end) in epoch
+    seconds, and the most calls it ever ran at once. `hold_s`: a wait inside each call before
+    the classical work, the GIL free meanwhile, as a GPU engine's call waits for its device
+    (so an engine call outlasts a variant's scoring and signing even on a busy machine).
+    `during(i)`: run inside the i-th call (0-based), after the wait, before the work."""
+
+    def __init__(self, hold_s: float = 0.0, during=None) -> None:
+        import threading
+
+        from castkeep.models.engines.engine_classical import ClassicalEngine
+
+        recorder = self
+
+        class _Engine(ClassicalEngine):
+            def _predict(self, inp):
+                with recorder.lock:
+                    index = len(recorder.calls) + recorder.active
+                    recorder.active += 1
+                    recorder.max_active = max(recorder.max_active, recorder.active)
+                start = time.time()
+                try:
+                    time.sleep(hold_s)
+                    if during is not None:
+                        during(index)
+                    return super()._predict(inp)
+                finally:
+                    end = time.time()
+                    with recorder.lock:
+                        recorder.active -= 1
+                        recorder.calls.append((inp.seed, start, end))
+
+        self.lock = threading.Lock()
+        self.calls: list[tuple[int, float, float]] = []
+        self.active = 0
+        self.max_active = 0
+        self.engine = _Engine()
+
+
+@pytest.fixture
+def recording_engine():
+    """Install a RecordingEngine as this process's `classical` engine (the model cache's entry
+    fulfil_request uses); the real one is back after the test."""
+    from castkeep.flows.components import engine_construct_options
+    from castkeep.flows.settings import get_settings
+    from castkeep.models.cache import models
+    from castkeep.tasks.generate import forget_engines
+
+    def install(**kwargs) -> RecordingEngine:
+        recorder = RecordingEngine(**kwargs)
+        forget_engines()
+        construct = engine_construct_options("classical", get_settings())
+        assert models.get("engine", "classical", construct, lambda: recorder.engine) is recorder.engine
+        return recorder
+
+    yield install
+    forget_engines()
+
+
+def _by_seed(gens) -> dict[int, schema.Generation]:
+    assert len({g.seed for g in gens}) == len(gens)
+    return {g.seed: g for g in gens}
+
+
+def test_next_variants_engine_call_overlaps_the_previous_variants_post_processing(
+    request_env, fulfil, recording_engine
+):
+    recorder = recording_engine(hold_s=1.0)
+    result = fulfil(request_doc(variants=4, lighting={"azimuth": 60},
+                                thresholds={"lighting_azimuth_deg": 60}))
+    assert result["status"] == "completed"
+    assert [a["variant"] for a in result["assets"]] == [0, 1, 2, 3]
+
+    # Engine calls never overlapped each other: one at a time, in the order they started.
+    assert recorder.max_active == 1
+    calls = sorted(recorder.calls, key=lambda c: c[1])
+    assert len(calls) == 4
+    for (_, _, end), (_, start, _) in itertools.pairwise(calls):
+        assert start >= end
+
+    # Each engine call after the first started before the variant of the call before it was
+    # catalogued (its asset row is created at the end of its scoring, signing and storing):
+    # that variant's post-processing ran alongside the next engine call.
+    gens = _by_seed(_rows(select(schema.Generation)))
+    assets = {a.generation_id: a for a in _rows(select(schema.Asset))}
+    catalogued = {g.variant: assets[g.id].created_at.timestamp() for g in gens.values()}
+    for (seed, _, end), (_, start, _) in itertools.pairwise(calls):
+        variant = gens[seed].variant
+        assert end <= start < catalogued[variant], (variant, start, catalogued[variant])
+
+    # Every variant catalogued under its own number, with its own seed, whatever order the
+    # engine ran them in and they finished in.
+    from castkeep.models.request_spec import RequestSpec
+
+    (req,) = _rows(select(schema.AssetRequest))
+    spec = RequestSpec.model_validate(dict(req.spec))
+    assert sorted(g.variant for g in gens.values()) == [0, 1, 2, 3]
+    variant_of = {a["id"]: a["variant"] for a in result["assets"]}
+    for g in gens.values():
+        assert g.seed == spec.seed_for(g.variant, 0) and g.attempt == 0
+        assert variant_of[str(assets[g.id].id)] == g.variant
+        # waiting for the other variant's engine call is recorded, not counted as engine time
+        assert g.timings["engine_s"] >= 1.0 and g.timings["engine_queue_s"] >= 0.0
+    assert set(variant_of) == {str(a.id) for a in assets.values()}
+    # ... and the engine queue was actually waited on: variants were in flight two at a time.
+    assert max(g.timings["engine_queue_s"] for g in gens.values()) > 0.1
+
+
+def test_consent_revoked_while_a_variant_is_in_flight_refuses_the_request(
+    request_env, fulfil, recording_engine
+):
+    """The consent is revoked (a real cascade, committed) late in the second engine call: the
+    first variant is catalogued by then and the third has started (it waits for the engine).
+    The variant in the engine finishes (catalogued quarantined: nothing is left half-made), the
+    third stops at its turn without running the engine (no engine call starts after the
+    revocation), and the request ends refused."""
+    from castkeep.flows.runtime import open_runtime
+    from castkeep.tasks.revoke import revoke
+
+    consent = request_env.consent_ids["demo-talent-a"]
+    revoked_at: list[float] = []
+
+    def revoke_in_second_call(index: int) -> None:
+        if index == 1:
+            with open_runtime() as rt:
+                revoke(rt, consent_id=consent, reason="talent withdrew", face=None)
+            revoked_at.append(time.time())
+
+    recorder = recording_engine(hold_s=1.0, during=revoke_in_second_call)
+    result = fulfil(request_doc(variants=6, approval_required=False, lighting={"azimuth": 60},
+                                thresholds={"lighting_azimuth_deg": 60, "max_retries": 0}))
+
+    assert result["status"] == "refused"
+    assert any("is revoked" in r for r in result["refusals"]), result["refusals"]
+    (refused,) = _rows(select(schema.AuditEvent).where(schema.AuditEvent.kind == "request.refused"))
+    assert refused.payload["at"] == "generation" and refused.payload["gate"] == "consent"
+    (when,) = revoked_at
+    # No engine call started after the revocation committed.
+    starts = sorted(start for _, start, _ in recorder.calls)
+    assert len(starts) == 2 and all(s < when for s in starts)
+    # The two variants that were in flight are whole: one generation, one asset, its scores,
+    # its lineage and its signed object each; both quarantined; nothing else was made.
+    gens = _rows(select(schema.Generation))
+    assets = _rows(select(schema.Asset))
+    assert len(gens) == 2 and len(assets) == 2
+    assert {a.generation_id for a in assets} == {g.id for g in gens}
+    assert {a.status for a in assets} == {"quarantined"}
+    # The case under test: the first variant was done before the revocation, so the third
+    # had been started (the window holds two) and was past its start when consent went.
+    assert min(a.created_at.timestamp() for a in assets) < when
+    rt, s = _session()
+    try:
+        for a in assets:
+            assert s.scalar(select(func.count()).select_from(schema.Lineage).where(
+                schema.Lineage.asset_id == a.id)) == 1
+            assert s.scalar(select(func.count()).select_from(schema.Score).where(
+                schema.Score.asset_id == a.id)) >= 4
+            assert rt.store.exists(a.object_key)
+        assert verify_chain(s) == []
+    finally:
+        s.close()
+        rt.close()
+    assert _rows(select(schema.AuditEvent).where(schema.AuditEvent.kind == "asset.published")) == []
