@@ -18,7 +18,9 @@ README = (ROOT / "README.md").read_text()
 # Read elsewhere than the settings model: the test database (tests/plugins/db.py) and the host
 # models folder of docker-compose.yml.
 OTHER_VARS = {"CASTKEEP_TEST_DATABASE_URL": "tests/plugins/db.py",
-              "CASTKEEP_MODELS_DIR": "docker-compose.yml"}
+              "CASTKEEP_MODELS_DIR": "docker-compose.yml",
+              # read before Settings exist, by the client that may hand the command over
+              "CASTKEEP_COMMAND_SERVER": "flows/command_client.py"}
 
 
 def _commands() -> list[list[str]]:
