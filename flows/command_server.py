@@ -338,6 +338,12 @@ def run(home: Path) -> int:
     if not private_dir(path.parent, create=True):
         print(f"castkeep command server: {path.parent} is not a private directory", file=sys.stderr)
         return 2
+    try:  # children are watched through pidfds (Linux 5.3+); without them, no server
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        print("castkeep command server: this system has no pidfd_open; commands run in their "
+              "own process", file=sys.stderr)
+        return 2
     key = env_key(os.environ)  # the environment as the client gave it, before start-up adds to it
     lock_path = path.with_suffix(".lock")
     lock_fd = os.open(str(lock_path), os.O_RDWR | os.O_CREAT, 0o600)
