@@ -118,7 +118,6 @@ def _peer_uid(conn: socket.socket) -> int:
 class _Running:
     pid: int
     conn: socket.socket
-    pidfd: int
 
 
 @dataclass
@@ -137,7 +136,7 @@ class Server:
         self._listener = listener
         self._selector = selectors.DefaultSelector()
         self._selector.register(listener, selectors.EVENT_READ, "accept")
-        self._inode = inode = os.stat(self.path).st_ino
+        self._inode = os.stat(self.path).st_ino
         while not (self.stopping and not self.running):
             for key, _ in self._selector.select(timeout=5.0):
                 if key.data == "accept":
@@ -148,14 +147,14 @@ class Server:
                     self._client_gone(key.data)
             if self.running:
                 self.last_active = time.monotonic()
-            elif time.monotonic() - self.last_active > IDLE_EXIT_S or not self._still_ours(inode):
+            elif time.monotonic() - self.last_active > IDLE_EXIT_S or not self._still_ours():
                 self.stop()
         self._selector.close()
 
-    def _still_ours(self, inode: int) -> bool:
+    def _still_ours(self) -> bool:
         """The socket file is still ours and the data dir still exists."""
         try:
-            return os.stat(self.path).st_ino == inode and self.home.is_dir()
+            return os.stat(self.path).st_ino == self._inode and self.home.is_dir()
         except OSError:
             return False
 
@@ -198,7 +197,7 @@ class Server:
         op = message.get("op")
         if op == "info":
             send_message(conn, {"pid": os.getpid(), "served": self.served,
-                                "running": len(self.running), "env_key": self.env_key})
+                                "running": len(self.running)})
             conn.close()
         elif op == "stop":
             send_message(conn, {"stopping": True, "running": len(self.running)})
@@ -238,7 +237,7 @@ class Server:
             self._child(conn, message, fds)  # never returns
         self.served += 1
         pidfd = os.pidfd_open(pid)
-        self.running[pidfd] = _Running(pid, conn, pidfd)
+        self.running[pidfd] = _Running(pid, conn)
         self._selector.register(pidfd, selectors.EVENT_READ, "exit")
         send_message(conn, {"pid": pid})
         self._selector.register(conn, selectors.EVENT_READ, self.running[pidfd])

@@ -40,6 +40,7 @@ ephemeral API's limit).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import time
 import uuid
@@ -214,10 +215,8 @@ def run_pipelined(p: Prepared, pending: list[int],
         future.add_done_callback(lambda f: finished.put((f, time.perf_counter())))
 
     with ThreadPoolTaskRunner(max_workers=IN_FLIGHT) as runner:
-        for variant in todo:
+        for variant in itertools.islice(todo, IN_FLIGHT):
             submit(runner, variant)
-            if len(in_flight) == IN_FLIGHT:
-                break
         while in_flight:
             future, t_done = finished.get()
             variant, t0 = in_flight.pop(future)
@@ -230,9 +229,8 @@ def run_pipelined(p: Prepared, pending: list[int],
             if on_done is not None:
                 on_done(variant)
             if not failures:
-                for nxt in todo:
+                for nxt in itertools.islice(todo, 1):
                     submit(runner, nxt)
-                    break
     if failures:
         raise next((f for f in failures if isinstance(f, Refused)), failures[0])
 

@@ -200,10 +200,7 @@ def _served(argv: list[str], command: str | None, loud: bool) -> int | None:
     """The exit code of the command run on the command server, or None to run it here."""
     if (_state.get("in_server") or loud or command not in SERVED or not _needs_prefect(argv)):
         return None
-    from castkeep.flows.command_client import enabled, run_served
-
-    if not enabled():
-        return None
+    from castkeep.flows.command_client import run_served
     from castkeep.flows.read_settings import read_settings
 
     read = read_settings()
